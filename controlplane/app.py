@@ -1,0 +1,40 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from controlplane.api.calls import blp as calls_blueprint
+from controlplane.services import Services
+from sdk.settings import Settings
+
+#: Request bodies larger than this get a 413 (arguments and results are JSON, not files).
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, *, start_services: bool = False) -> Flask:
+    """Build a control plane. Background threads (recorder, completion listener)
+    start only when asked, so each server process starts its own after forking."""
+    settings = settings or Settings.from_env()
+    app = Flask("controlplane")
+    app.json.sort_keys = False  # a result's keys come back in the order the stage made them
+    app.config.update(
+        API_TITLE="callplane",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+    )
+    services = Services(settings)
+    app.extensions["callplane"] = services
+    api = Api(app)
+    api.register_blueprint(calls_blueprint)
+    if start_services:
+        services.start()
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    return app.extensions["callplane"]

@@ -1,0 +1,115 @@
+"""`callplane demo`: a real distributed run of the example workflow on this machine.
+
+Starts what is missing (a private Redis when none answers at REDIS_URL, a
+control plane, workers), runs the example as its own process, prints its output
+and the call tree recorded in stage_runs, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+
+from controlplane.local_cluster import (
+    free_port, redis_answers, start_redis_server, start_server, start_worker, stop,
+)
+from controlplane.migrate import upgrade
+from controlplane.store import Store, make_engine
+from sdk.settings import DEFAULT_PORT, Settings
+from sdk.errors import WorkflowFileError
+from workers.loader import resolve_commit
+
+EXAMPLE = Path("examples") / "example_workflow.py"
+
+
+def find_example() -> Path:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / EXAMPLE).is_file():
+            return base / EXAMPLE
+    raise click.ClickException(f"cannot find {EXAMPLE}; run from the callplane checkout or pass --workflow-file")
+
+
+def run_demo(settings: Settings, workflow_file: str | None, worker_count: int) -> int:
+    workflow = Path(workflow_file) if workflow_file else find_example()
+    with ExitStack() as started, tempfile.TemporaryDirectory() as scratch:
+        redis_url = ensure_redis(settings.redis_url, Path(scratch), started)
+        upgrade(settings.database_url)
+        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+        server_url = f"http://127.0.0.1:{port}"
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": settings.database_url,
+               "CALLPLANE_SERVER_URL": server_url}
+        click.echo(f"control plane: {server_url} (database {settings.database_url})")
+        server = start_server(port, env, stderr=subprocess.DEVNULL)
+        started.callback(stop, server)
+        try:
+            commit = resolve_commit(workflow, "HEAD")
+        except WorkflowFileError:
+            commit = "unversioned"
+        for _ in range(worker_count):
+            process = start_worker(server_url, redis_url, workflow, "callplane-examples", commit,
+                                   env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.callback(stop, process)
+        click.echo(f"workers: {worker_count}, running {workflow}\n")
+        example = subprocess.run([sys.executable, str(workflow)], env={**os.environ, **env})
+        click.echo("\nCall tree (from stage_runs):")
+        print_latest_tree(settings.database_url)
+        return example.returncode
+
+
+def ensure_redis(url: str, scratch: Path, started: ExitStack) -> str:
+    """REDIS_URL if it answers; else a private redis-server, or an embedded fakeredis."""
+    if redis_answers(url):
+        click.echo(f"redis: {url}")
+        return url
+    port = free_port()
+    try:
+        process = start_redis_server(port, scratch)
+        started.callback(stop, process)
+        click.echo(f"redis: nothing answers at {url}; started a private redis-server on port {port}")
+    except FileNotFoundError:
+        from fakeredis import TcpFakeServer
+
+        server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.callback(server.shutdown)
+        click.echo(f"redis: WARNING no redis-server binary; using an embedded fakeredis on port {port} "
+                   "(fine for a demo, not for production)")
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def print_latest_tree(database_url: str) -> None:
+    store = Store(make_engine(database_url))
+    roots, total = store.list(stage="main", limit=1, offset=0)
+    if total:
+        roots, _ = store.list(stage="main", limit=1, offset=total - 1)
+    if not roots:
+        click.echo("  (no run recorded)")
+        return
+    calls = store.tree(roots[0]["root_stage_run_id"])
+    children: dict = {}
+    for call in calls:
+        children.setdefault(call["parent_stage_run_id"], []).append(call)
+
+    def show(call, depth):
+        took = ""
+        if call["started_at"] and call["finished_at"]:
+            took = f" {(call['finished_at'] - call['started_at']).total_seconds() * 1000:.1f} ms"
+        click.echo(f"  {'  ' * depth}{call['stage']}  [{call['status']}] on {call['worker']}{took}  id={call['id']}")
+        for child in sorted(children.get(call["id"], []), key=lambda c: c["position"] or 0):
+            show(child, depth + 1)
+
+    show(calls[0], 0)
+    store.engine.dispose()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0

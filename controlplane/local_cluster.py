@@ -1,0 +1,107 @@
+"""Start callplane's processes on this machine: the demo and the tests both use it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Callable
+
+#: How long a started process may take to answer before it is declared failed.
+START_TIMEOUT_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(ready: Callable[[], bool], what: str, process: subprocess.Popen | None = None,
+               timeout: float = START_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready")
+        if ready():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} was not ready after {timeout:.0f} s")
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+
+
+def http_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start_redis_server(port: int, directory: Path) -> subprocess.Popen:
+    """A private, non-persistent redis-server on `port` (needs the redis-server binary)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server is not installed")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_until(lambda: redis_answers(f"redis://127.0.0.1:{port}/0"), "redis-server", process)
+    return process
+
+
+def start_server(port: int, env: dict[str, str], **popen) -> subprocess.Popen:
+    """`python -m controlplane` on `port`, returned once it answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "controlplane", "--port", str(port)],
+        env={**os.environ, **env}, **popen,
+    )
+    wait_until(lambda: http_answers(f"http://127.0.0.1:{port}/api/openapi.json"),
+               "the control plane", process)
+    return process
+
+
+def start_worker(server_url: str, redis_url: str, workflow_file: str | Path,
+                 repo_name: str = "callplane", commit_hash: str = "HEAD",
+                 env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """`python -m sdk.worker` with the seed's flags, returned once RQ lists it."""
+    import redis
+
+    name = f"worker-{uuid.uuid4().hex[:8]}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sdk.worker", "--server-url", server_url, "--repo-name", repo_name,
+         "--workflow-file", str(workflow_file), "--commit-hash", commit_hash, "--name", name],
+        env={**os.environ, **(env or {}), "REDIS_URL": redis_url}, **popen,
+    )
+    client = redis.Redis.from_url(redis_url)
+    wait_until(lambda: client.exists(f"rq:worker:{name}") == 1, f"worker {name}", process)
+    process.worker_name = name
+    return process
+
+
+def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM (a worker finishes its call first), then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

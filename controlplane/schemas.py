@@ -1,0 +1,103 @@
+"""The REST API's request and response shapes; validation fails before a view runs."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from sdk.wire import Status
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+#: A hard bound on `?wait=`; the server also holds no request past its own max_wait.
+WAIT_LIMIT_SECONDS = 3600
+
+_id = validate.Regexp(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
+_name = validate.Length(min=1, max=200)
+_version = validate.Regexp(r"^[A-Za-z0-9._/-]{1,64}$", error="must be 1-64 of A-Z a-z 0-9 . _ / -")
+
+
+class ArgumentsSchema(Schema):
+    args = fields.List(fields.Raw(allow_none=True), load_default=list)
+    kwargs = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
+
+
+class CallErrorSchema(Schema):
+    type = fields.String(required=True, validate=_name)
+    message = fields.String(required=True)
+    traceback = fields.String(load_default="")
+
+
+class CallCreateSchema(Schema):
+    id = fields.String(validate=_id, metadata={"description": "chosen by the caller so a retry is safe"})
+    stage = fields.String(required=True, validate=_name)
+    arguments = fields.Nested(ArgumentsSchema, load_default=lambda: {"args": [], "kwargs": {}})
+    parent_stage_run_id = fields.String(allow_none=True, validate=_id)
+    position = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    workflow_run_id = fields.String(allow_none=True, validate=_id)
+    repo_name = fields.String(allow_none=True, validate=_version)
+    commit_hash = fields.String(allow_none=True, validate=_version)
+
+    @validates_schema
+    def _version_is_whole(self, data, **_kwargs):
+        if bool(data.get("repo_name")) != bool(data.get("commit_hash")):
+            raise ValidationError(
+                "give repo_name and commit_hash together (a code version), or neither",
+                "commit_hash",
+            )
+        if data.get("position") is not None and not data.get("parent_stage_run_id"):
+            raise ValidationError("position is only meaningful with parent_stage_run_id", "position")
+
+
+class WaitSchema(Schema):
+    wait = fields.Float(
+        validate=validate.Range(min=0, max=WAIT_LIMIT_SECONDS),
+        metadata={"description": "hold the request up to this many seconds until the call finishes"},
+    )
+
+
+class CallListQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf([s.value for s in Status]))
+    stage = fields.String(validate=_name)
+    parent_stage_run_id = fields.String(validate=_id)
+
+
+class StartSchema(Schema):
+    worker = fields.String(required=True, validate=_name)
+
+
+class FinishSchema(Schema):
+    status = fields.String(
+        required=True, validate=validate.OneOf([Status.SUCCEEDED.value, Status.FAILED.value])
+    )
+    result = fields.Raw(allow_none=True, load_default=None)
+    error = fields.Nested(CallErrorSchema, allow_none=True, load_default=None)
+    output = fields.String(load_default="")
+
+    @validates_schema
+    def _error_matches_status(self, data, **_kwargs):
+        if data["status"] == Status.FAILED.value and not data.get("error"):
+            raise ValidationError("a failed call needs an error {type, message, traceback}", "error")
+        if data["status"] == Status.SUCCEEDED.value and data.get("error"):
+            raise ValidationError("a succeeded call has no error", "error")
+
+
+class CallSchema(Schema):
+    id = fields.String()
+    stage = fields.String()
+    status = fields.String()
+    arguments = fields.Dict()
+    result = fields.Raw(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    output = fields.String(allow_none=True)
+    parent_stage_run_id = fields.String(allow_none=True)
+    root_stage_run_id = fields.String()
+    workflow_run_id = fields.String(allow_none=True)
+    position = fields.Integer(allow_none=True)
+    queue = fields.String()
+    repo_name = fields.String(allow_none=True)
+    commit_hash = fields.String(allow_none=True)
+    worker = fields.String(allow_none=True)
+    attempt = fields.Integer()
+    max_attempts = fields.Integer()
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)

@@ -1,0 +1,43 @@
+"""The long-lived parts of one control-plane process, built once by the app factory."""
+
+from __future__ import annotations
+
+import threading
+
+from controlplane.calls import CallService
+from controlplane.recorder import Recorder
+from controlplane.store import Store, make_engine
+from sdk.settings import Settings
+from sdk.transport import Transport
+from sdk.waiters import Waiters
+
+
+class Services:
+    """Store, Redis, waiters and recorder; start() runs their background threads."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.store = Store(make_engine(settings.database_url))
+        self.transport = Transport.from_url(settings.redis_url)
+        self.waiters = Waiters(self.transport, settings.recheck_seconds)
+        self.calls = CallService(self.store, self.transport, self.waiters, settings.max_wait_seconds)
+        self.recorder = Recorder(self.store, self.transport)
+        self._stopping = threading.Event()
+        self._recorder_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Subscribe to completions and start recording workers' reports (once per process)."""
+        if self._recorder_thread is not None:
+            return
+        self.waiters.start()
+        self._recorder_thread = threading.Thread(
+            target=self.recorder.run, args=(self._stopping,), name="callplane-recorder", daemon=True
+        )
+        self._recorder_thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.waiters.stop()
+        if self._recorder_thread is not None:
+            self._recorder_thread.join(timeout=5)
+        self.store.engine.dispose()

@@ -1,0 +1,35 @@
+"""The audit table's definition, shared by the store and the migrations' autogenerate."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+ID = sa.String(64)
+
+stage_runs = sa.Table(
+    "stage_runs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("parent_stage_run_id", ID, sa.ForeignKey("stage_runs.id"), index=True),
+    sa.Column("root_stage_run_id", ID, nullable=False, index=True),
+    sa.Column("workflow_run_id", ID, nullable=True),
+    sa.Column("position", sa.Integer, nullable=True),
+    sa.Column("stage", sa.String(200), nullable=False, index=True),
+    sa.Column("arguments", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error", sa.JSON, nullable=True),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("repo_name", sa.String(200), nullable=True),
+    sa.Column("commit_hash", sa.String(64), nullable=True),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("max_attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_stage_runs_parent_position", "parent_stage_run_id", "position"),
+)

@@ -1,0 +1,46 @@
+"""Settings, read from the environment once, at the edge (the CLI and the app factory).
+
+Nothing else in callplane reads os.environ; every default has a name and a reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+#: A SQLite file in the working directory makes the first run need no database server.
+DEFAULT_DATABASE_URL = "sqlite:///callplane.db"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+#: The seed's control plane URL is http://localhost:5001.
+DEFAULT_PORT = 5001
+#: Loopback only: a control plane reachable from elsewhere is a choice, not a default.
+DEFAULT_HOST = "127.0.0.1"
+#: The longest a single `?wait=` request may hold; clients loop for longer waits.
+MAX_WAIT_SECONDS = 60.0
+#: How often a waiter re-reads state in case a completion broadcast was lost
+#: (pub/sub is fire-and-forget); the broadcast itself wakes waiters at once.
+RECHECK_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_wait_seconds: float = MAX_WAIT_SECONDS
+    recheck_seconds: float = RECHECK_SECONDS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
+            host=env.get("HOST", DEFAULT_HOST),
+            port=int(env.get("PORT", DEFAULT_PORT)),
+        )
+
+    def replace(self, **changes) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,124 @@
+"""The shapes that cross process boundaries: call status, the call message, queue names.
+
+Everything a worker takes off a queue is decoded here, in one place, so a
+malformed or hostile job is refused with a DecodeError that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from sdk.errors import DecodeError
+
+#: The dotted name stored as an RQ job's function. A stock RQ worker would import
+#: and call it; callplane's worker refuses any job whose function is not this one.
+ENTRY_POINT = "workers.executor.run_call"
+
+
+class Status(str, Enum):
+    """Where a call is in its life; the audit table stores the value."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+#: The allowed moves. The store's conditional UPDATEs and the API's 409s both read
+#: this table, so "finishing a call that is not running" means the same everywhere.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),
+    Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}),
+    Status.SUCCEEDED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+def sources_of(target: Status) -> tuple[str, ...]:
+    """The statuses a call may be in for a move to `target` to be legal."""
+    return tuple(s.value for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+_QUEUE_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+
+
+def queue_name(stage: str, repo_name: str | None, commit_hash: str | None) -> str:
+    """The queue a call waits on.
+
+    A call that names a code version runs only on workers of that version, so each
+    version has its own queue. A call that names none may run on any worker that
+    has the stage, so each stage has an unversioned queue that such workers also
+    listen on; no worker ever pops a stage it cannot run.
+    """
+    if repo_name and commit_hash:
+        return _QUEUE_UNSAFE.sub("_", f"{repo_name}@{commit_hash[:12]}")
+    return _QUEUE_UNSAFE.sub("_", f"any.{stage}")
+
+
+def dumps(value: Any) -> str:
+    """JSON as callplane writes it everywhere: compact, no NaN (other languages choke on it)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class CallMessage:
+    """What a worker needs to run one attempt of a call; the argument of the RQ job."""
+
+    id: str
+    stage: str
+    args: list = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
+    parent_id: str | None = None
+    root_id: str | None = None
+    repo_name: str | None = None
+    commit_hash: str | None = None
+    attempt: int = 1
+
+    @property
+    def queue(self) -> str:
+        return queue_name(self.stage, self.repo_name, self.commit_hash)
+
+    def encode(self) -> str:
+        """The RQ job's `data` field: RQ's JSON serializer layout (func, instance, args, kwargs)."""
+        return dumps([ENTRY_POINT, None, [asdict(self)], {}])
+
+    @classmethod
+    def decode(cls, data: str | bytes) -> "CallMessage":
+        try:
+            func, _instance, args, _kwargs = json.loads(data)
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(f"job data is not callplane's JSON job layout: {exc}") from None
+        if func != ENTRY_POINT:
+            raise DecodeError(f"job function {func!r} is not {ENTRY_POINT!r}; refusing to run it")
+        if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)):
+            raise DecodeError("job arguments must be one call message object")
+        body = args[0]
+        unknown = set(body) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise DecodeError(f"call message has unknown fields: {sorted(unknown)}")
+        try:
+            message = cls(**body)
+        except TypeError as exc:
+            raise DecodeError(f"call message is incomplete: {exc}") from None
+        if not isinstance(message.id, str) or not isinstance(message.stage, str):
+            raise DecodeError("call message id and stage must be strings")
+        if not isinstance(message.args, list) or not isinstance(message.kwargs, dict):
+            raise DecodeError("call message args must be a list and kwargs an object")
+        return message

@@ -1,0 +1,1 @@
+"""callplane's worker: loads a workflow file and runs its stages' calls."""

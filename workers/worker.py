@@ -1,0 +1,128 @@
+"""The worker process: one slot that takes calls off its queues and runs them.
+
+`run_once(timeout)` is one blocking pop and one call, so tests can drive a worker
+step by step; `run()` loops until SIGTERM or SIGINT, always finishing the call it
+has started before it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+
+from sdk.client import ControlPlaneClient
+from sdk.context import CallContext
+from sdk.errors import RedisUnavailable
+from sdk.settings import RECHECK_SECONDS
+from sdk.transport import RqWorkerRecord, Transport
+from sdk.waiters import Waiters
+from sdk.wire import queue_name
+from workers.executor import CodeVersion, Executor
+from workers.loader import Workflow
+from workers.output import RoutedStdout
+from workers.waiting import WorkerWaiting
+
+log = logging.getLogger(__name__)
+
+#: Longest blocking pop; bounds how long a stop request waits while the worker is idle.
+POP_TIMEOUT_SECONDS = 1.0
+#: How often the worker tells RQ (and callplane) it is alive.
+HEARTBEAT_SECONDS = 10
+#: RQ forgets a worker whose heartbeat is older than this.
+WORKER_TTL_SECONDS = 60
+#: Pause before trying Redis again after it became unreachable.
+REDIS_RETRY_SECONDS = 1.0
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        redis_url: str,
+        server_url: str,
+        workflow: Workflow,
+        version: CodeVersion,
+        name: str | None = None,
+    ):
+        self.name = name or default_worker_name()
+        self.workflow = workflow
+        self.transport = Transport.from_url(redis_url)
+        self.context = CallContext()
+        self.waiters = Waiters(self.transport, RECHECK_SECONDS)
+        self.executor = Executor(self.transport, workflow.stages, self.context, self.name, version)
+        # Its own version's queue first: children of running calls go before new roots.
+        self.queues = [queue_name("", version.repo_name, version.commit_hash)] + [
+            queue_name(stage, None, None) for stage in workflow.stages
+        ]
+        self.rq_record = RqWorkerRecord(redis_url, self.name, self.queues)
+        client = ControlPlaneClient(server_url)
+        waiting = WorkerWaiting(self.transport, self.waiters, client, self.executor.process)
+        for runner in workflow.runners:
+            runner.attach(client, waiting, self.context)
+        self._stopping = threading.Event()
+
+    def run_once(self, timeout: float = POP_TIMEOUT_SECONDS) -> bool:
+        """Take one call and run it; False if none came within `timeout` seconds."""
+        popped = self.transport.pop(self.queues, timeout)
+        if popped is None:
+            return False
+        self.executor.process(*popped)
+        return True
+
+    def run(self, burst: bool = False) -> None:
+        """Run calls until stopped (or, with `burst`, until the queues are empty)."""
+        self.waiters.start()
+        self.rq_record.birth()
+        heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
+        heartbeat.start()
+        self._install_signal_handlers()
+        real_stdout, sys.stdout = sys.stdout, RoutedStdout(sys.stdout, self.context)
+        log.info("worker %s listening on %s", self.name, ", ".join(self.queues))
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not self.run_once() and burst:
+                        break
+                except RedisUnavailable as exc:
+                    log.warning("%s; retrying", exc)
+                    self._stopping.wait(REDIS_RETRY_SECONDS)
+        finally:
+            sys.stdout = real_stdout
+            self._stopping.set()
+            try:
+                self.rq_record.death()
+            except RedisUnavailable:
+                pass
+            self.waiters.stop()
+            log.info("worker %s stopped", self.name)
+
+    def stop(self) -> None:
+        """Finish the current call, then leave the loop."""
+        self._stopping.set()
+
+    def _heartbeat(self) -> None:
+        while not self._stopping.wait(HEARTBEAT_SECONDS):
+            try:
+                self.rq_record.heartbeat(WORKER_TTL_SECONDS)
+            except RedisUnavailable as exc:
+                log.warning("heartbeat: %s", exc)
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def request_stop(signum, _frame):
+            log.info("worker %s: %s received; finishing the current call, then stopping",
+                     self.name, signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
