@@ -62,14 +62,13 @@ _QUEUE_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 def queue_name(stage: str, repo_name: str | None, commit_hash: str | None) -> str:
     """The queue a call waits on.
 
-    A call that names a code version runs only on workers of that version, so each
-    version has its own queue. A call that names none may run on any worker that
-    has the stage, so each stage has an unversioned queue that such workers also
-    listen on; no worker ever pops a stage it cannot run.
+    Queues are per stage, so no worker ever pops a stage its workflow file lacks.
+    A call that names a code version runs only on workers of that version, so
+    each version has its own queues; a call that names none may run on any worker
+    that has the stage, through the stage's unversioned queue.
     """
-    if repo_name and commit_hash:
-        return _QUEUE_UNSAFE.sub("_", f"{repo_name}@{commit_hash[:12]}")
-    return _QUEUE_UNSAFE.sub("_", f"any.{stage}")
+    version = f"{repo_name}@{commit_hash[:12]}" if repo_name and commit_hash else "any"
+    return _QUEUE_UNSAFE.sub("_", f"{version}.{stage}")
 
 
 def dumps(value: Any) -> str:

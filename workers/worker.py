@@ -58,10 +58,10 @@ class Worker:
         self.context = CallContext()
         self.waiters = Waiters(self.transport, RECHECK_SECONDS)
         self.executor = Executor(self.transport, workflow.stages, self.context, self.name, version)
-        # Its own version's queue first: children of running calls go before new roots.
-        self.queues = [queue_name("", version.repo_name, version.commit_hash)] + [
-            queue_name(stage, None, None) for stage in workflow.stages
-        ]
+        # Its own version's queues first: children of running calls go before new roots.
+        self.queues = [
+            queue_name(stage, version.repo_name, version.commit_hash) for stage in workflow.stages
+        ] + [queue_name(stage, None, None) for stage in workflow.stages]
         self.rq_record = RqWorkerRecord(redis_url, self.name, self.queues)
         client = ControlPlaneClient(server_url)
         waiting = WorkerWaiting(self.transport, self.waiters, client, self.executor.process)

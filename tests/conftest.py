@@ -1,0 +1,93 @@
+"""Real parts, really started: a private redis-server, a database (SQLite, or a
+fresh PostgreSQL database when CALLPLANE_TEST_POSTGRES names a server), a real
+control plane under gunicorn and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from controlplane.local_cluster import free_port, start_redis_server, start_server, start_worker, stop
+from controlplane.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "workflows" / "sample.py"
+#: A commit hash for test workers, so tests do not depend on the checkout's git state.
+TEST_COMMIT = "0" * 40
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    port = free_port()
+    process = start_redis_server(port, tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    server = os.environ.get("CALLPLANE_TEST_POSTGRES")
+    if not server:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'callplane.db'}"
+        upgrade(url)
+        yield url
+        return
+    import psycopg
+
+    name = f"callplane_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{server}/{name}"
+    upgrade(url)
+    yield url
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def env(redis_url, database_url):
+    return {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
+
+
+@pytest.fixture(scope="session")
+def server_url(env, tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("logs") / "controlplane.log", "w")
+    process = start_server(port, env, stdout=log, stderr=subprocess.STDOUT)
+    yield f"http://127.0.0.1:{port}"
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def workers(server_url, redis_url, env):
+    """Two workers of the sample workflow, shared by the tests that only run calls."""
+    started = [start_worker(server_url, redis_url, SAMPLE, "tests", TEST_COMMIT, env) for _ in range(2)]
+    yield started
+    for process in started:
+        stop(process)
+
+
+@pytest.fixture()
+def runner(server_url, workers):
+    """The sample workflow's runner, pointed at the test control plane, in this process."""
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+    from tests.workflows import sample
+
+    sample.runner.attach(ControlPlaneClient(server_url), None, CallContext())
+    return sample.runner
+
+
+@pytest.fixture()
+def api(server_url):
+    session = requests.Session()
+
+    def call(method, path, **kwargs):
+        return session.request(method, server_url + path, timeout=60, **kwargs)
+
+    return call

@@ -1,0 +1,177 @@
+"""Workflows run end to end: real control plane, real workers, real Redis and database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+
+from sdk.decorators import WorkflowRunner
+from sdk.errors import StageFailed
+from tests.conftest import ROOT
+from tests.workflows import sample
+
+SEED_OUTPUT = """\
+Starting distributed workflow execution...
+Main: Starting data pipeline...
+Extract: Fetching data from source...
+Extract: Found 5 records
+Main: Extracted 5 items
+Transform: Processing 5 records...
+Transform: Transformed 5 records
+Main: Transformed data
+Load: Saving 5 records...
+Load: Successfully saved 5 records
+Main: Loaded 5 records
+Workflow completed!
+Result: {'status': 'success', 'records_processed': 5, 'pipeline': 'ETL complete'}
+"""
+
+
+@pytest.fixture(scope="module")
+def example_workers(server_url, redis_url, env):
+    from controlplane.local_cluster import start_worker, stop
+    from tests.conftest import TEST_COMMIT
+
+    started = [
+        start_worker(server_url, redis_url, ROOT / "examples" / name, "examples", TEST_COMMIT, env)
+        for name in ("example_workflow.py", "distributed_workflow.py")
+    ]
+    yield
+    for process in started:
+        stop(process)
+
+
+def run_example(name, server_url):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        env={**os.environ, "CALLPLANE_SERVER_URL": server_url},
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_seed_example_prints_the_seed_output(server_url, example_workers):
+    completed = run_example("example_workflow.py", server_url)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == SEED_OUTPUT
+
+
+def test_nested_tree_is_recorded_with_parents_and_statuses(server_url, example_workers, api):
+    completed = run_example("distributed_workflow.py", server_url)
+    assert completed.returncode == 0, completed.stderr
+    assert "'grand_total': 315" in completed.stdout
+    roots = api("GET", "/api/calls", params={"stage": "report", "page_size": 100}).json()
+    root = roots[-1]
+    regions = api("GET", "/api/calls", params={"parent_stage_run_id": root["id"]}).json()
+    assert [r["stage"] for r in regions] == ["region_total", "region_total"]
+    assert [r["position"] for r in regions] == [0, 1]
+    stores = api("GET", "/api/calls", params={"parent_stage_run_id": regions[1]["id"]}).json()
+    assert [s["arguments"]["args"][0] for s in stores] == ["s1", "s2", "s3"]
+    scores = api("GET", "/api/calls", params={"parent_stage_run_id": stores[0]["id"]}).json()
+    assert len(scores) == 3
+    for call in [root, *regions, *stores, *scores]:
+        assert call["status"] == "succeeded"
+        assert call["root_stage_run_id"] == root["id"]
+        assert call["worker"] and call["started_at"] and call["finished_at"]
+    # children inherit the code version of the worker that ran their parent
+    assert {s["repo_name"] for s in stores} == {"examples"}
+
+
+def test_result_comes_back(runner):
+    assert sample.add(2, 3) == 5
+    assert runner.run(sample.fan_in, 4) == [0, 2, 4, 6]
+
+
+def test_failing_stage_raises_remote_error_at_call_site(runner):
+    with pytest.raises(StageFailed) as caught:
+        sample.fail("bad input")  # the call site
+    error = caught.value
+    assert error.remote_type == "ValueError"
+    assert error.remote_message == "bad input"
+    assert "raise ValueError(message)" in error.remote_traceback
+    assert "Remote traceback" in str(error)
+    local = "".join(traceback.format_tb(error.__traceback__))
+    assert 'sample.fail("bad input")  # the call site' in local
+
+
+def test_failure_of_a_child_reaches_its_parent(runner, api):
+    assert sample.survives_child_failure() == {"type": "ValueError", "message": "child broke"}
+    failed = api("GET", "/api/calls", params={"stage": "fail", "status": "failed"}).json()
+    assert failed[-1]["error"]["type"] == "ValueError"
+    assert failed[-1]["parent_stage_run_id"] is not None
+
+
+def test_non_json_result_fails_the_call_with_a_clear_error(runner):
+    with pytest.raises(StageFailed, match="not JSON-serialisable"):
+        sample.returns_set()
+
+
+def test_non_json_argument_raises_type_error_before_sending(runner, api):
+    before = api("GET", "/api/calls").headers["X-Pagination"]
+    with pytest.raises(TypeError, match=r"add\(\): argument 'b' is not JSON-serialisable"):
+        sample.add(1, object())
+    with pytest.raises(TypeError, match="missing a required argument"):
+        sample.add(1)
+    assert api("GET", "/api/calls").headers["X-Pagination"] == before
+
+
+def test_deep_nesting_and_output_travels_to_the_caller(runner, capsys):
+    assert sample.nested(5) == 5
+    out = capsys.readouterr().out
+    assert out.splitlines() == [f"nested {d}" for d in range(5, -1, -1)]
+
+
+def test_stages_called_from_threads_of_a_stage_get_the_right_parent(runner, api):
+    assert sample.threaded(4) == [1, 2, 3, 4]
+    parent = api("GET", "/api/calls", params={"stage": "threaded"}).json()[-1]
+    children = api("GET", "/api/calls", params={"parent_stage_run_id": parent["id"]}).json()
+    assert len(children) == 4 and {c["stage"] for c in children} == {"add"}
+    assert sorted(c["position"] for c in children) == [0, 1, 2, 3]
+
+
+def test_caller_threads_each_make_their_own_root_calls(runner):
+    results = {}
+
+    def call(i):
+        results[i] = sample.add(i, i)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: 2 * i for i in range(8)}
+
+
+def test_two_workers_both_take_calls(runner, api, workers):
+    threads = [threading.Thread(target=sample.sleep_then_add, args=(0.3, i, i)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    calls = api("GET", "/api/calls", params={"stage": "sleep_then_add", "page_size": 100}).json()
+    assert {c["worker"] for c in calls[-6:]} == {w.worker_name for w in workers}
+
+
+def test_two_runners_with_different_urls_in_one_process(runner, server_url):
+    other = WorkflowRunner("http://127.0.0.1:9")  # nothing listens there
+
+    @other.stage
+    def add(a, b):
+        return a + b
+
+    from sdk.errors import ControlPlaneUnavailable
+
+    with pytest.raises(ControlPlaneUnavailable):
+        add(1, 2)
+    assert sample.add(1, 2) == 3  # the first runner is untouched
+
+
+def test_idle_worker_outlives_redis_client_socket_timeout(runner):
+    time.sleep(6.5)  # redis-py 8 would cut a blocking pop after 5 s by default
+    assert sample.add(20, 22) == 42

@@ -1,0 +1,66 @@
+"""Stages the integration tests run on real workers."""
+
+import os
+import threading
+import time
+
+from sdk.decorators import WorkflowRunner
+from sdk.errors import StageFailed
+
+runner = WorkflowRunner(os.environ.get("CALLPLANE_SERVER_URL", "http://localhost:5001"))
+
+
+@runner.stage
+def add(a, b):
+    return a + b
+
+
+@runner.stage
+def fail(message):
+    raise ValueError(message)
+
+
+@runner.stage
+def nested(depth):
+    print(f"nested {depth}")
+    return 0 if depth == 0 else 1 + nested(depth - 1)
+
+
+@runner.stage
+def fan_in(n):
+    return [add(i, i) for i in range(n)]
+
+
+@runner.stage
+def sleep_then_add(seconds, a, b):
+    time.sleep(seconds)
+    return add(a, b)
+
+
+@runner.stage
+def threaded(n):
+    """Calls stages from threads it starts itself; each must still be its child."""
+    results = [None] * n
+
+    def work(i):
+        results[i] = add(i, 1)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@runner.stage
+def survives_child_failure():
+    try:
+        fail("child broke")
+    except StageFailed as exc:
+        return {"type": exc.remote_type, "message": exc.remote_message}
+
+
+@runner.stage
+def returns_set():
+    return {1, 2}
