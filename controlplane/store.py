@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from controlplane.tables import stage_runs
-from sdk.wire import Status, sources_of
+from sdk.wire import TRANSITIONS, Status, sources_of
 
 #: How long a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -148,6 +148,8 @@ class Store:
         row gets both.
         """
         target = Status(outcome["status"])
+        if target not in TRANSITIONS[Status.RUNNING]:
+            raise ValueError(f"{target.value} is not an outcome of a running call")
         values: dict[str, Any] = {
             "status": target.value,
             "result": outcome.get("result"),
@@ -155,14 +157,13 @@ class Store:
             "output": outcome.get("output") or None,
             "finished_at": parse_time(outcome.get("finished_at")) or utcnow(),
         }
-        legal_from = set(sources_of(target))
+        legal_from = {Status.RUNNING.value}
         if reported_by_worker:
-            values["worker"] = outcome["worker"]
+            legal_from.update(sources_of(Status.RUNNING))
+            values["worker"] = outcome.get("worker")
             values["started_at"] = sa.func.coalesce(
                 stage_runs.c.started_at, parse_time(outcome.get("started_at"))
             )
-        else:
-            legal_from.discard(Status.PENDING.value)
         statement = (
             stage_runs.update()
             .where(stage_runs.c.id == call_id, stage_runs.c.status.in_(sorted(legal_from)))

@@ -44,8 +44,8 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
                         stream=sys.stderr)
     settings = Settings.from_env().replace(redis_url=redis_url)
     try:
-        commit = resolve_commit(workflow_file, commit_hash)
         workflow = load_workflow(workflow_file)
+        commit = resolve_commit(workflow_file, commit_hash)
     except WorkflowFileError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_BAD_WORKFLOW)

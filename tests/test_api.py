@@ -1,0 +1,191 @@
+"""Every endpoint over real HTTP, including each kind of bad request, which must
+get a 4xx JSON error saying what is wrong and change nothing."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+#: A stage no test worker registers, so its calls stay queued for the claim tests.
+UNSERVED = "nobody_runs_this"
+
+
+def total(api):
+    return api("GET", "/api/calls").headers["X-Pagination"]
+
+
+def create(api, **body):
+    response = api("POST", "/api/call", json={"stage": UNSERVED, **body})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_records_and_queues_a_call(api):
+    call = create(api, arguments={"args": [1], "kwargs": {"x": [2]}})
+    assert call["status"] == "pending"
+    assert call["arguments"] == {"args": [1], "kwargs": {"x": [2]}}
+    assert call["root_stage_run_id"] == call["id"]
+    assert api("GET", f"/api/call/{call['id']}").json()["status"] == "pending"
+    pending = api("GET", "/api/calls", params={"status": "pending", "stage": UNSERVED}).json()
+    assert call["id"] in [c["id"] for c in pending]
+
+
+def test_create_with_a_known_id_is_a_safe_retry(api):
+    call_id = uuid.uuid4().hex
+    first = create(api, id=call_id)
+    again = api("POST", "/api/call", json={"stage": UNSERVED, "id": call_id})
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    other = api("POST", "/api/call", json={"stage": "other_stage", "id": call_id})
+    assert other.status_code == 409 and "already exists" in other.json()["message"]
+
+
+def test_child_records_its_parent_and_inherits_its_version(api):
+    parent = create(api, repo_name="repo", commit_hash="abc123")
+    child = create(api, parent_stage_run_id=parent["id"], position=0)
+    assert child["parent_stage_run_id"] == parent["id"]
+    assert child["root_stage_run_id"] == parent["id"]
+    assert (child["repo_name"], child["commit_hash"]) == ("repo", "abc123")
+    other = api("POST", "/api/call", json={
+        "stage": UNSERVED, "parent_stage_run_id": parent["id"], "repo_name": "repo", "commit_hash": "fff",
+    })
+    assert other.status_code == 409 and "parent's code version" in other.json()["message"]
+
+
+@pytest.mark.parametrize("body, content_type, status, where", [
+    ("{not json", "application/json", 400, "json"),
+    ("[1, 2]", "application/json", 422, "json"),
+    ('{"stage": 3}', "application/json", 422, "stage"),
+    ('{"stage": ""}', "application/json", 422, "stage"),
+    ('{}', "application/json", 422, "stage"),
+    ('{"stage": "s", "surprise": 1}', "application/json", 422, "surprise"),
+    ('{"stage": "s", "arguments": {"args": 5}}', "application/json", 422, "args"),
+    ('{"stage": "s", "arguments": {"kwargs": []}}', "application/json", 422, "kwargs"),
+    ('{"stage": "s", "id": "has spaces"}', "application/json", 422, "id"),
+    ('{"stage": "s", "repo_name": "r"}', "application/json", 422, "commit_hash"),
+    ('{"stage": "s", "position": 1}', "application/json", 422, "position"),
+    ('{"stage": "s", "position": -1, "parent_stage_run_id": "p"}', "application/json", 422, "position"),
+])
+def test_bad_create_requests_are_refused_and_change_nothing(api, body, content_type, status, where):
+    before = total(api)
+    response = api("POST", "/api/call", data=body, headers={"Content-Type": content_type})
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert where in response.text
+    assert total(api) == before
+
+
+def test_unknown_parent_is_refused_and_changes_nothing(api):
+    before = total(api)
+    response = api("POST", "/api/call", json={"stage": "s", "parent_stage_run_id": "missing"})
+    assert response.status_code == 404 and "parent call 'missing'" in response.json()["message"]
+    assert total(api) == before
+
+
+def test_oversized_body_gets_413(api):
+    before = total(api)
+    response = api("POST", "/api/call", json={"stage": "s", "arguments": {"args": ["x" * (17 << 20)]}})
+    assert response.status_code == 413
+    assert total(api) == before
+
+
+def test_get_unknown_call_is_404(api):
+    response = api("GET", "/api/call/does-not-exist")
+    assert response.status_code == 404 and "does-not-exist" in response.json()["message"]
+
+
+@pytest.mark.parametrize("wait", ["abc", "-1", "99999"])
+def test_bad_wait_is_422(api, wait):
+    call = create(api)
+    assert api("GET", f"/api/call/{call['id']}", params={"wait": wait}).status_code == 422
+
+
+def test_list_filters_and_paginates(api):
+    parent = create(api)
+    for i in range(5):
+        create(api, parent_stage_run_id=parent["id"], position=i)
+    page = api("GET", "/api/calls", params={"parent_stage_run_id": parent["id"], "page_size": 2, "page": 2})
+    assert page.status_code == 200
+    assert [c["position"] for c in page.json()] == [2, 3]
+    assert '"total": 5' in page.headers["X-Pagination"]
+    assert api("GET", "/api/calls", params={"status": "bogus"}).status_code == 422
+    assert api("GET", "/api/calls", params={"page_size": 0}).status_code == 422
+
+
+def test_start_then_finish_wakes_a_waiter(api):
+    call = create(api)
+    started = api("POST", f"/api/call/{call['id']}/start", json={"worker": "hand"})
+    assert started.status_code == 200
+    assert started.json()["status"] == "running" and started.json()["worker"] == "hand"
+    answers = {}
+    waiter = threading.Thread(
+        target=lambda: answers.update(r=api("GET", f"/api/call/{call['id']}", params={"wait": 30})))
+    waiter.start()
+    finished = api("POST", f"/api/call/{call['id']}/finish", json={"status": "succeeded", "result": [1, 2]})
+    assert finished.status_code == 200 and finished.json()["result"] == [1, 2]
+    waiter.join(timeout=30)
+    assert answers["r"].json()["status"] == "succeeded"
+    again = api("POST", f"/api/call/{call['id']}/finish", json={"status": "succeeded", "result": 3})
+    assert again.status_code == 409 and "not running" in again.json()["message"]
+    assert api("GET", f"/api/call/{call['id']}").json()["result"] == [1, 2]
+
+
+def test_finish_records_an_error(api):
+    call = create(api)
+    api("POST", f"/api/call/{call['id']}/start", json={"worker": "hand"})
+    error = {"type": "KeyError", "message": "'x'", "traceback": "Traceback ..."}
+    finished = api("POST", f"/api/call/{call['id']}/finish", json={"status": "failed", "error": error})
+    assert finished.json()["status"] == "failed" and finished.json()["error"] == error
+
+
+def test_finishing_a_call_that_is_not_running_is_409(api):
+    call = create(api)
+    response = api("POST", f"/api/call/{call['id']}/finish", json={"status": "succeeded", "result": 1})
+    assert response.status_code == 409 and "pending, not running" in response.json()["message"]
+    assert api("GET", f"/api/call/{call['id']}").json()["status"] == "pending"
+
+
+@pytest.mark.parametrize("body", [
+    {"status": "failed"},
+    {"status": "succeeded", "error": {"type": "E", "message": "m"}},
+    {"status": "running"},
+    {"result": 1},
+    {"status": "failed", "error": {"message": "no type"}},
+])
+def test_bad_finish_requests_are_422_and_change_nothing(api, body):
+    call = create(api)
+    api("POST", f"/api/call/{call['id']}/start", json={"worker": "hand"})
+    assert api("POST", f"/api/call/{call['id']}/finish", json=body).status_code == 422
+    assert api("GET", f"/api/call/{call['id']}").json()["status"] == "running"
+
+
+def test_start_needs_a_worker_and_a_known_call(api):
+    call = create(api)
+    assert api("POST", f"/api/call/{call['id']}/start", json={}).status_code == 422
+    assert api("POST", "/api/call/unknown/start", json={"worker": "w"}).status_code == 404
+    assert api("GET", f"/api/call/{call['id']}").json()["status"] == "pending"
+
+
+def test_concurrent_claims_of_one_call_let_exactly_one_win(api):
+    call = create(api)
+    barrier = threading.Barrier(8)
+    codes = []
+
+    def claim(i):
+        barrier.wait()
+        codes.append(api("POST", f"/api/call/{call['id']}/start", json={"worker": f"w{i}"}).status_code)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200] + [409] * 7
+
+
+def test_openapi_document_describes_the_endpoints(api):
+    paths = api("GET", "/api/openapi.json").json()["paths"]
+    for path in ("/api/call", "/api/call/{call_id}", "/api/calls",
+                 "/api/call/{call_id}/start", "/api/call/{call_id}/finish"):
+        assert path in paths

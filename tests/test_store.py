@@ -1,0 +1,74 @@
+"""The audit store's contract, against whichever database this session runs on
+(SQLite by default; PostgreSQL when CALLPLANE_TEST_POSTGRES is set)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy.exc
+
+from controlplane.store import Store, make_engine, utcnow
+
+
+@pytest.fixture(scope="module")
+def store(database_url):
+    store = Store(make_engine(database_url))
+    yield store
+    store.engine.dispose()
+
+
+def new_call(store, **extra):
+    call_id = uuid.uuid4().hex
+    record = {"id": call_id, "root_stage_run_id": call_id, "stage": "s", "arguments": {"args": [], "kwargs": {}},
+              "status": "pending", "queue": "any.s", "attempt": 1, "max_attempts": 1, "created_at": utcnow(), **extra}
+    store.insert(record)
+    return call_id
+
+
+def test_insert_twice_is_an_integrity_error(store):
+    call_id = new_call(store)
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        new_call(store, id=call_id)
+
+
+def test_start_happens_once(store):
+    call_id = new_call(store)
+    assert store.start(call_id, "w1", utcnow())
+    assert not store.start(call_id, "w2", utcnow())
+    assert store.get(call_id)["worker"] == "w1"
+
+
+def test_finish_needs_running_unless_a_worker_reports_it(store):
+    call_id = new_call(store)
+    outcome = {"status": "succeeded", "result": {"k": [1]}}
+    assert not store.finish(call_id, outcome)
+    assert store.get(call_id)["status"] == "pending"
+    report = {**outcome, "worker": "w", "started_at": utcnow().isoformat()}
+    assert store.finish(call_id, report, reported_by_worker=True)
+    record = store.get(call_id)
+    assert record["status"] == "succeeded" and record["result"] == {"k": [1]}
+    assert record["started_at"] is not None and record["finished_at"].tzinfo is not None
+    assert not store.finish(call_id, report, reported_by_worker=True)  # one completion only
+
+
+def test_events_apply_in_one_transaction_and_report_finished_calls(store):
+    a, b = new_call(store), new_call(store)
+    now = utcnow().isoformat()
+    finished = store.apply_events([
+        ("start", a, {"worker": "w", "started_at": now}),
+        ("finish", a, {"status": "failed", "error": {"type": "E", "message": "m"}, "worker": "w",
+                       "started_at": now, "finished_at": now}),
+        ("finish", a, {"status": "succeeded", "worker": "w2", "started_at": now, "finished_at": now}),
+        ("start", b, {"worker": "w", "started_at": now}),
+    ])
+    assert finished == [a]
+    assert store.get(a)["status"] == "failed" and store.get(b)["status"] == "running"
+
+
+def test_tree_and_list(store):
+    root = new_call(store)
+    kids = [new_call(store, parent_stage_run_id=root, root_stage_run_id=root, position=i) for i in range(3)]
+    assert [c["id"] for c in store.tree(root)] == [root, *kids]
+    rows, total = store.list(parent_id=root, offset=1, limit=1)
+    assert total == 3 and rows[0]["id"] == kids[1]

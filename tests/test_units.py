@@ -1,0 +1,104 @@
+"""Small pieces on their own: the wire format, argument checks, the atomic claim
+(fakeredis is enough for one script's logic), and code versions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import fakeredis
+import pytest
+
+from sdk.decorators import WorkflowRunner
+from sdk.errors import DecodeError
+from sdk.transport import Transport
+from sdk.wire import ENTRY_POINT, CallMessage, Status, TRANSITIONS, queue_name, sources_of
+from workers.loader import load_workflow, resolve_commit
+
+
+def test_call_message_round_trips():
+    message = CallMessage(id="a", stage="s", args=[1], kwargs={"k": None}, attempt=2)
+    assert CallMessage.decode(message.encode()) == message
+
+
+@pytest.mark.parametrize("data, complaint", [
+    ("not json", "not callplane's JSON"),
+    (json.dumps(["os.system", None, ["rm -rf /"], {}]), "refusing to run it"),
+    (json.dumps([ENTRY_POINT, None, [], {}]), "one call message"),
+    (json.dumps([ENTRY_POINT, None, [{"id": "a", "stage": "s", "evil": 1}], {}]), "unknown fields"),
+    (json.dumps([ENTRY_POINT, None, [{"id": "a"}], {}]), "incomplete"),
+    (json.dumps([ENTRY_POINT, None, [{"id": "a", "stage": "s", "args": {}}], {}]), "args must be a list"),
+])
+def test_bad_jobs_are_refused_with_a_reason(data, complaint):
+    with pytest.raises(DecodeError, match=complaint):
+        CallMessage.decode(data)
+
+
+def test_transitions_allow_only_forward_moves():
+    assert set(sources_of(Status.RUNNING)) == {"pending"}
+    assert set(sources_of(Status.SUCCEEDED)) == {"running"}
+    for terminal in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
+        assert TRANSITIONS[terminal] == frozenset() and terminal.is_terminal
+
+
+def test_queue_names_keep_versions_apart():
+    assert queue_name("main", "repo", "a" * 40) == "repo@aaaaaaaaaaaa.main"
+    assert queue_name("main", None, None) == "any.main"
+    assert queue_name("main", "my repo!", "abc") == "my_repo_@abc.main"
+
+
+def test_stage_options_are_checked_at_decoration():
+    runner = WorkflowRunner("http://localhost:5001")
+    with pytest.raises(TypeError, match="unknown stage option"):
+        runner.stage(retries=3)
+
+    @runner.stage
+    def twice():
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        runner.stage(name="twice")(lambda: None)
+    with pytest.raises(ValueError, match="http://HOST:PORT"):
+        WorkflowRunner("localhost:5001")
+
+
+def test_claim_is_atomic_and_only_the_holder_can_finish():
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    now = datetime.now(timezone.utc)
+    message = CallMessage(id="c1", stage="s")
+    transport.enqueue(message, now)
+    assert transport.pop([message.queue], 1) == (message.queue, "c1")
+    assert transport.claim(message.queue, "c1", "w1", now, "{}") == message.encode()
+    assert transport.claim(message.queue, "c1", "w2", now, "{}") is None
+    assert not transport.finish(message.queue, "c1", "w2", "{}", True, now)
+    assert transport.finish(message.queue, "c1", "w1", '{"status":"succeeded"}', True, now)
+    assert transport.recorded_outcome("c1") == (True, None)  # not yet in the table
+    transport.announce_recorded(["c1"])
+    assert transport.recorded_outcome("c1") == (True, '{"status":"succeeded"}')
+
+
+def test_take_removes_a_queued_call_once():
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    message = CallMessage(id="c2", stage="s")
+    transport.enqueue(message, datetime.now(timezone.utc))
+    assert transport.take(message.queue, "c2") is True
+    assert transport.take(message.queue, "c2") is False
+
+
+def test_workflow_loader_explains_failures(tmp_path):
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(Exception, match="registers no stage"):
+        load_workflow(empty)
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(Exception, match="failed to import"):
+        load_workflow(broken)
+
+
+def test_head_outside_git_is_a_clear_error_and_labels_pass_through(tmp_path):
+    flow = tmp_path / "flow.py"
+    flow.write_text("")
+    with pytest.raises(Exception, match="not in a git repository"):
+        resolve_commit(flow, "HEAD")
+    assert resolve_commit(flow, "release-42") == "release-42"
