@@ -19,12 +19,17 @@ from pathlib import Path
 import click
 
 from controlplane.local_cluster import (
-    free_port, redis_answers, start_redis_server, start_server, start_worker, stop,
+    free_port,
+    redis_answers,
+    start_redis_server,
+    start_server,
+    start_worker,
+    stop,
 )
 from controlplane.migrate import upgrade
 from controlplane.store import Store, make_engine
-from sdk.settings import DEFAULT_PORT, Settings
 from sdk.errors import WorkflowFileError
+from sdk.settings import DEFAULT_PORT, Settings
 from workers.loader import resolve_commit
 
 EXAMPLE = Path("examples") / "example_workflow.py"
@@ -58,7 +63,9 @@ def run_demo(settings: Settings, workflow_file: str | None, worker_count: int) -
                                    env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             started.callback(stop, process)
         click.echo(f"workers: {worker_count}, running {workflow}\n")
-        example = subprocess.run([sys.executable, str(workflow)], env={**os.environ, **env})
+        example = subprocess.run(
+            [sys.executable, str(workflow)], env={**os.environ, **env}, check=False
+        )
         click.echo("\nCall tree (from stage_runs):")
         print_latest_tree(settings.database_url)
         return example.returncode

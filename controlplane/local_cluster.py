@@ -11,8 +11,8 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 #: How long a started process may take to answer before it is declared failed.
 START_TIMEOUT_SECONDS = 30.0

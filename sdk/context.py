@@ -12,9 +12,9 @@ import contextlib
 import io
 import itertools
 import threading
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Iterator
 
 
 @dataclass

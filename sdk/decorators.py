@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from typing import Any, Callable, Generic, Mapping, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
@@ -56,7 +57,7 @@ class LongPolling:
 class Stage(Generic[P, R]):
     """A function registered with a runner; calling it makes a distributed call."""
 
-    def __init__(self, runner: "WorkflowRunner", fn: Callable[P, R], name: str):
+    def __init__(self, runner: WorkflowRunner, fn: Callable[P, R], name: str):
         functools.update_wrapper(self, fn)
         self.runner = runner
         self.fn = fn

@@ -6,8 +6,8 @@ Nothing else in callplane reads os.environ; every default has a name and a reaso
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 #: A SQLite file in the working directory makes the first run need no database server.
 DEFAULT_DATABASE_URL = "sqlite:///callplane.db"
@@ -33,7 +33,7 @@ class Settings:
     recheck_seconds: float = RECHECK_SECONDS
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
             database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -42,5 +42,5 @@ class Settings:
             port=int(env.get("PORT", DEFAULT_PORT)),
         )
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Callable, Iterable
 
 import redis
 
@@ -126,7 +126,7 @@ class Transport:
         self._finish = client.register_script(_FINISH)
 
     @classmethod
-    def from_url(cls, url: str) -> "Transport":
+    def from_url(cls, url: str) -> Transport:
         return cls(connect(url))
 
     @translate_errors

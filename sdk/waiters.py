@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
@@ -31,7 +32,7 @@ class Waiters:
         self._subscribed = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Waiters":
+    def start(self) -> Waiters:
         self._thread = threading.Thread(
             target=self._transport.listen_done,
             args=(self._wake, self._on_subscribed, self._stopping),

@@ -99,7 +99,7 @@ class CallMessage:
         return dumps([ENTRY_POINT, None, [asdict(self)], {}])
 
     @classmethod
-    def decode(cls, data: str | bytes) -> "CallMessage":
+    def decode(cls, data: str | bytes) -> CallMessage:
         try:
             func, _instance, args, _kwargs = json.loads(data)
         except (TypeError, ValueError) as exc:

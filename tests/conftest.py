@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from controlplane.local_cluster import free_port, start_redis_server, start_server, start_worker, stop
+from controlplane.local_cluster import (
+    free_port,
+    start_redis_server,
+    start_server,
+    start_worker,
+    stop,
+)
 from controlplane.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,10 +63,10 @@ def env(redis_url, database_url):
 @pytest.fixture(scope="session")
 def server_url(env, tmp_path_factory):
     port = free_port()
-    log = open(tmp_path_factory.mktemp("logs") / "controlplane.log", "w")
-    process = start_server(port, env, stdout=log, stderr=subprocess.STDOUT)
-    yield f"http://127.0.0.1:{port}"
-    stop(process)
+    with open(tmp_path_factory.mktemp("logs") / "controlplane.log", "w") as log:
+        process = start_server(port, env, stdout=log, stderr=subprocess.STDOUT)
+        yield f"http://127.0.0.1:{port}"
+        stop(process)
 
 
 @pytest.fixture(scope="session")

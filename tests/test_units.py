@@ -12,7 +12,7 @@ import pytest
 from sdk.decorators import WorkflowRunner
 from sdk.errors import DecodeError
 from sdk.transport import Transport
-from sdk.wire import ENTRY_POINT, CallMessage, Status, TRANSITIONS, queue_name, sources_of
+from sdk.wire import ENTRY_POINT, TRANSITIONS, CallMessage, Status, queue_name, sources_of
 from workers.loader import load_workflow, resolve_commit
 
 
@@ -102,3 +102,18 @@ def test_head_outside_git_is_a_clear_error_and_labels_pass_through(tmp_path):
     with pytest.raises(Exception, match="not in a git repository"):
         resolve_commit(flow, "HEAD")
     assert resolve_commit(flow, "release-42") == "release-42"
+
+
+def test_db_upgrade_command_creates_the_schema_and_is_repeatable(tmp_path):
+    import sqlalchemy as sa
+    from click.testing import CliRunner
+
+    from controlplane.cli import main
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["db", "upgrade"], env={"DATABASE_URL": url})
+        assert result.exit_code == 0, result.output
+        assert "up to date" in result.output
+    columns = {c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("stage_runs")}
+    assert {"id", "parent_stage_run_id", "arguments", "workflow_run_id", "status"} <= columns

@@ -27,7 +27,7 @@ def test_seed_command_line_resolves_head_and_registers_with_rq(server_url, redis
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "flow"], check=True)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
 
     process = start_worker(server_url, redis_url, repo / "flow.py", "my-repo", "HEAD", env)
     try:
@@ -44,7 +44,7 @@ def test_bad_workflow_file_exits_with_a_clear_message(server_url):
     completed = subprocess.run(
         [sys.executable, "-m", "sdk.worker", "--server-url", server_url, "--repo-name", "r",
          "--workflow-file", "no/such/file.py", "--commit-hash", "HEAD"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, check=False, timeout=60,
     )
     assert completed.returncode == 3
     assert "does not exist" in completed.stderr

@@ -109,7 +109,7 @@ class Executor:
                         f"({exc}); return lists, dicts, strings, numbers, booleans or None"
                     ) from None
                 error = None
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any stage error is the call's outcome
                 result, error = None, describe(exc)
         return result, error, captured(frame.output)
 

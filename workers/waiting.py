@@ -9,7 +9,8 @@ runs it itself, so a workflow of any depth completes on a single worker.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sdk.client import ControlPlaneClient
 from sdk.transport import Transport
