@@ -48,9 +48,6 @@ class CallService:
         request (a retry), and refuses otherwise.
         """
         call_id = request.get("id") or new_call_id()
-        existing = self.store.get(call_id)
-        if existing is not None:
-            return self._same_request(existing, request), False
         parent = self._parent(request)
         repo_name, commit_hash = request.get("repo_name"), request.get("commit_hash")
         if parent is not None and parent["repo_name"]:
@@ -80,7 +77,7 @@ class CallService:
         try:
             self.store.insert(record)
         except sqlalchemy.exc.IntegrityError:
-            # Another request created the same id between our read and our insert.
+            # The id exists: a retry of the same request gets the call it made.
             return self._same_request(self.get(call_id), request), False
         message = CallMessage(
             id=call_id,

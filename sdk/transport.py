@@ -240,16 +240,6 @@ class Transport:
         pipe.publish(DONE_CHANNEL, call_id)
         pipe.execute()
 
-    @translate_errors
-    def mark_failed(self, call_id: str, queue: str, finished_at: datetime, reason: str) -> None:
-        """Show a call that was failed without running (e.g. bad job) as failed in RQ's view."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(job_key(call_id), mapping={
-            "status": "failed", "ended_at": rq_timestamp(finished_at), "exc_info": reason,
-        })
-        pipe.zadd(failed_registry(queue), {call_id: finished_at.timestamp() + FAILURE_TTL_SECONDS})
-        pipe.execute()
-
     # -- outcomes ---------------------------------------------------------------
 
     @translate_errors
