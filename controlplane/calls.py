@@ -5,6 +5,8 @@ share (it applies workers' reports through the store and announces them here).
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import sqlalchemy.exc
@@ -45,10 +47,44 @@ class CallService:
         """Record a call, then enqueue it. Returns (call, whether it was created now).
 
         Creating a call whose id exists returns that call when it is the same
-        request (a retry), and refuses otherwise.
+        request (a retry), and refuses otherwise. A call created with a
+        `run_mode` (inline, local) is recorded as running on the given worker,
+        which runs it itself: it is never queued.
         """
+        return self.create_many([request])[0]
+
+    def create_many(self, requests: list[dict[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
+        """Create calls in one transaction and one Redis round trip."""
+        parents = self._parents(requests)
+        now = utcnow()
+        records = [self._new_record(request, parents, now) for request in requests]
+        try:
+            self.store.insert(records)
+        except sqlalchemy.exc.IntegrityError:
+            if len(requests) > 1:  # some exist (a retried batch): sort them out one by one
+                return [self.create(request) for request in requests]
+            # The id exists: a retry of the same request gets the call it made.
+            return [(self._same_request(self.get(records[0]["id"]), requests[0]), False)]
+        queued = [record for record in records if record["status"] == Status.PENDING.value]
+        try:
+            self.transport.enqueue([_message(record) for record in queued], now)
+        except RedisUnavailable as exc:
+            for record in queued:
+                self.store.finish(
+                    record["id"],
+                    {"status": Status.FAILED.value, "error": _error("DispatchError", str(exc))},
+                    reported_by_worker=True,
+                )
+            raise DispatchUnavailable(
+                f"{len(queued)} call(s) were recorded but could not be queued: {exc}"
+            ) from None
+        return [(record, True) for record in records]
+
+    def _new_record(
+        self, request: dict[str, Any], parents: dict[str, dict[str, Any]], now
+    ) -> dict[str, Any]:
         call_id = request.get("id") or new_call_id()
-        parent = self._parent(request)
+        parent = parents.get(request.get("parent_stage_run_id") or "")
         repo_name, commit_hash = request.get("repo_name"), request.get("commit_hash")
         if parent is not None and parent["repo_name"]:
             if repo_name and (repo_name, commit_hash) != (parent["repo_name"], parent["commit_hash"]):
@@ -57,8 +93,8 @@ class CallService:
                     f"{parent['repo_name']}@{parent['commit_hash']}, not {repo_name}@{commit_hash}"
                 )
             repo_name, commit_hash = parent["repo_name"], parent["commit_hash"]
-        now = utcnow()
-        record = {
+        runs_in_place = request.get("run_mode") is not None
+        return {
             "id": call_id,
             "parent_stage_run_id": parent["id"] if parent else None,
             "root_stage_run_id": parent["root_stage_run_id"] if parent else call_id,
@@ -66,41 +102,17 @@ class CallService:
             "position": request.get("position"),
             "stage": request["stage"],
             "arguments": request["arguments"],
-            "status": Status.PENDING.value,
+            "status": (Status.RUNNING if runs_in_place else Status.PENDING).value,
             "queue": queue_name(request["stage"], repo_name, commit_hash),
             "repo_name": repo_name,
             "commit_hash": commit_hash,
+            "worker": request.get("worker"),
+            "run_mode": request.get("run_mode"),
             "attempt": 1,
             "max_attempts": 1,
             "created_at": now,
+            "started_at": now if runs_in_place else None,
         }
-        try:
-            self.store.insert(record)
-        except sqlalchemy.exc.IntegrityError:
-            # The id exists: a retry of the same request gets the call it made.
-            return self._same_request(self.get(call_id), request), False
-        message = CallMessage(
-            id=call_id,
-            stage=record["stage"],
-            args=record["arguments"]["args"],
-            kwargs=record["arguments"]["kwargs"],
-            parent_id=record["parent_stage_run_id"],
-            root_id=record["root_stage_run_id"],
-            repo_name=repo_name,
-            commit_hash=commit_hash,
-        )
-        try:
-            self.transport.enqueue(message, now)
-        except RedisUnavailable as exc:
-            self.store.finish(
-                call_id,
-                {"status": Status.FAILED.value, "error": _error("DispatchError", str(exc))},
-                reported_by_worker=True,
-            )
-            raise DispatchUnavailable(
-                f"call {call_id} was recorded but could not be queued: {exc}"
-            ) from None
-        return record, True
 
     def start(self, call_id: str, worker: str) -> dict[str, Any]:
         """Claim a queued call for `worker`: the same atomic claim the workers use."""
@@ -142,26 +154,59 @@ class CallService:
 
     def wait(self, call_id: str, seconds: float | None) -> dict[str, Any]:
         """The call, once it is finished or after `seconds` (capped by max_wait)."""
-        record = self.get(call_id)
-        if not seconds or Status(record["status"]).is_terminal:
-            return record
+        if seconds:
+            finished = self.finished([call_id], seconds, every=True)
+            if finished:
+                return finished[0]
+        return self.get(call_id)
 
-        def finished():
-            current = self.store.get(call_id)
-            return current if Status(current["status"]).is_terminal else None
+    def finished(self, call_ids: list[str], seconds: float, every: bool) -> list[dict[str, Any]]:
+        """Those of `call_ids` that have finished, once at least one has (with
+        `every`: all have), or after `seconds` (capped by max_wait)."""
+        pending = set(call_ids)
+        done: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + min(seconds, self.max_wait)
+        with self.waiters.watching(pending) as watch:
+            to_check = set(pending)
+            while True:
+                rows = self.store.get_many(to_check)
+                unknown = to_check - rows.keys()
+                if unknown:
+                    raise CallNotFound(f"no call with id(s) {sorted(unknown)[:5]}")
+                for call_id, row in rows.items():
+                    if Status(row["status"]).is_terminal:
+                        done[call_id] = row
+                        pending.discard(call_id)
+                if not pending or (done and not every):
+                    break
+                woken = watch.next(deadline)
+                if woken == set():
+                    break
+                to_check = pending if woken is None else woken & pending
+        return [done[call_id] for call_id in call_ids if call_id in done]
 
-        return self.waiters.wait_for(call_id, finished, min(seconds, self.max_wait)) or self.get(
-            call_id
-        )
+    def waiting_on(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """The unfinished calls that a running call last said it waits on."""
+        if record["status"] != Status.RUNNING.value:
+            return []
+        try:
+            noted = self.transport.waiting_on(record["id"])
+        except RedisUnavailable:
+            return []
+        rows = self.store.get_many(json.loads(noted)) if noted else {}
+        return [
+            {key: row[key] for key in ("id", "stage", "status", "worker")}
+            for row in rows.values()
+            if not Status(row["status"]).is_terminal
+        ]
 
-    def _parent(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        parent_id = request.get("parent_stage_run_id")
-        if not parent_id:
-            return None
-        parent = self.store.get(parent_id)
-        if parent is None:
-            raise CallNotFound(f"parent call {parent_id!r} does not exist")
-        return parent
+    def _parents(self, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        wanted = {r["parent_stage_run_id"] for r in requests if r.get("parent_stage_run_id")}
+        parents = self.store.get_many(wanted) if wanted else {}
+        missing = wanted - parents.keys()
+        if missing:
+            raise CallNotFound(f"parent call {min(missing)!r} does not exist")
+        return parents
 
     @staticmethod
     def _same_request(existing: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +216,19 @@ class CallService:
         if not same:
             raise CallConflict(f"a different call with id {existing['id']!r} already exists")
         return existing
+
+
+def _message(record: dict[str, Any]) -> CallMessage:
+    return CallMessage(
+        id=record["id"],
+        stage=record["stage"],
+        args=record["arguments"]["args"],
+        kwargs=record["arguments"]["kwargs"],
+        parent_id=record["parent_stage_run_id"],
+        root_id=record["root_stage_run_id"],
+        repo_name=record["repo_name"],
+        commit_hash=record["commit_hash"],
+    )
 
 
 def _error(kind: str, message: str) -> dict[str, str]:

@@ -80,14 +80,16 @@ def start_server(port: int, env: dict[str, str], **popen) -> subprocess.Popen:
 
 def start_worker(server_url: str, redis_url: str, workflow_file: str | Path,
                  repo_name: str = "callplane", commit_hash: str = "HEAD",
-                 env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
-    """`python -m sdk.worker` with the seed's flags, returned once RQ lists it."""
+                 env: dict[str, str] | None = None, options: tuple[str, ...] = (),
+                 **popen) -> subprocess.Popen:
+    """`python -m sdk.worker` with the seed's flags (and `options`), returned once RQ lists it."""
     import redis
 
     name = f"worker-{uuid.uuid4().hex[:8]}"
     process = subprocess.Popen(
         [sys.executable, "-m", "sdk.worker", "--server-url", server_url, "--repo-name", repo_name,
-         "--workflow-file", str(workflow_file), "--commit-hash", commit_hash, "--name", name],
+         "--workflow-file", str(workflow_file), "--commit-hash", commit_hash, "--name", name,
+         *options],
         env={**os.environ, **(env or {}), "REDIS_URL": redis_url}, **popen,
     )
     client = redis.Redis.from_url(redis_url)

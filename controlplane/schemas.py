@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from sdk.wire import Status
+from sdk.wire import RunMode, Status
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 #: A hard bound on `?wait=`; the server also holds no request past its own max_wait.
 WAIT_LIMIT_SECONDS = 3600
+#: Calls one batch create may hold, and ids one wait may name.
+BATCH_LIMIT = 1000
+ID_LIMIT = 10000
 
 _id = validate.Regexp(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
 _name = validate.Length(min=1, max=200)
@@ -35,6 +38,13 @@ class CallCreateSchema(Schema):
     workflow_run_id = fields.String(allow_none=True, validate=_id)
     repo_name = fields.String(allow_none=True, validate=_version)
     commit_hash = fields.String(allow_none=True, validate=_version)
+    run_mode = fields.String(
+        allow_none=True,
+        validate=validate.OneOf([RunMode.INLINE.value, RunMode.LOCAL.value]),
+        metadata={"description": "the caller runs this call itself, now, on `worker`: "
+                  "it is recorded as running and never queued"},
+    )
+    worker = fields.String(allow_none=True, validate=_name)
 
     @validates_schema
     def _version_is_whole(self, data, **_kwargs):
@@ -45,6 +55,34 @@ class CallCreateSchema(Schema):
             )
         if data.get("position") is not None and not data.get("parent_stage_run_id"):
             raise ValidationError("position is only meaningful with parent_stage_run_id", "position")
+        if bool(data.get("run_mode")) != bool(data.get("worker")):
+            raise ValidationError(
+                "give run_mode and worker together (the caller runs the call itself), or neither",
+                "worker",
+            )
+
+
+class CallBatchCreateSchema(Schema):
+    calls = fields.List(
+        fields.Nested(CallCreateSchema),
+        required=True,
+        validate=validate.Length(min=1, max=BATCH_LIMIT),
+        metadata={"description": f"1 to {BATCH_LIMIT} calls, created in one transaction"},
+    )
+
+
+class FinishedQuerySchema(Schema):
+    ids = fields.List(
+        fields.String(validate=_id), required=True, validate=validate.Length(min=1, max=ID_LIMIT)
+    )
+    wait = fields.Float(
+        load_default=0,
+        validate=validate.Range(min=0, max=WAIT_LIMIT_SECONDS),
+        metadata={"description": "hold the request up to this many seconds until one has finished"},
+    )
+    every = fields.Boolean(
+        load_default=False, metadata={"description": "hold until all have finished, not just one"}
+    )
 
 
 class WaitSchema(Schema):
@@ -80,6 +118,13 @@ class FinishSchema(Schema):
             raise ValidationError("a succeeded call has no error", "error")
 
 
+class CallSummarySchema(Schema):
+    id = fields.String()
+    stage = fields.String()
+    status = fields.String()
+    worker = fields.String(allow_none=True)
+
+
 class CallSchema(Schema):
     id = fields.String()
     stage = fields.String()
@@ -96,8 +141,19 @@ class CallSchema(Schema):
     repo_name = fields.String(allow_none=True)
     commit_hash = fields.String(allow_none=True)
     worker = fields.String(allow_none=True)
+    run_mode = fields.String(
+        allow_none=True, metadata={"description": "dispatched, inline, isolated or local"}
+    )
+    waiting_on = fields.List(
+        fields.Nested(CallSummarySchema),
+        metadata={"description": "while the call is running: the unfinished calls it waits on"},
+    )
     attempt = fields.Integer()
     max_attempts = fields.Integer()
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
+
+
+class CallBatchSchema(Schema):
+    calls = fields.List(fields.Nested(CallSchema))

@@ -8,7 +8,7 @@ from controlplane.calls import CallService
 from controlplane.recorder import Recorder
 from controlplane.store import Store, make_engine
 from sdk.settings import Settings
-from sdk.transport import Transport
+from sdk.transport import DONE_CHANNEL, Transport
 from sdk.waiters import Waiters
 
 
@@ -19,7 +19,7 @@ class Services:
         self.settings = settings
         self.store = Store(make_engine(settings.database_url))
         self.transport = Transport.from_url(settings.redis_url)
-        self.waiters = Waiters(self.transport, settings.recheck_seconds)
+        self.waiters = Waiters(self.transport, DONE_CHANNEL, settings.recheck_seconds)
         self.calls = CallService(self.store, self.transport, self.waiters, settings.max_wait_seconds)
         self.recorder = Recorder(self.store, self.transport)
         self._stopping = threading.Event()

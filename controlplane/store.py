@@ -15,10 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from controlplane.tables import stage_runs
-from sdk.wire import TRANSITIONS, Status, sources_of
+from sdk.wire import TRANSITIONS, RunMode, Status, sources_of
 
 #: How long a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+#: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
+IN_LIST_LIMIT = 500
 
 
 def utcnow() -> datetime:
@@ -78,15 +80,27 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def insert(self, record: dict[str, Any]) -> None:
-        """Write a new call's row; raises sqlalchemy.exc.IntegrityError if its id exists."""
+    def insert(self, records: list[dict[str, Any]]) -> None:
+        """Write new calls' rows in one transaction; raises sqlalchemy.exc.IntegrityError
+        (and writes none) if one of their ids exists."""
         with self.engine.begin() as conn:
-            conn.execute(stage_runs.insert(), record)
+            conn.execute(stage_runs.insert(), records)
 
     def get(self, call_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(stage_runs.select().where(stage_runs.c.id == call_id)).first()
         return _row_dict(row) if row else None
+
+    def get_many(self, call_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The rows of those of `call_ids` that exist, by id."""
+        ids = list(call_ids)
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), IN_LIST_LIMIT):
+                chunk = ids[start:start + IN_LIST_LIMIT]
+                query = stage_runs.select().where(stage_runs.c.id.in_(chunk))
+                found.update((row.id, _row_dict(row)) for row in conn.execute(query))
+        return found
 
     def list(
         self,
@@ -130,12 +144,21 @@ class Store:
 
     # -- state changes -----------------------------------------------------------
 
-    def start(self, call_id: str, worker: str, started_at: datetime, conn=None) -> bool:
+    def start(
+        self,
+        call_id: str,
+        worker: str,
+        started_at: datetime,
+        conn=None,
+        run_mode: str = RunMode.DISPATCHED.value,
+    ) -> bool:
         """pending -> running; False if the call was not pending."""
         statement = (
             stage_runs.update()
             .where(stage_runs.c.id == call_id, stage_runs.c.status.in_(sources_of(Status.RUNNING)))
-            .values(status=Status.RUNNING.value, worker=worker, started_at=started_at)
+            .values(
+                status=Status.RUNNING.value, worker=worker, started_at=started_at, run_mode=run_mode
+            )
         )
         return self._change(statement, conn)
 
@@ -165,6 +188,8 @@ class Store:
             values["started_at"] = sa.func.coalesce(
                 stage_runs.c.started_at, parse_time(outcome.get("started_at"))
             )
+            if outcome.get("run_mode"):  # it may have changed at the start (isolated)
+                values["run_mode"] = outcome["run_mode"]
         statement = (
             stage_runs.update()
             .where(stage_runs.c.id == call_id, stage_runs.c.status.in_(sorted(legal_from)))
@@ -183,7 +208,9 @@ class Store:
         with self.engine.begin() as conn:
             for kind, call_id, body in events:
                 if kind == "start":
-                    self.start(call_id, body["worker"], parse_time(body["started_at"]), conn)
+                    started_at = parse_time(body["started_at"])
+                    run_mode = body.get("run_mode", RunMode.DISPATCHED.value)
+                    self.start(call_id, body["worker"], started_at, conn, run_mode)
                 elif kind == "finish" and self.finish(call_id, body, conn, reported_by_worker=True):
                     finished.append(call_id)
         return finished

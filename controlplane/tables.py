@@ -26,6 +26,7 @@ stage_runs = sa.Table(
     sa.Column("repo_name", sa.String(200), nullable=True),
     sa.Column("commit_hash", sa.String(64), nullable=True),
     sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("run_mode", sa.String(16), nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, default=1),
     sa.Column("max_attempts", sa.Integer, nullable=False, default=1),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

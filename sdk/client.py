@@ -42,6 +42,16 @@ class ControlPlaneClient:
     def create_call(self, body: dict[str, Any], wait: float | None = None) -> dict[str, Any]:
         return self.request("POST", "/api/call", body, wait=wait)
 
+    def create_calls(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create many calls in one request (one transaction, one Redis round trip)."""
+        return self.request("POST", "/api/calls", {"calls": bodies})["calls"]
+
+    def finished_calls(self, ids: list[str], wait: float, every: bool = False) -> list[dict[str, Any]]:
+        """Those of `ids` that have finished, once at least one (with `every`: all) has,
+        or after `wait` seconds."""
+        body = {"ids": ids, "wait": wait, "every": every}
+        return self.request("POST", "/api/calls/finished", body, timeout_extra=wait)["calls"]
+
     def get_call(self, call_id: str, wait: float | None = None) -> dict[str, Any]:
         return self.request("GET", f"/api/call/{call_id}", wait=wait)
 
@@ -54,10 +64,15 @@ class ControlPlaneClient:
     # -- transport ---------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, body: Any = None, wait: float | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        wait: float | None = None,
+        timeout_extra: float = 0.0,
     ) -> Any:
         url = self._base + path
-        timeout = self._timeout
+        timeout = self._timeout + timeout_extra
         if wait:
             url += f"?wait={wait:g}"
             timeout += wait

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -26,6 +27,8 @@ class CallFrame:
     root_id: str
     repo_name: str | None = None
     commit_hash: str | None = None
+    #: How this call's own calls are made, when not the runner's way (local mode).
+    caller: Any = None
     #: What the call printed; it travels with the result to the caller.
     output: io.StringIO = field(default_factory=io.StringIO)
     _positions: Iterator[int] = field(default_factory=itertools.count)

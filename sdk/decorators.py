@@ -16,56 +16,48 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, ParamSpec, TypeVar
 
+from sdk.calling import Caller, RemoteCaller
 from sdk.client import ControlPlaneClient
-from sdk.context import CallContext
-from sdk.errors import CallCancelled, StageFailed
-from sdk.settings import MAX_WAIT_SECONDS
-from sdk.wire import Status, dumps, new_call_id
+from sdk.context import CallContext, CallFrame
+from sdk.handles import CallHandle, as_completed, gather, unwrap
+from sdk.local import LocalCaller
+from sdk.wire import dumps, new_call_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-STAGE_OPTIONS = ("name",)
-
-
-class Waiting(Protocol):
-    """How a caller waits for a call it created; a worker brings its own."""
-
-    #: `?wait=` seconds to ask for when creating a call (None: return at once).
-    create_wait: float | None
-
-    def outcome(self, call: dict[str, Any]) -> dict[str, Any]:
-        """Block until `call` finished; return its final record (status, result, error, output)."""
-
-
-class LongPolling:
-    """A caller outside any worker waits through the control plane's `?wait=`."""
-
-    def __init__(self, client: ControlPlaneClient, wait_seconds: float = MAX_WAIT_SECONDS):
-        self._client = client
-        self.create_wait = wait_seconds
-
-    def outcome(self, call: dict[str, Any]) -> dict[str, Any]:
-        while not Status(call["status"]).is_terminal:
-            call = self._client.get_call(call["id"], wait=self.create_wait)
-        return call
+#: What @runner.stage(...) accepts, and what each option means.
+STAGE_OPTIONS = {
+    "name": "the stage's name (default: the function's name)",
+    "isolate": "run each call of this stage in a fresh process of its own (default: False)",
+}
 
 
 class Stage(Generic[P, R]):
     """A function registered with a runner; calling it makes a distributed call."""
 
-    def __init__(self, runner: WorkflowRunner, fn: Callable[P, R], name: str):
+    def __init__(self, runner: WorkflowRunner, fn: Callable[P, R], name: str, isolate: bool):
         functools.update_wrapper(self, fn)
         self.runner = runner
         self.fn = fn
         self.name = name
+        self.isolate = isolate
         self.signature = inspect.signature(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.runner.call(self, args, kwargs)
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> CallHandle[R]:
+        """Start a call and return its handle at once."""
+        return self.runner.submit(self, [(args, kwargs)])[0]
+
+    def map(self, *iterables: Iterable[Any]) -> list[R]:
+        """Call the stage once per item (like the builtin `map`), all in parallel;
+        the results in order. Raises the first failure after all have finished."""
+        return gather(self.runner.submit(self, [(args, {}) for args in zip(*iterables)]))
 
     def __repr__(self) -> str:
         return f"<Stage {self.name} of {self.runner!r}>"
@@ -120,23 +112,21 @@ class WorkflowRunner:
         self.repo_name = repo_name
         self.commit_hash = commit_hash
         self.stages: dict[str, Stage] = {}
-        self.attach(ControlPlaneClient(server_url), None, CallContext())
+        client = ControlPlaneClient(server_url)
+        self.attach(client, RemoteCaller(client), CallContext())
 
-    def attach(
-        self, client: ControlPlaneClient, waiting: Waiting | None, context: CallContext
-    ) -> None:
-        """Route this runner's calls through `client` and `waiting` (a worker does this)."""
-        self._client = client
-        self._waiting = waiting or LongPolling(client)
+    def attach(self, client: ControlPlaneClient, caller: Caller, context: CallContext) -> None:
+        """Route this runner's calls through `caller` (a worker attaches its own)."""
+        self.client = client
+        self._caller = caller
         self.context = context
 
     def stage(self, fn: Callable[P, R] | None = None, **options: Any):
-        """Register a function as a stage: `@runner.stage` or `@runner.stage(name=...)`."""
+        """Register a function as a stage: `@runner.stage` or `@runner.stage(name=..., isolate=...)`."""
         unknown = set(options) - set(STAGE_OPTIONS)
         if unknown:
-            raise TypeError(
-                f"unknown stage option(s) {sorted(unknown)}; known options: {list(STAGE_OPTIONS)}"
-            )
+            known = "; ".join(f"{name}: {meaning}" for name, meaning in STAGE_OPTIONS.items())
+            raise TypeError(f"unknown stage option(s) {sorted(unknown)}; known options are {known}")
 
         def register(function: Callable[P, R]) -> Stage[P, R]:
             if not inspect.isfunction(function):
@@ -147,26 +137,65 @@ class WorkflowRunner:
                     f"a stage named {name!r} is already registered with this runner; "
                     "rename the function or pass @runner.stage(name=...)"
                 )
-            stage = Stage(self, function, name)
+            stage = Stage(self, function, name, bool(options.get("isolate", False)))
             self.stages[name] = stage
             return stage
 
         return register(fn) if fn is not None else register
 
-    def run(self, main: Stage[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a workflow's entry point as a distributed call and return its result."""
+    def run(self, main: Stage[P, R], *args: P.args, local: bool = False, **kwargs: P.kwargs) -> R:
+        """Run a workflow's entry point as a distributed call and return its result.
+
+        With `local=True` every stage runs in this process, one after another,
+        without Redis or workers: for unit tests and debugging. The calls are
+        still recorded in the control plane's audit table when it answers.
+        """
         if not isinstance(main, Stage) or main.runner is not self:
             raise TypeError(f"runner.run() takes a stage of this runner, not {main!r}")
+        if local:
+            return LocalCaller(self).run(main, args, kwargs)
         return main(*args, **kwargs)
 
     def call(self, stage: Stage, args: tuple, kwargs: dict) -> Any:
         """Create a call of `stage`, wait for it, and return its result or raise its error."""
+        caller, parent = self._route()
+        record = caller.call(self._body(stage, args, kwargs, parent), stage.isolate)
+        if record.get("output"):
+            self._replayer(parent)(record["output"])
+        return unwrap(record)
+
+    def submit(self, stage: Stage, arguments: list[tuple[tuple, dict]]) -> list[CallHandle]:
+        """Create calls of `stage` without waiting; one handle per (args, kwargs)."""
+        caller, parent = self._route()
+        bodies = [self._body(stage, args, kwargs, parent) for args, kwargs in arguments]
+        replay = self._replayer(parent)
+        return [CallHandle(caller, stage.name, call, replay) for call in caller.submit(bodies)]
+
+    @staticmethod
+    def gather(*handles: CallHandle, return_exceptions: bool = False) -> list[Any]:
+        """The results of `handles`, in order, once all have finished (see sdk.handles.gather)."""
+        return gather(handles, return_exceptions)
+
+    @staticmethod
+    def as_completed(handles: Iterable[CallHandle], timeout: float | None = None):
+        """Yield each handle as its call finishes."""
+        return as_completed(handles, timeout)
+
+    def _route(self) -> tuple[Caller, CallFrame | None]:
+        """The caller for a call made here, and the call it is made from (None at the top)."""
+        parent = self.context.current()
+        if parent is not None and parent.caller is not None:
+            return parent.caller, parent
+        return self._caller, parent
+
+    def _body(
+        self, stage: Stage, args: tuple, kwargs: dict, parent: CallFrame | None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": new_call_id(),
             "stage": stage.name,
             "arguments": encode_arguments(stage, args, kwargs),
         }
-        parent = self.context.current()
         if parent is not None:
             body["parent_stage_run_id"] = parent.id
             body["position"] = parent.next_position()
@@ -175,22 +204,13 @@ class WorkflowRunner:
             version = (self.repo_name, self.commit_hash)
         if all(version):
             body["repo_name"], body["commit_hash"] = version
-        call = self._client.create_call(body, wait=self._waiting.create_wait)
-        record = self._waiting.outcome(call)
-        if record.get("output"):
-            # Replay what the call printed, into the caller's own output if it is a call too.
-            (parent.output.write if parent is not None else sys.stdout.write)(record["output"])
-        return unwrap(stage.name, record)
+        return body
+
+    @staticmethod
+    def _replayer(parent: CallFrame | None) -> Callable[[str], Any]:
+        """Where a finished call's printed output goes: its caller's own output if
+        the caller is a call too, this process's stdout otherwise."""
+        return parent.output.write if parent is not None else sys.stdout.write
 
     def __repr__(self) -> str:
         return f"WorkflowRunner({self.server_url!r})"
-
-
-def unwrap(stage: str, record: dict[str, Any]) -> Any:
-    """A finished call's result, or its failure raised as an exception."""
-    status = Status(record["status"])
-    if status is Status.SUCCEEDED:
-        return record.get("result")
-    if status is Status.CANCELLED:
-        raise CallCancelled(f"stage {stage!r} (call {record['id']}) was cancelled")
-    raise StageFailed(stage, record["id"], record.get("error") or {})

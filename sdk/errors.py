@@ -4,6 +4,8 @@ as data (type, message, traceback) inside StageFailed."""
 
 from __future__ import annotations
 
+import traceback
+
 
 class CallplaneError(Exception):
     """Root of every error callplane raises."""
@@ -62,3 +64,14 @@ class StageFailed(CallplaneError):
 
 class CallCancelled(CallplaneError):
     """Raised at the call site when the call was cancelled."""
+
+
+def describe(exc: BaseException) -> dict[str, str]:
+    """An exception as the audit record keeps it: type, message, traceback."""
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return {
+        "type": name,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }

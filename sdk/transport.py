@@ -6,8 +6,15 @@ rq-dashboard see callplane's work); callplane's own keys start with `callplane:`
 
 The hot path of one call costs these round trips: enqueue (1, pipelined), pop (1),
 claim (1, a script that also returns the job and records the start event),
-finish (1, a script that also records the finish event), and the recorder's
-acknowledgement with the completion broadcast (1, pipelined, batched).
+finish (1, a script that also records the finish event and tells waiting
+workers), and the recorder's acknowledgement with the completion broadcast (1,
+pipelined, batched).
+
+Two broadcasts: FINISHED_CHANNEL as soon as a worker finished a call (workers
+waiting on children listen here: the child's outcome is in its job, and its
+finish event is in the stream ahead of anything the parent reports later), and
+DONE_CHANNEL once the audit table has recorded it (the control plane listens
+here, so whatever it answers is already in the table).
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ STARTED_TTL_SECONDS = 3600
 EVENTS_STREAM = "callplane:events"
 RECORDERS_GROUP = "recorders"
 DONE_CHANNEL = "callplane:done"
+FINISHED_CHANNEL = "callplane:finished"
+#: How long what a call waits on stays readable without being renewed.
+WAITING_TTL_SECONDS = 24 * 3600
 
 
 def job_key(call_id: str) -> str:
@@ -55,6 +65,10 @@ def finished_registry(queue: str) -> str:
 
 def failed_registry(queue: str) -> str:
     return f"{RQ_PREFIX}:failed:{queue}"
+
+
+def waiting_key(call_id: str) -> str:
+    return f"callplane:waiting:{call_id}"
 
 
 def rq_timestamp(at: datetime) -> str:
@@ -113,7 +127,21 @@ if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'exc_info', ARGV[7]) end
 redis.call('ZREM', KEYS[2], ARGV[6])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
 redis.call('XADD', KEYS[4], '*', 'kind', 'finish', 'id', ARGV[6], 'body', ARGV[2])
+redis.call('PUBLISH', ARGV[8], ARGV[6])
 return 1
+"""
+
+# A waiting caller takes one of its still-queued calls to run itself (newest
+# first: idle workers pop from the other end). If none is left in a queue, it
+# notes what it now waits on, for the API to show.
+_TAKE_ANY = """
+for i = 2, #KEYS do
+  if redis.call('LREM', KEYS[i], 1, ARGV[i + 1]) == 1 then return ARGV[i + 1] end
+end
+if KEYS[1] ~= '' and ARGV[1] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return false
 """
 
 
@@ -124,6 +152,7 @@ class Transport:
         self.redis = client
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
+        self._take_any = client.register_script(_TAKE_ANY)
 
     @classmethod
     def from_url(cls, url: str) -> Transport:
@@ -136,27 +165,29 @@ class Transport:
     # -- dispatch ---------------------------------------------------------------
 
     @translate_errors
-    def enqueue(self, message: CallMessage, created_at: datetime) -> None:
-        """Write the RQ job hash and append its id to its queue, in one round trip."""
+    def enqueue(self, messages: list[CallMessage], created_at: datetime) -> None:
+        """Write each call's RQ job hash and append it to its queue, in one round trip."""
         now = rq_timestamp(created_at)
-        queue = message.queue
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(
-            job_key(message.id),
-            mapping={
-                "data": message.encode(),
-                "origin": queue,
-                "description": f"callplane stage {message.stage}",
-                "created_at": now,
-                "enqueued_at": now,
-                "status": "queued",
-                "timeout": -1,
-                "result_ttl": RESULT_TTL_SECONDS,
-                "cp_attempt": message.attempt,
-            },
-        )
-        pipe.sadd(QUEUES_SET, queue_key(queue))
-        pipe.rpush(queue_key(queue), message.id)
+        for message in messages:
+            queue = message.queue
+            pipe.hset(
+                job_key(message.id),
+                mapping={
+                    "data": message.encode(),
+                    "origin": queue,
+                    "description": f"callplane stage {message.stage}",
+                    "created_at": now,
+                    "enqueued_at": now,
+                    "status": "queued",
+                    "timeout": -1,
+                    "result_ttl": RESULT_TTL_SECONDS,
+                    "cp_attempt": message.attempt,
+                },
+            )
+        for queue in {message.queue for message in messages}:
+            pipe.sadd(QUEUES_SET, queue_key(queue))
+            pipe.rpush(queue_key(queue), *[m.id for m in messages if m.queue == queue])
         pipe.execute()
 
     @translate_errors
@@ -174,6 +205,27 @@ class Transport:
     def take(self, queue: str, call_id: str) -> bool:
         """Remove a still-queued call from its queue; True if this caller now owns it."""
         return self.redis.lrem(queue_key(queue), 1, call_id) == 1
+
+    @translate_errors
+    def take_any(
+        self, candidates: list[tuple[str, str]], waiter: str | None = None, waiting_on: str = ""
+    ) -> str | None:
+        """Take the first of `candidates` [(queue, call id)] still queued; its id, or None.
+
+        When none is, record `waiting_on` as what the call `waiter` waits on.
+        """
+        if not candidates and not (waiter and waiting_on):
+            return None
+        return self._take_any(
+            keys=[waiting_key(waiter) if waiter else ""]
+            + [queue_key(queue) for queue, _ in candidates],
+            args=[waiting_on, WAITING_TTL_SECONDS] + [call_id for _, call_id in candidates],
+        )
+
+    @translate_errors
+    def waiting_on(self, call_id: str) -> str | None:
+        """What a running call last said it waits on (JSON), if anything."""
+        return self.redis.get(waiting_key(call_id))
 
     @translate_errors
     def claim(
@@ -216,9 +268,16 @@ class Transport:
                     finished_at.timestamp() + ttl,
                     call_id,
                     exc_info,
+                    FINISHED_CHANNEL,
                 ],
             )
         )
+
+    @translate_errors
+    def report_finish(self, call_id: str, outcome_json: str) -> None:
+        """Report the outcome of a call that was never queued (its caller ran it in
+        place): only the recorder needs to hear of it."""
+        self.redis.xadd(EVENTS_STREAM, {"kind": "finish", "id": call_id, "body": outcome_json})
 
     @translate_errors
     def settle(
@@ -232,31 +291,35 @@ class Transport:
             "status": "finished" if succeeded else "failed",
             "ended_at": rq_timestamp(finished_at),
             "cp_outcome": outcome_json,
-            "cp_recorded": "1",
         })
         pipe.zrem(started_registry(queue), call_id)
         pipe.zadd(registry, {call_id: finished_at.timestamp() + ttl})
         pipe.expire(job_key(call_id), RESULT_TTL_SECONDS)
         pipe.publish(DONE_CHANNEL, call_id)
+        pipe.publish(FINISHED_CHANNEL, call_id)
         pipe.execute()
 
     # -- outcomes ---------------------------------------------------------------
 
     @translate_errors
-    def recorded_outcome(self, call_id: str) -> tuple[bool, str | None]:
-        """(whether the job hash exists, its outcome JSON once the table has recorded it)."""
-        status, recorded, outcome = self.redis.hmget(
-            job_key(call_id), ["status", "cp_recorded", "cp_outcome"]
-        )
-        return status is not None, outcome if recorded == "1" else None
+    def outcomes(self, call_ids: list[str]) -> dict[str, str | None]:
+        """For each call whose job still exists: its outcome JSON once a worker
+        finished it, else None. Calls whose job is gone are left out."""
+        pipe = self.redis.pipeline(transaction=False)
+        for call_id in call_ids:
+            pipe.hmget(job_key(call_id), ["status", "cp_outcome"])
+        return {
+            call_id: outcome
+            for call_id, (status, outcome) in zip(call_ids, pipe.execute())
+            if status is not None
+        }
 
     @translate_errors
     def announce_recorded(self, call_ids: Iterable[str], event_ids: list[str] = ()) -> None:
-        """After the table has recorded them: flag finished jobs, wake their waiters and
-        forget the events, in one round trip."""
+        """After the table has recorded them: let finished jobs expire, wake their
+        waiters and forget the events, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for call_id in call_ids:
-            pipe.hset(job_key(call_id), "cp_recorded", "1")
             pipe.expire(job_key(call_id), RESULT_TTL_SECONDS)
             pipe.publish(DONE_CHANNEL, call_id)
         if event_ids:
@@ -266,12 +329,13 @@ class Transport:
 
     def listen_done(
         self,
+        channel: str,
         on_done: Callable[[str], None],
         on_subscribed: Callable[[], None],
         stopping: threading.Event,
         poll_seconds: float = 1.0,
     ) -> None:
-        """Deliver every completion broadcast to `on_done` until `stopping` is set.
+        """Deliver every broadcast on `channel` to `on_done` until `stopping` is set.
 
         Calls `on_subscribed` each time the subscription is confirmed, including
         after a lost connection: broadcasts sent while away are gone, so waiters
@@ -280,7 +344,7 @@ class Transport:
         while not stopping.is_set():
             pubsub = self.redis.pubsub()
             try:
-                pubsub.subscribe(DONE_CHANNEL)
+                pubsub.subscribe(channel)
                 while not stopping.is_set():
                     message = pubsub.get_message(timeout=poll_seconds)
                     if message is None:

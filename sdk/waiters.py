@@ -8,9 +8,10 @@ periodic re-read guards only against a broadcast lost with a dropped connection.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from sdk.errors import RedisUnavailable
@@ -22,11 +23,51 @@ T = TypeVar("T")
 SUBSCRIBE_TIMEOUT_SECONDS = 10.0
 
 
-class Waiters:
-    def __init__(self, transport: Transport, recheck_seconds: float):
-        self._transport = transport
+class Watch:
+    """The completion broadcasts of a set of calls, as one waiter sees them."""
+
+    def __init__(self, recheck_seconds: float):
         self._recheck_seconds = recheck_seconds
-        self._events: dict[str, set[threading.Event]] = {}
+        self._woken: set[str] = set()
+        self._everything = False
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+
+    def notify(self, call_id: str | None) -> None:
+        """`call_id` was broadcast; None means "re-read everything" (a lost connection)."""
+        with self._lock:
+            if call_id is None:
+                self._everything = True
+            else:
+                self._woken.add(call_id)
+        self._event.set()
+
+    def next(self, deadline: float | None = None) -> set[str] | None:
+        """Wait for broadcasts; the ids woken since the last call, or None when the
+        caller should re-read all of its calls (re-check interval or reconnect).
+        Returns an empty set only when `deadline` (a monotonic time) has passed."""
+        remaining = self._recheck_seconds
+        if deadline is not None:
+            remaining = min(remaining, deadline - time.monotonic())
+        if remaining > 0:
+            self._event.wait(remaining)
+        with self._lock:
+            self._event.clear()
+            woken, everything = self._woken, self._everything
+            self._woken, self._everything = set(), False
+        if woken and not everything:
+            return woken
+        if deadline is not None and time.monotonic() >= deadline and not everything:
+            return set()
+        return None
+
+
+class Waiters:
+    def __init__(self, transport: Transport, channel: str, recheck_seconds: float):
+        self._transport = transport
+        self._channel = channel
+        self.recheck_seconds = recheck_seconds
+        self._watches: dict[str, set[Watch]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
@@ -35,7 +76,7 @@ class Waiters:
     def start(self) -> Waiters:
         self._thread = threading.Thread(
             target=self._transport.listen_done,
-            args=(self._wake, self._on_subscribed, self._stopping),
+            args=(self._channel, self._wake, self._on_subscribed, self._stopping),
             name="callplane-waiters",
             daemon=True,
         )
@@ -49,40 +90,45 @@ class Waiters:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    @contextlib.contextmanager
+    def watching(self, call_ids: Iterable[str]) -> Iterator[Watch]:
+        """Register for the broadcasts of `call_ids`; read their state only inside."""
+        ids = set(call_ids)
+        watch = Watch(self.recheck_seconds)
+        with self._lock:
+            for call_id in ids:
+                self._watches.setdefault(call_id, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            with self._lock:
+                for call_id in ids:
+                    watches = self._watches.get(call_id)
+                    if watches is not None:
+                        watches.discard(watch)
+                        if not watches:
+                            del self._watches[call_id]
+
     def wait_for(self, call_id: str, check: Callable[[], T | None], timeout: float | None) -> T | None:
         """Return check()'s first non-None answer, re-asked on each wake-up; None on timeout."""
-        event = threading.Event()
-        with self._lock:
-            self._events.setdefault(call_id, set()).add(event)
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
+        with self.watching([call_id]) as watch:
             while True:
                 answer = check()
                 if answer is not None:
                     return answer
-                remaining = self._recheck_seconds
-                if deadline is not None:
-                    remaining = min(remaining, deadline - time.monotonic())
-                    if remaining <= 0:
-                        return None
-                event.wait(remaining)
-                event.clear()
-        finally:
-            with self._lock:
-                waiting = self._events.get(call_id)
-                if waiting is not None:
-                    waiting.discard(event)
-                    if not waiting:
-                        del self._events[call_id]
+                if watch.next(deadline) == set():
+                    return None
 
     def _wake(self, call_id: str) -> None:
         with self._lock:
-            for event in self._events.get(call_id, ()):
-                event.set()
+            watches = list(self._watches.get(call_id, ()))
+        for watch in watches:
+            watch.notify(call_id)
 
     def _on_subscribed(self) -> None:
         self._subscribed.set()
         with self._lock:
-            for events in self._events.values():
-                for event in events:
-                    event.set()
+            watches = {watch for group in self._watches.values() for watch in group}
+        for watch in watches:
+            watch.notify(None)

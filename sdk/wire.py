@@ -34,6 +34,19 @@ class Status(str, Enum):
         return self in TERMINAL_STATUSES
 
 
+class RunMode(str, Enum):
+    """How a call was run; its audit row says so."""
+
+    #: A worker took it off its queue.
+    DISPATCHED = "dispatched"
+    #: Its caller ran it in its own worker slot instead of waiting on it (no nested deadlock).
+    INLINE = "inline"
+    #: A worker ran it in a fresh process of its own.
+    ISOLATED = "isolated"
+    #: `runner.run(..., local=True)` ran it in the calling process.
+    LOCAL = "local"
+
+
 TERMINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 #: The allowed moves. The store's conditional UPDATEs and the API's 409s both read
@@ -121,3 +134,14 @@ class CallMessage:
         if not isinstance(message.args, list) or not isinstance(message.kwargs, dict):
             raise DecodeError("call message args must be a list and kwargs an object")
         return message
+
+
+def check_result(stage: str, value: Any) -> None:
+    """Raise TypeError, saying what to return instead, if a stage's result is not JSON."""
+    try:
+        dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"stage {stage!r} returned a value that is not JSON-serialisable "
+            f"({exc}); return lists, dicts, strings, numbers, booleans or None"
+        ) from None

@@ -23,6 +23,7 @@ from controlplane.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "workflows" / "sample.py"
+PARALLEL = ROOT / "tests" / "workflows" / "parallel.py"
 #: A commit hash for test workers, so tests do not depend on the checkout's git state.
 TEST_COMMIT = "0" * 40
 
@@ -81,11 +82,13 @@ def workers(server_url, redis_url, env):
 @pytest.fixture()
 def runner(server_url, workers):
     """The sample workflow's runner, pointed at the test control plane, in this process."""
+    from sdk.calling import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
     from tests.workflows import sample
 
-    sample.runner.attach(ControlPlaneClient(server_url), None, CallContext())
+    client = ControlPlaneClient(server_url)
+    sample.runner.attach(client, RemoteCaller(client), CallContext())
     return sample.runner
 
 
@@ -97,3 +100,33 @@ def api(server_url):
         return session.request(method, server_url + path, timeout=60, **kwargs)
 
     return call
+
+
+@pytest.fixture(scope="session")
+def store(database_url):
+    """The audit table, read directly: tests check what was recorded."""
+    from controlplane.store import Store, make_engine
+
+    store = Store(make_engine(database_url))
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def parallel_runner(server_url):
+    """The parallel workflow's runner, pointed at the test control plane, in this process."""
+    from sdk.calling import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+    from tests.workflows import parallel
+
+    client = ControlPlaneClient(server_url)
+    parallel.runner.attach(client, RemoteCaller(client), CallContext())
+    return parallel.runner
+
+
+def start_parallel_workers(server_url, redis_url, env, count, options=()):
+    return [
+        start_worker(server_url, redis_url, PARALLEL, "tests", TEST_COMMIT, env, options)
+        for _ in range(count)
+    ]

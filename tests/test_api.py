@@ -189,3 +189,52 @@ def test_openapi_document_describes_the_endpoints(api):
     for path in ("/api/call", "/api/call/{call_id}", "/api/calls",
                  "/api/call/{call_id}/start", "/api/call/{call_id}/finish"):
         assert path in paths
+
+
+def test_batch_create_records_and_queues_every_call_at_once(api):
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    response = api("POST", "/api/calls", json={"calls": [
+        {"id": call_id, "stage": UNSERVED, "arguments": {"args": [i]}} for i, call_id in enumerate(ids)
+    ]})
+    assert response.status_code == 201, response.text
+    assert [c["id"] for c in response.json()["calls"]] == ids
+    assert {c["status"] for c in response.json()["calls"]} == {"pending"}
+    again = api("POST", "/api/calls", json={"calls": [{"id": ids[0], "stage": UNSERVED}]})
+    assert again.status_code == 201 and again.json()["calls"][0]["id"] == ids[0]
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"calls": []}, 422, "calls"),
+    ({"calls": [{"stage": UNSERVED}, {"stage": 3}]}, 422, "calls"),
+    ({"calls": [{"stage": UNSERVED, "parent_stage_run_id": "nosuchparent"}]}, 404, "nosuchparent"),
+    ({"calls": [{"stage": UNSERVED, "run_mode": "inline"}]}, 422, "worker"),
+])
+def test_a_bad_batch_creates_nothing(api, body, status, says):
+    before = total(api)
+    response = api("POST", "/api/calls", json=body)
+    assert response.status_code == status
+    assert says in response.text
+    assert total(api) == before
+
+
+def test_finished_waits_for_any_or_every_named_call(api, runner):
+    quick = create(api)
+    response = api("POST", "/api/calls/finished", json={"ids": [quick["id"]], "wait": 0.2})
+    assert response.status_code == 200 and response.json() == {"calls": []}
+    slow = api("POST", "/api/call", json={"stage": "sleep_then_add", "arguments": {"args": [0.5, 1, 2]}}).json()
+    fast = api("POST", "/api/call", json={"stage": "add", "arguments": {"args": [1, 2]}}).json()
+    any_one = api("POST", "/api/calls/finished", json={"ids": [slow["id"], fast["id"]], "wait": 30})
+    assert [c["id"] for c in any_one.json()["calls"]] == [fast["id"]]
+    every = api("POST", "/api/calls/finished",
+                json={"ids": [slow["id"], fast["id"]], "wait": 30, "every": True}).json()["calls"]
+    assert [(c["id"], c["result"]) for c in every] == [(slow["id"], 3), (fast["id"], 3)]
+    unknown = api("POST", "/api/calls/finished", json={"ids": ["nosuchcall"]})
+    assert unknown.status_code == 404 and "nosuchcall" in unknown.json()["message"]
+
+
+def test_an_inline_call_is_recorded_running_on_its_worker_and_never_queued(api):
+    call = create(api, run_mode="inline", worker="w-1")
+    assert (call["status"], call["worker"], call["run_mode"]) == ("running", "w-1", "inline")
+    assert call["started_at"] is not None
+    done = api("POST", f"/api/call/{call['id']}/finish", json={"status": "succeeded", "result": 5})
+    assert done.json()["status"] == "succeeded"

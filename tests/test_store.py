@@ -22,7 +22,7 @@ def new_call(store, **extra):
     call_id = uuid.uuid4().hex
     record = {"id": call_id, "root_stage_run_id": call_id, "stage": "s", "arguments": {"args": [], "kwargs": {}},
               "status": "pending", "queue": "any.s", "attempt": 1, "max_attempts": 1, "created_at": utcnow(), **extra}
-    store.insert(record)
+    store.insert([record])
     return call_id
 
 

@@ -66,21 +66,19 @@ def test_claim_is_atomic_and_only_the_holder_can_finish():
     transport = Transport(fakeredis.FakeRedis(decode_responses=True))
     now = datetime.now(timezone.utc)
     message = CallMessage(id="c1", stage="s")
-    transport.enqueue(message, now)
+    transport.enqueue([message], now)
     assert transport.pop([message.queue], 1) == (message.queue, "c1")
     assert transport.claim(message.queue, "c1", "w1", now, "{}") == message.encode()
     assert transport.claim(message.queue, "c1", "w2", now, "{}") is None
     assert not transport.finish(message.queue, "c1", "w2", "{}", True, now)
     assert transport.finish(message.queue, "c1", "w1", '{"status":"succeeded"}', True, now)
-    assert transport.recorded_outcome("c1") == (True, None)  # not yet in the table
-    transport.announce_recorded(["c1"])
-    assert transport.recorded_outcome("c1") == (True, '{"status":"succeeded"}')
+    assert transport.outcomes(["c1", "gone"]) == {"c1": '{"status":"succeeded"}'}
 
 
 def test_take_removes_a_queued_call_once():
     transport = Transport(fakeredis.FakeRedis(decode_responses=True))
     message = CallMessage(id="c2", stage="s")
-    transport.enqueue(message, datetime.now(timezone.utc))
+    transport.enqueue([message], datetime.now(timezone.utc))
     assert transport.take(message.queue, "c2") is True
     assert transport.take(message.queue, "c2") is False
 

@@ -2,22 +2,25 @@
 
 Calls popped from a queue and calls a waiting parent takes off the queue to run
 itself (so nesting never deadlocks, even on a single worker) go through the same
-`process`, and so get the same claim, audit record and report.
+`process`, and so get the same claim, audit record and report. A call created as
+running here (its parent runs it in place) skips the queue and the claim.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sdk.context import CallContext, CallFrame
 from sdk.decorators import Stage
-from sdk.errors import DecodeError
+from sdk.errors import DecodeError, describe
 from sdk.transport import Transport
-from sdk.wire import CallMessage, Status, dumps
+from sdk.wire import CallMessage, RunMode, Status, check_result, dumps
+from workers.isolation import run_in_child
 from workers.output import captured
 
 log = logging.getLogger(__name__)
@@ -40,16 +43,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def describe(exc: BaseException) -> dict[str, str]:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {
-        "type": name,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
-
-
 class Executor:
     def __init__(
         self,
@@ -58,31 +51,83 @@ class Executor:
         context: CallContext,
         worker_name: str,
         version: CodeVersion,
+        isolate: bool = False,
+        fresh: Callable[[], Executor] | None = None,
     ):
         self._transport = transport
         self._stages = stages
         self._context = context
         self.worker_name = worker_name
         self._version = version
+        self._isolate_all = isolate
+        #: Builds this executor anew inside a forked process (for isolated calls).
+        self._fresh = fresh
 
-    def process(self, queue: str, call_id: str) -> bool:
-        """Claim and run one call; False if someone else had already claimed it."""
+    def process(
+        self, queue: str, call_id: str, run_mode: RunMode = RunMode.DISPATCHED
+    ) -> dict[str, Any] | None:
+        """Claim and run one queued call; its outcome, or None if someone else had
+        already claimed it."""
+        if self._fresh is not None and self._isolate_all:
+            run_mode = RunMode.ISOLATED
         started_at = _now()
-        body = dumps({"worker": self.worker_name, "started_at": started_at.isoformat()})
+        body = dumps({
+            "worker": self.worker_name, "started_at": started_at.isoformat(), "run_mode": run_mode,
+        })
         data = self._transport.claim(queue, call_id, self.worker_name, started_at, body)
         if data is None:
             log.info("call %s was claimed elsewhere; skipping it", call_id)
-            return False
+            return None
         try:
             message = CallMessage.decode(data)
         except DecodeError as exc:
             log.error("call %s: refusing its job: %s", call_id, exc)
             message = CallMessage(id=call_id, stage="?")
-            self._report(message, queue, started_at, None, describe(exc), "")
-            return True
-        result, error, output = self._execute(message)
-        self._report(message, queue, started_at, result, error, output)
-        return True
+            return self._finish(message, queue, started_at, run_mode, (None, describe(exc), ""))
+        if self._isolated_stage(message.stage):
+            return self._process_isolated(message, queue, started_at)
+        return self._finish(message, queue, started_at, run_mode, self._execute(message))
+
+    def run_in_place(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Run a call that was created as running here (never queued); its outcome."""
+        message = CallMessage(
+            id=record["id"],
+            stage=record["stage"],
+            args=record["arguments"]["args"],
+            kwargs=record["arguments"]["kwargs"],
+            parent_id=record["parent_stage_run_id"],
+            root_id=record["root_stage_run_id"],
+        )
+        started_at = datetime.fromisoformat(record["started_at"])
+        outcome = self._outcome(message, started_at, RunMode.INLINE, self._execute(message))
+        self._transport.report_finish(message.id, dumps(outcome))
+        return outcome
+
+    def _isolated_stage(self, stage_name: str) -> bool:
+        """Whether a call of this stage runs in a fresh process (not when already in one)."""
+        if self._fresh is None:
+            return False
+        stage = self._stages.get(stage_name)
+        return self._isolate_all or (stage is not None and stage.isolate)
+
+    def _process_isolated(
+        self, message: CallMessage, queue: str, started_at: datetime
+    ) -> dict[str, Any] | None:
+        def in_child() -> None:
+            fresh = self._fresh()
+            fresh._finish(message, queue, started_at, RunMode.ISOLATED, fresh._execute(message))
+
+        ended = run_in_child(in_child)
+        outcome = self._transport.outcomes([message.id]).get(message.id)
+        if outcome:
+            return json.loads(outcome)
+        # The process died before it reported: that is the call's outcome.
+        error = {
+            "type": "callplane.ProcessDied",
+            "message": f"the process running this call {ended or 'exited without reporting'}",
+            "traceback": "",
+        }
+        return self._finish(message, queue, started_at, RunMode.ISOLATED, (None, error, ""))
 
     def _execute(self, message: CallMessage) -> tuple[Any, dict | None, str]:
         frame = CallFrame(
@@ -101,43 +146,46 @@ class Executor:
                         f"it has {sorted(self._stages)}"
                     )
                 result = stage.fn(*message.args, **message.kwargs)
-                try:
-                    dumps(result)
-                except (TypeError, ValueError) as exc:
-                    raise TypeError(
-                        f"stage {message.stage!r} returned a value that is not JSON-serialisable "
-                        f"({exc}); return lists, dicts, strings, numbers, booleans or None"
-                    ) from None
+                check_result(message.stage, result)
                 error = None
             except Exception as exc:  # noqa: BLE001 - any stage error is the call's outcome
                 result, error = None, describe(exc)
         return result, error, captured(frame.output)
 
-    def _report(
-        self,
-        message: CallMessage,
-        queue: str,
-        started_at: datetime,
-        result: Any,
-        error: dict | None,
-        output: str,
-    ) -> None:
-        finished_at = _now()
-        status = Status.FAILED if error else Status.SUCCEEDED
-        outcome = {
+    def _outcome(
+        self, message: CallMessage, started_at: datetime, run_mode: RunMode, ran: tuple
+    ) -> dict[str, Any]:
+        result, error, output = ran
+        return {
             "id": message.id,
-            "status": status.value,
+            "stage": message.stage,
+            "status": (Status.FAILED if error else Status.SUCCEEDED).value,
             "result": result,
             "error": error,
             "output": output,
             "worker": self.worker_name,
+            "run_mode": run_mode.value,
             "attempt": message.attempt,
             "started_at": started_at.isoformat(),
-            "finished_at": finished_at.isoformat(),
+            "finished_at": _now().isoformat(),
         }
+
+    def _finish(
+        self, message: CallMessage, queue: str, started_at: datetime, run_mode: RunMode, ran: tuple
+    ) -> dict[str, Any]:
+        """Report a claimed call's outcome through its job; the outcome."""
+        outcome = self._outcome(message, started_at, run_mode, ran)
+        error = outcome["error"]
         exc_info = error["traceback"] or error["message"] if error else ""
         accepted = self._transport.finish(
-            queue, message.id, self.worker_name, dumps(outcome), not error, finished_at, exc_info
+            queue,
+            message.id,
+            self.worker_name,
+            dumps(outcome),
+            not error,
+            datetime.fromisoformat(outcome["finished_at"]),
+            exc_info,
         )
         if not accepted:
             log.warning("call %s: finished, but this worker no longer holds it", message.id)
+        return outcome

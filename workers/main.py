@@ -16,6 +16,8 @@ from workers.worker import Worker
 #: Exit codes a supervisor can tell apart.
 EXIT_BAD_WORKFLOW = 3
 EXIT_REDIS_UNREACHABLE = 4
+#: Python frames allowed on the worker's thread (the default 1,000 allows ~100 nested calls).
+RECURSION_LIMIT = 20_000
 
 
 @click.command("worker")
@@ -32,7 +34,14 @@ EXIT_REDIS_UNREACHABLE = 4
               help="Redis to take calls from [default: $REDIS_URL or redis://localhost:6379/0].")
 @click.option("--name", default=None, help="Worker name shown in rq info [default: host.pid.random].")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, burst):
+@click.option("--isolate", is_flag=True,
+              help="Run each call in a fresh process of its own (slower; for isolation). "
+                   "A stage can ask for it alone with @runner.stage(isolate=True).")
+@click.option("--inline/--no-inline", default=True, show_default=True,
+              help="Run a child call that its parent only waits on in the parent's slot, "
+                   "instead of queueing it for any worker.")
+def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, burst, isolate,
+           inline):
     """Run the calls of one workflow file's stages, one at a time, until SIGTERM.
 
     \b
@@ -40,6 +49,8 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
       callplane worker --server-url http://localhost:5001 --repo-name my-repo \\
           --workflow-file examples/example_workflow.py --commit-hash HEAD
     """
+    # Nested calls that run in place stack up on this thread: leave room for deep trees.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     settings = Settings.from_env().replace(redis_url=redis_url)
@@ -50,7 +61,9 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_BAD_WORKFLOW)
     try:
-        process = Worker(settings.redis_url, server_url, workflow, CodeVersion(repo_name, commit), name)
+        version = CodeVersion(repo_name, commit)
+        process = Worker(settings.redis_url, server_url, workflow, version, name,
+                         isolate=isolate, inline=inline)
         process.run(burst=burst)
     except RedisUnavailable as exc:
         click.echo(f"Error: {exc} (set --redis-url or REDIS_URL)", err=True)

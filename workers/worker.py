@@ -14,18 +14,19 @@ import socket
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.errors import RedisUnavailable
 from sdk.settings import RECHECK_SECONDS
-from sdk.transport import RqWorkerRecord, Transport
+from sdk.transport import FINISHED_CHANNEL, RqWorkerRecord, Transport
 from sdk.waiters import Waiters
 from sdk.wire import queue_name
+from workers.calling import WorkerCaller
 from workers.executor import CodeVersion, Executor
 from workers.loader import Workflow
 from workers.output import RoutedStdout
-from workers.waiting import WorkerWaiting
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +52,54 @@ class Worker:
         workflow: Workflow,
         version: CodeVersion,
         name: str | None = None,
+        *,
+        isolate: bool = False,
+        inline: bool = True,
     ):
+        """`isolate`: run every call in a fresh process. `inline`: a stage's
+        child call that it only waits on runs in this slot at once, instead of
+        being queued for any worker (queued children a parent waits on are
+        taken back either way, so nesting never deadlocks)."""
         self.name = name or default_worker_name()
         self.workflow = workflow
-        self.transport = Transport.from_url(redis_url)
+        self._redis_url = redis_url
+        self._server_url = server_url
+        self._version = version
+        self._isolate = isolate
+        self._inline = inline
+        self._real_stdout = sys.stdout
         self.context = CallContext()
-        self.waiters = Waiters(self.transport, RECHECK_SECONDS)
-        self.executor = Executor(self.transport, workflow.stages, self.context, self.name, version)
+        self.transport, self.waiters, self.executor = self._wire(self.context, self._fresh)
         # Its own version's queues first: children of running calls go before new roots.
         self.queues = [
             queue_name(stage, version.repo_name, version.commit_hash) for stage in workflow.stages
         ] + [queue_name(stage, None, None) for stage in workflow.stages]
         self.rq_record = RqWorkerRecord(redis_url, self.name, self.queues)
-        client = ControlPlaneClient(server_url)
-        waiting = WorkerWaiting(self.transport, self.waiters, client, self.executor.process)
-        for runner in workflow.runners:
-            runner.attach(client, waiting, self.context)
         self._stopping = threading.Event()
+
+    def _wire(
+        self, context: CallContext, fresh: Callable[[], Executor] | None
+    ) -> tuple[Transport, Waiters, Executor]:
+        """Connections, waiters and executor, and the workflow's runners attached to them."""
+        transport = Transport.from_url(self._redis_url)
+        waiters = Waiters(transport, FINISHED_CHANNEL, RECHECK_SECONDS)
+        executor = Executor(
+            transport, self.workflow.stages, context, self.name, self._version, self._isolate, fresh
+        )
+        client = ControlPlaneClient(self._server_url)
+        caller = WorkerCaller(transport, waiters, client, executor, context, self._inline)
+        for runner in self.workflow.runners:
+            runner.attach(client, caller, context)
+        return transport, waiters, executor
+
+    def _fresh(self) -> Executor:
+        """In a forked process: everything anew (the parent's threads did not come
+        along, and its connections are not this process's to use)."""
+        context = CallContext()
+        sys.stdout = RoutedStdout(self._real_stdout, context)
+        _transport, waiters, executor = self._wire(context, None)
+        waiters.start()
+        return executor
 
     def run_once(self, timeout: float = POP_TIMEOUT_SECONDS) -> bool:
         """Take one call and run it; False if none came within `timeout` seconds."""
@@ -84,7 +116,7 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
         heartbeat.start()
         self._install_signal_handlers()
-        real_stdout, sys.stdout = sys.stdout, RoutedStdout(sys.stdout, self.context)
+        self._real_stdout, sys.stdout = sys.stdout, RoutedStdout(sys.stdout, self.context)
         log.info("worker %s listening on %s", self.name, ", ".join(self.queues))
         try:
             while not self._stopping.is_set():
@@ -95,7 +127,7 @@ class Worker:
                     log.warning("%s; retrying", exc)
                     self._stopping.wait(REDIS_RETRY_SECONDS)
         finally:
-            sys.stdout = real_stdout
+            sys.stdout = self._real_stdout
             self._stopping.set()
             try:
                 self.rq_record.death()

@@ -1,4 +1,5 @@
-"""The seed's call endpoints: create, read (optionally waiting), list, start, finish."""
+"""The call endpoints: the seed's create, read (optionally waiting), list, start and
+finish, plus creating many calls at once and waiting for any or all of several."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from flask_smorest import Blueprint, abort
 
 from controlplane.calls import CallConflict, CallNotFound, DispatchUnavailable
 from controlplane.schemas import (
+    CallBatchCreateSchema,
+    CallBatchSchema,
     CallCreateSchema,
     CallListQuerySchema,
     CallSchema,
+    FinishedQuerySchema,
     FinishSchema,
     StartSchema,
     WaitSchema,
@@ -60,7 +64,8 @@ class CallResource(MethodView):
     def get(self, query, call_id):
         """A call's status, result or error; ?wait=SECONDS holds until it finishes."""
         with http_errors():
-            return calls().wait(call_id, query.get("wait"))
+            record = calls().wait(call_id, query.get("wait"))
+            return {**record, "waiting_on": calls().waiting_on(record)}
 
 
 @blp.route("/calls")
@@ -79,6 +84,25 @@ class CallList(MethodView):
         )
         pagination_parameters.item_count = total
         return rows
+
+    @blp.arguments(CallBatchCreateSchema)
+    @blp.response(201, CallBatchSchema)
+    def post(self, request):
+        """Create many calls in one request: one transaction, one Redis round trip."""
+        with http_errors():
+            created = calls().create_many(request["calls"])
+        return {"calls": [record for record, _ in created]}
+
+
+@blp.route("/calls/finished")
+class CallsFinished(MethodView):
+    @blp.arguments(FinishedQuerySchema)
+    @blp.response(200, CallBatchSchema)
+    def post(self, request):
+        """Those of the named calls that have finished; with `wait`, hold until one
+        has (with `every`: all have)."""
+        with http_errors():
+            return {"calls": calls().finished(request["ids"], request["wait"], request["every"])}
 
 
 @blp.route("/call/<call_id>/start")

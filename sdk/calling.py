@@ -1,0 +1,83 @@
+"""How a process makes calls and waits for them: the seam between the runner and
+where it runs.
+
+Three callers implement it: `RemoteCaller` (a process outside any worker: the
+control plane's long polls), the worker's own (Redis, and running a child in
+place rather than waiting on it; `workers.calling`), and `sdk.local.LocalCaller`
+(everything in this process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from sdk.client import ControlPlaneClient
+from sdk.settings import MAX_WAIT_SECONDS
+from sdk.wire import Status
+
+#: Calls created per request when many are submitted at once (map).
+SUBMIT_BATCH = 500
+
+
+class Caller(Protocol):
+    def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
+        """Create one call and return its final record (status, result, error, output)."""
+
+    def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create calls without waiting for them; their records, in order."""
+
+    def finished(
+        self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the final record of each of `calls` as it finishes.
+
+        Raises TimeoutError once `timeout` seconds passed with calls unfinished;
+        timeout=0 only looks, it never blocks. `every` says the consumer wants
+        them all anyway, so records may come in fewer, larger batches.
+        """
+
+
+def deadline_of(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def remaining(deadline: float | None, cap: float) -> float:
+    """Seconds to the deadline, capped; never negative."""
+    if deadline is None:
+        return cap
+    return max(0.0, min(cap, deadline - time.monotonic()))
+
+
+class RemoteCaller:
+    """A caller outside any worker waits through the control plane's `?wait=`."""
+
+    def __init__(self, client: ControlPlaneClient, wait_seconds: float = MAX_WAIT_SECONDS):
+        self._client = client
+        self._wait_seconds = wait_seconds
+
+    def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
+        call = self._client.create_call(body, wait=self._wait_seconds)
+        while not Status(call["status"]).is_terminal:
+            call = self._client.get_call(call["id"], wait=self._wait_seconds)
+        return call
+
+    def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        calls = []
+        for start in range(0, len(bodies), SUBMIT_BATCH):
+            calls += self._client.create_calls(bodies[start:start + SUBMIT_BATCH])
+        return calls
+
+    def finished(
+        self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        deadline = deadline_of(timeout)
+        pending = {call["id"] for call in calls}
+        while pending:
+            wait = remaining(deadline, self._wait_seconds)
+            for record in self._client.finished_calls(sorted(pending), wait, every):
+                pending.discard(record["id"])
+                yield record
+            if pending and deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(pending)} call(s) still running after {timeout:g} s")

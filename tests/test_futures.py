@@ -1,0 +1,93 @@
+"""Futures on real workers: submit, map, gather, as_completed, timeouts, handles
+shared by threads; two workers share a map; a blocked call shows what it waits
+on; waits and idle workers outlive redis-py's 5 s default socket timeout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from controlplane.local_cluster import stop
+from sdk.errors import StageFailed
+from sdk.handles import CallHandle
+from tests.conftest import start_parallel_workers
+from tests.workflows import parallel
+
+
+@pytest.fixture(scope="module")
+def pair(server_url, redis_url, env):
+    workers = start_parallel_workers(server_url, redis_url, env, 2)
+    yield workers
+    for worker in workers:
+        stop(worker)
+
+
+def test_submit_returns_a_handle_at_once(pair, parallel_runner):
+    started = time.monotonic()
+    handle = parallel.nap.submit(1.0, "x")
+    assert time.monotonic() - started < 0.9
+    assert isinstance(handle, CallHandle) and len(handle.id) == 32
+    assert not handle.done()
+    with pytest.raises(TimeoutError):
+        handle.result(timeout=0.1)
+    assert handle.result(timeout=30) == "x"
+    assert handle.done() and handle.exception() is None
+
+
+def test_map_from_a_client_keeps_order_and_creates_in_batches(pair, parallel_runner, store):
+    assert parallel.square.map(range(600)) == [i * i for i in range(600)]
+
+
+def test_map_raises_the_first_failure_after_all_finished(pair, parallel_runner):
+    with pytest.raises(StageFailed) as failure:
+        parallel.fail_on.map(range(5), [2] * 5)
+    assert failure.value.remote_message == "2 is bad"
+    handles = [parallel.fail_on.submit(i, 1) for i in range(3)]
+    results = parallel_runner.gather(*handles, return_exceptions=True)
+    assert results[0] == 0 and results[2] == 2
+    assert isinstance(results[1], StageFailed)
+    assert isinstance(handles[1].exception(), StageFailed)
+
+
+def test_gather_and_as_completed_inside_a_stage(pair, parallel_runner):
+    assert parallel.submit_and_gather(30) == [i * i for i in range(30)]
+    assert parallel.first_finished(1.5) == ["fast", "slow"]
+
+
+def test_as_completed_from_a_client(pair, parallel_runner):
+    slow, fast = parallel.nap.submit(1.5, "slow"), parallel.nap.submit(0, "fast")
+    assert [h.result() for h in parallel_runner.as_completed([slow, fast])] == ["fast", "slow"]
+
+
+def test_a_handle_read_from_many_threads_prints_once(pair, parallel_runner, store):
+    handle = parallel.handle_from_threads.submit(4)
+    assert handle.result(timeout=30) == ["shared"] * 4
+    assert store.get(handle.id)["output"].count("nap shared") == 1
+
+
+def test_a_map_of_1000_uses_both_workers(pair, parallel_runner, store):
+    handle = parallel.map_squares.submit(1000)
+    assert handle.result(timeout=120) == sum(i * i for i in range(1000))
+    children = [row for row in store.tree(handle.id) if row["id"] != handle.id]
+    assert len(children) == 1000
+    assert {row["worker"] for row in children} == {w.worker_name for w in pair}
+    assert {row["run_mode"] for row in children} == {"inline", "dispatched"}
+
+
+def test_long_idle_and_long_waits_outlive_socket_timeouts(pair, parallel_runner, server_url):
+    """redis-py 8 cuts reads after 5 s by default: idle workers, a client's long
+    poll and a parent waiting on a child must all survive longer than that."""
+    time.sleep(6)  # both workers idle on their blocking pops and subscriptions
+    handle = parallel.wait_on_nap.submit(6)
+    deadline = time.monotonic() + 10
+    waiting_on = []
+    while not waiting_on and time.monotonic() < deadline:
+        waiting_on = requests.get(f"{server_url}/api/call/{handle.id}", timeout=5).json()["waiting_on"]
+        time.sleep(0.1)
+    assert [(c["stage"], c["status"]) for c in waiting_on] == [("nap", "running")]
+    assert waiting_on[0]["worker"] in {w.worker_name for w in pair}
+    assert handle.result() == "child"
+    finished = requests.get(f"{server_url}/api/call/{handle.id}", timeout=5).json()
+    assert finished["status"] == "succeeded" and finished["waiting_on"] == []

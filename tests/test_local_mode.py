@@ -1,0 +1,57 @@
+"""Local mode: runner.run(main, local=True) runs every stage in this process, with
+no worker and no Redis; the tree is still recorded when the control plane answers,
+and the run is purely in memory when it does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.local_cluster import free_port
+from sdk.decorators import WorkflowRunner
+from sdk.errors import StageFailed
+from tests.workflows import parallel
+
+
+def test_a_local_run_is_recorded_as_the_same_tree(parallel_runner, store):
+    # No worker of the parallel workflow runs during this module: only local mode can do it.
+    assert parallel_runner.run(parallel.map_squares, 10, local=True) == 285
+    (root,) = [
+        row for row in store.list(stage="map_squares", limit=1000)[0]
+        if row["run_mode"] == "local" and row["arguments"]["args"] == [10]
+    ]
+    rows = store.tree(root["id"])
+    assert len(rows) == 11
+    assert {row["status"] for row in rows} == {"succeeded"}
+    assert {row["run_mode"] for row in rows} == {"local"}
+    assert all(row["worker"].startswith("local:") for row in rows)
+    children = rows[1:]
+    assert {row["parent_stage_run_id"] for row in children} == {root["id"]}
+    assert sorted(row["result"] for row in children) == sorted(i * i for i in range(10))
+
+
+def test_a_local_failure_keeps_the_original_exception(parallel_runner, store):
+    with pytest.raises(StageFailed) as failure:
+        parallel_runner.run(parallel.fail_on, 3, 3, local=True)
+    assert isinstance(failure.value.__cause__, ValueError)
+    row = store.get(failure.value.call_id)
+    assert row["status"] == "failed" and row["error"]["message"] == "3 is bad"
+
+
+def test_without_a_control_plane_a_local_run_is_in_memory(capsys):
+    runner = WorkflowRunner(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+
+    @runner.stage
+    def double(x):
+        print(f"double {x}")
+        return 2 * x
+
+    @runner.stage
+    def main(n):
+        handles = [double.submit(i) for i in range(n)]
+        first = next(iter(runner.as_completed(handles)))
+        return {"first": first.result(), "all": runner.gather(*handles), "map": double.map([5])}
+
+    assert runner.run(main, 3, local=True) == {"first": 0, "all": [0, 2, 4], "map": [10]}
+    assert "double 2" in capsys.readouterr().out
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        runner.run(double, {1, 2}, local=True)

@@ -1,0 +1,129 @@
+"""How a stage running on a worker makes calls and waits for them.
+
+A child call that its parent would only wait on runs in the parent's own slot,
+at once (`inline`): it is recorded as its own call but never queued, so nesting
+costs no dispatch and can never deadlock. Calls submitted to run in parallel are
+queued for any worker; when the parent then waits, it takes those still queued
+off their queue and runs them itself, newest first, while idle workers pop the
+oldest. So a map of any size completes on a single worker slot and spreads over
+as many as there are. Waiting goes through Redis: a child's outcome is in its
+job as soon as its worker finished it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sdk.calling import deadline_of
+from sdk.client import ControlPlaneClient
+from sdk.context import CallContext
+from sdk.transport import Transport
+from sdk.waiters import Waiters
+from sdk.wire import RunMode, Status, dumps
+from workers.executor import Executor
+
+#: Queued calls offered to one take (newest first); see `_take_one`.
+TAKE_WINDOW = 16
+#: How many of the calls it waits on a parent notes for the API to show.
+WAITING_SHOWN = 100
+
+
+class WorkerCaller:
+    def __init__(
+        self,
+        transport: Transport,
+        waiters: Waiters,
+        client: ControlPlaneClient,
+        executor: Executor,
+        context: CallContext,
+        inline: bool,
+    ):
+        self._transport = transport
+        self._waiters = waiters
+        self._client = client
+        self._executor = executor
+        self._context = context
+        self._inline = inline
+
+    def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
+        if not self._inline or isolate or self._context.current() is None:
+            return next(self.finished([self._client.create_call(body)], None))
+        worker = self._executor.worker_name
+        record = self._client.create_call({**body, "run_mode": RunMode.INLINE.value, "worker": worker})
+        if record["status"] == Status.RUNNING.value and record["worker"] == worker:
+            return self._executor.run_in_place(record)
+        return next(self.finished([record], None))  # an earlier call with this id
+
+    def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self._client.create_calls(bodies)
+
+    def finished(
+        self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        deadline = deadline_of(timeout)
+        pending = {call["id"]: call for call in calls}
+        # A caller that waits at all runs queued calls itself (a timeout bounds its
+        # waiting, not the run of a call it took); one that only looks does not.
+        willing = timeout is None or timeout > 0
+        queued = [c for c in calls if c["status"] == Status.PENDING.value] if willing else []
+        with self._waiters.watching(pending) as watch:
+            to_check = list(pending)
+            while pending:
+                for call_id, record in self._outcomes(to_check).items():
+                    del pending[call_id]
+                    yield record
+                if not pending:
+                    return
+                if queued:
+                    outcome = self._take_one(queued, pending)
+                    if outcome is not None:
+                        pending.pop(outcome["id"], None)
+                        yield outcome
+                    woken = watch.next(time.monotonic())  # look, don't wait
+                    to_check = list(pending) if woken is None else [i for i in woken if i in pending]
+                    continue
+                woken = watch.next(deadline)
+                if woken == set():
+                    raise TimeoutError(f"{len(pending)} call(s) still running after {timeout:g} s")
+                to_check = list(pending) if woken is None else [i for i in woken if i in pending]
+
+    def _take_one(
+        self, queued: list[dict[str, Any]], pending: dict[str, dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Take the newest of `queued` still on its queue and run it here; its outcome.
+
+        Offers a window of the newest; if none is queued any more, that window
+        is dropped from `queued` (workers pop oldest first, so older ones are
+        likely gone too, and each try costs a round trip). When nothing at all
+        is left to take, notes what the current call waits on.
+        """
+        window = []
+        while queued and len(window) < TAKE_WINDOW:
+            call = queued.pop()
+            if call["id"] in pending:
+                window.append(call)
+        parent = self._context.current()
+        shown = dumps(list(pending)[:WAITING_SHOWN]) if not queued else ""
+        taken = self._transport.take_any(
+            [(call["queue"], call["id"]) for call in window], parent.id if parent else None, shown
+        )
+        if taken is None:
+            return None
+        queued.extend(reversed([call for call in window if call["id"] != taken]))
+        return self._executor.process(pending[taken]["queue"], taken, RunMode.INLINE)
+
+    def _outcomes(self, call_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The final records of those of `call_ids` that have finished."""
+        if not call_ids:
+            return {}
+        in_redis = self._transport.outcomes(call_ids)
+        finished = {i: json.loads(outcome) for i, outcome in in_redis.items() if outcome}
+        for call_id in call_ids:
+            if call_id not in in_redis:  # its job is gone from Redis (expired, or never queued)
+                record = self._client.get_call(call_id)
+                if Status(record["status"]).is_terminal:
+                    finished[call_id] = record
+        return finished
