@@ -17,9 +17,6 @@ from sdk.client import ControlPlaneClient
 from sdk.settings import MAX_WAIT_SECONDS
 from sdk.wire import Status
 
-#: Calls created per request when many are submitted at once (map).
-SUBMIT_BATCH = 500
-
 
 class Caller(Protocol):
     def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
@@ -64,10 +61,7 @@ class RemoteCaller:
         return call
 
     def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        calls = []
-        for start in range(0, len(bodies), SUBMIT_BATCH):
-            calls += self._client.create_calls(bodies[start:start + SUBMIT_BATCH])
-        return calls
+        return self._client.create_calls(bodies)
 
     def finished(
         self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False

@@ -20,6 +20,8 @@ from sdk.wire import dumps
 
 #: Seconds to wait for the control plane beyond any `?wait=` the request asks for.
 REQUEST_TIMEOUT_SECONDS = 30.0
+#: Calls created per request when many are submitted at once (the server takes up to 1,000).
+CREATE_BATCH = 500
 
 
 class ControlPlaneClient:
@@ -43,8 +45,12 @@ class ControlPlaneClient:
         return self.request("POST", "/api/call", body, wait=wait)
 
     def create_calls(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Create many calls in one request (one transaction, one Redis round trip)."""
-        return self.request("POST", "/api/calls", {"calls": bodies})["calls"]
+        """Create many calls, a batch per request (one transaction, one Redis round trip)."""
+        calls = []
+        for start in range(0, len(bodies), CREATE_BATCH):
+            batch = bodies[start:start + CREATE_BATCH]
+            calls += self.request("POST", "/api/calls", {"calls": batch})["calls"]
+        return calls
 
     def finished_calls(self, ids: list[str], wait: float, every: bool = False) -> list[dict[str, Any]]:
         """Those of `ids` that have finished, once at least one (with `every`: all) has,
