@@ -14,7 +14,7 @@ import sqlalchemy.exc
 from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
-from sdk.waiters import Waiters
+from sdk.waiters import Waiters, Watch
 from sdk.wire import CallMessage, Status, dumps, new_call_id, queue_name
 
 
@@ -160,30 +160,54 @@ class CallService:
                 return finished[0]
         return self.get(call_id)
 
+    def create_and_wait(
+        self, request: dict[str, Any], seconds: float
+    ) -> tuple[dict[str, Any], bool]:
+        """create(), then wait up to `seconds` for the call to finish.
+
+        The wait is registered before the call is queued, so its completion
+        cannot be missed, and a call created just now needs no first read.
+        """
+        request = {**request, "id": request.get("id") or new_call_id()}
+        with self.waiters.watching([request["id"]]) as watch:
+            record, created = self.create(request)
+            if Status(record["status"]).is_terminal:
+                return record, created
+            deadline = self._deadline(seconds)
+            finished = self._await([record["id"]], watch, deadline, True, check_first=not created)
+        return (finished[0] if finished else self.get(record["id"])), created
+
     def finished(self, call_ids: list[str], seconds: float, every: bool) -> list[dict[str, Any]]:
         """Those of `call_ids` that have finished, once at least one has (with
         `every`: all have), or after `seconds` (capped by max_wait)."""
+        with self.waiters.watching(call_ids) as watch:
+            return self._await(call_ids, watch, self._deadline(seconds), every)
+
+    def _await(
+        self, call_ids: list[str], watch: Watch, deadline: float, every: bool, check_first=True
+    ) -> list[dict[str, Any]]:
         pending = set(call_ids)
         done: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + min(seconds, self.max_wait)
-        with self.waiters.watching(pending) as watch:
-            to_check = set(pending)
-            while True:
-                rows = self.store.get_many(to_check)
-                unknown = to_check - rows.keys()
-                if unknown:
-                    raise CallNotFound(f"no call with id(s) {sorted(unknown)[:5]}")
-                for call_id, row in rows.items():
-                    if Status(row["status"]).is_terminal:
-                        done[call_id] = row
-                        pending.discard(call_id)
-                if not pending or (done and not every):
-                    break
-                woken = watch.next(deadline)
-                if woken == set():
-                    break
-                to_check = pending if woken is None else woken & pending
+        to_check = set(pending) if check_first else set()
+        while True:
+            rows = self.store.get_many(to_check) if to_check else {}
+            unknown = to_check - rows.keys()
+            if unknown:
+                raise CallNotFound(f"no call with id(s) {sorted(unknown)[:5]}")
+            for call_id, row in rows.items():
+                if Status(row["status"]).is_terminal:
+                    done[call_id] = row
+                    pending.discard(call_id)
+            if not pending or (done and not every):
+                break
+            woken = watch.next(deadline)
+            if woken == set():
+                break
+            to_check = pending if woken is None else woken & pending
         return [done[call_id] for call_id in call_ids if call_id in done]
+
+    def _deadline(self, seconds: float) -> float:
+        return time.monotonic() + min(seconds, self.max_wait)
 
     def waiting_on(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """The unfinished calls that a running call last said it waits on."""

@@ -53,9 +53,10 @@ class CallCreate(MethodView):
     def post(self, request, query):
         """Create a call; with ?wait=SECONDS, also wait for it to finish."""
         with http_errors():
-            record, created = calls().create(request)
             if query.get("wait"):
-                record = calls().wait(record["id"], query["wait"])
+                record, created = calls().create_and_wait(request, query["wait"])
+            else:
+                record, created = calls().create(request)
         return record, 201 if created else 200
 
 
