@@ -1,10 +1,12 @@
 """The recorder: mirrors workers' start and finish reports into the audit table.
 
 Workers report through a Redis stream rather than an HTTP request per call; the
-recorder applies a batch of reports in one transaction, and only then flags the
-jobs recorded and broadcasts their completion. So anything a waiter sees is
-already in the table. A report is acknowledged only after it was recorded; one
-this recorder failed to record is read again from its own pending list.
+recorder applies a batch of reports in one transaction, and only then lets the
+jobs expire and broadcasts their completion. So anything a waiter sees is
+already in the table. A report is acknowledged only after it was recorded; when
+the database is away, the batch is read again from this recorder's own pending
+list. A report the database refuses for good is logged and dropped, so it
+cannot stop the reports behind it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import os
 import socket
 import threading
+
+import sqlalchemy.exc
 
 from controlplane.store import Store
 from sdk.errors import RedisUnavailable
@@ -52,7 +56,7 @@ class Recorder:
             except RedisUnavailable as exc:
                 log.warning("recorder: %s; retrying", exc)
                 stopping.wait(RETRY_SECONDS)
-            except Exception:  # the database; keep the reports and read them again
+            except sqlalchemy.exc.OperationalError:  # the database is away or busy
                 log.exception("recorder: could not record a batch; retrying")
                 own_pending = True
                 stopping.wait(RETRY_SECONDS)
@@ -64,5 +68,22 @@ class Recorder:
                 reports.append((fields["kind"], fields["id"], json.loads(fields["body"])))
             except (KeyError, ValueError):
                 log.error("recorder: dropping malformed report %s: %r", event_id, fields)
-        finished = self._store.apply_events(reports)
+        try:
+            finished = self._store.apply_events(reports)
+        except sqlalchemy.exc.OperationalError:
+            raise
+        except Exception:  # one bad report must not stop the others
+            log.exception("recorder: a batch failed; recording its reports one by one")
+            finished = self._one_by_one(reports)
         self._transport.announce_recorded(finished, [event_id for event_id, _ in events])
+
+    def _one_by_one(self, reports: list[tuple[str, str, dict]]) -> list[str]:
+        finished = []
+        for report in reports:
+            try:
+                finished += self._store.apply_events([report])
+            except sqlalchemy.exc.OperationalError:
+                raise
+            except Exception:  # dropped, with the reason in the log
+                log.exception("recorder: dropping a report it cannot record: %r", report)
+        return finished

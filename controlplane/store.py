@@ -149,74 +149,121 @@ class Store:
         call_id: str,
         worker: str,
         started_at: datetime,
-        conn=None,
         run_mode: str = RunMode.DISPATCHED.value,
     ) -> bool:
         """pending -> running; False if the call was not pending."""
-        statement = (
-            stage_runs.update()
-            .where(stage_runs.c.id == call_id, stage_runs.c.status.in_(sources_of(Status.RUNNING)))
-            .values(
-                status=Status.RUNNING.value, worker=worker, started_at=started_at, run_mode=run_mode
-            )
-        )
-        return self._change(statement, conn)
+        with self.engine.begin() as conn:
+            return conn.execute(_START, _start_params(call_id, worker, started_at, run_mode)).rowcount == 1
 
-    def finish(
-        self, call_id: str, outcome: dict[str, Any], conn=None, *, reported_by_worker=False
-    ) -> bool:
+    def finish(self, call_id: str, outcome: dict[str, Any], *, reported_by_worker=False) -> bool:
         """running -> terminal; False if the call was not running.
 
         A worker's own report (`reported_by_worker`) may also find the call still
         pending, when its start event is in flight; it carries the start, so the
         row gets both.
         """
-        target = Status(outcome["status"])
-        if target not in TRANSITIONS[Status.RUNNING]:
-            raise ValueError(f"{target.value} is not an outcome of a running call")
-        values: dict[str, Any] = {
-            "status": target.value,
-            "result": outcome.get("result"),
-            "error": outcome.get("error"),
-            "output": outcome.get("output") or None,
-            "finished_at": parse_time(outcome.get("finished_at")) or utcnow(),
-        }
-        legal_from = {Status.RUNNING.value}
-        if reported_by_worker:
-            legal_from.update(sources_of(Status.RUNNING))
-            values["worker"] = outcome.get("worker")
-            values["started_at"] = sa.func.coalesce(
-                stage_runs.c.started_at, parse_time(outcome.get("started_at"))
-            )
-            if outcome.get("run_mode"):  # it may have changed at the start (isolated)
-                values["run_mode"] = outcome["run_mode"]
-        statement = (
-            stage_runs.update()
-            .where(stage_runs.c.id == call_id, stage_runs.c.status.in_(sorted(legal_from)))
-            .values(**values)
-        )
-        return self._change(statement, conn)
+        with self.engine.begin() as conn:
+            return self._finish(conn, call_id, outcome, reported_by_worker)
 
     def apply_events(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> list[str]:
         """Apply workers' (kind, call id, body) reports in one transaction.
 
         Returns the ids of calls whose completion was recorded, so their waiters
         can be woken. Reports that are no longer legal (a duplicate, a stale
-        worker) change nothing.
+        worker) change nothing. A start whose finish is in the same batch is
+        folded into the finish (the finish carries the start), and the starts
+        go in one executemany: a batch costs one statement per completion.
         """
-        finished = []
+        events = list(events)
+        finishes: dict[str, dict[str, Any]] = {}
+        for kind, call_id, body in events:
+            if kind == "finish":
+                finishes.setdefault(call_id, body)  # the first report wins; later ones are stale
+        starts = [
+            _start_params(
+                call_id,
+                body["worker"],
+                parse_time(body["started_at"]),
+                body.get("run_mode", RunMode.DISPATCHED.value),
+            )
+            for kind, call_id, body in events
+            if kind == "start" and call_id not in finishes
+        ]
         with self.engine.begin() as conn:
-            for kind, call_id, body in events:
-                if kind == "start":
-                    started_at = parse_time(body["started_at"])
-                    run_mode = body.get("run_mode", RunMode.DISPATCHED.value)
-                    self.start(call_id, body["worker"], started_at, conn, run_mode)
-                elif kind == "finish" and self.finish(call_id, body, conn, reported_by_worker=True):
-                    finished.append(call_id)
-        return finished
+            if starts:
+                conn.execute(_START, starts)
+            return [
+                call_id
+                for call_id, body in finishes.items()
+                if self._finish(conn, call_id, body, reported_by_worker=True)
+            ]
 
-    def _change(self, statement, conn) -> bool:
-        if conn is not None:
-            return conn.execute(statement).rowcount == 1
-        with self.engine.begin() as own:
-            return own.execute(statement).rowcount == 1
+    @staticmethod
+    def _finish(conn, call_id: str, outcome: dict[str, Any], reported_by_worker: bool) -> bool:
+        target = Status(outcome["status"])
+        if target not in TRANSITIONS[Status.RUNNING]:
+            raise ValueError(f"{target.value} is not an outcome of a running call")
+        params = {
+            "p_id": call_id,
+            "p_status": target.value,
+            "p_result": outcome.get("result"),
+            "p_error": outcome.get("error"),
+            "p_output": outcome.get("output") or None,
+            "p_finished_at": parse_time(outcome.get("finished_at")) or utcnow(),
+        }
+        if not reported_by_worker:
+            return conn.execute(_FINISH, params).rowcount == 1
+        params.update(
+            p_worker=outcome.get("worker"),
+            p_started_at=parse_time(outcome.get("started_at")),
+            # An isolated call's mode is only known once its stage is.
+            p_run_mode=outcome.get("run_mode"),
+        )
+        return conn.execute(_FINISH_REPORTED, params).rowcount == 1
+
+
+# The state changes, built once with bound parameters (so SQLAlchemy compiles
+# each once): a conditional UPDATE whose WHERE names the legal source statuses.
+def _param(name: str, column: str) -> sa.BindParameter:
+    return sa.bindparam(name, type_=stage_runs.c[column].type)
+
+
+def _where(*legal_from: str):
+    # Each legal status is its own bound value: an expanding IN list cannot be
+    # used in an executemany.
+    legal = [sa.literal(status) for status in legal_from]
+    return stage_runs.c.id == sa.bindparam("p_id"), stage_runs.c.status.in_(legal)
+
+
+def _start_params(call_id: str, worker: str, started_at: datetime | None, run_mode: str) -> dict:
+    return {"p_id": call_id, "p_worker": worker, "p_started_at": started_at, "p_run_mode": run_mode}
+
+
+_START = (
+    stage_runs.update()
+    .where(*_where(*sources_of(Status.RUNNING)))
+    .values(
+        status=Status.RUNNING.value,
+        worker=_param("p_worker", "worker"),
+        started_at=_param("p_started_at", "started_at"),
+        run_mode=_param("p_run_mode", "run_mode"),
+    )
+)
+_OUTCOME = {
+    "status": _param("p_status", "status"),
+    "result": _param("p_result", "result"),
+    "error": _param("p_error", "error"),
+    "output": _param("p_output", "output"),
+    "finished_at": _param("p_finished_at", "finished_at"),
+}
+_FINISH = stage_runs.update().where(*_where(Status.RUNNING.value)).values(**_OUTCOME)
+_FINISH_REPORTED = (
+    stage_runs.update()
+    .where(*_where(Status.RUNNING.value, *sources_of(Status.RUNNING)))
+    .values(
+        **_OUTCOME,
+        worker=_param("p_worker", "worker"),
+        started_at=sa.func.coalesce(stage_runs.c.started_at, _param("p_started_at", "started_at")),
+        run_mode=sa.func.coalesce(_param("p_run_mode", "run_mode"), stage_runs.c.run_mode),
+    )
+)

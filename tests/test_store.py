@@ -53,7 +53,7 @@ def test_finish_needs_running_unless_a_worker_reports_it(store):
 
 
 def test_events_apply_in_one_transaction_and_report_finished_calls(store):
-    a, b = new_call(store), new_call(store)
+    a, b, c = new_call(store), new_call(store), new_call(store)
     now = utcnow().isoformat()
     finished = store.apply_events([
         ("start", a, {"worker": "w", "started_at": now}),
@@ -61,9 +61,11 @@ def test_events_apply_in_one_transaction_and_report_finished_calls(store):
                        "started_at": now, "finished_at": now}),
         ("finish", a, {"status": "succeeded", "worker": "w2", "started_at": now, "finished_at": now}),
         ("start", b, {"worker": "w", "started_at": now}),
+        ("start", c, {"worker": "w", "started_at": now, "run_mode": "inline"}),
     ])
     assert finished == [a]
     assert store.get(a)["status"] == "failed" and store.get(b)["status"] == "running"
+    assert (store.get(c)["status"], store.get(c)["run_mode"]) == ("running", "inline")
 
 
 def test_tree_and_list(store):
@@ -72,3 +74,22 @@ def test_tree_and_list(store):
     assert [c["id"] for c in store.tree(root)] == [root, *kids]
     rows, total = store.list(parent_id=root, offset=1, limit=1)
     assert total == 3 and rows[0]["id"] == kids[1]
+
+
+def test_a_report_that_cannot_be_recorded_does_not_stop_the_others(store):
+    import fakeredis
+
+    from controlplane.recorder import Recorder
+    from sdk.transport import Transport
+
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    transport.ensure_recorder_group()
+    good, bad = new_call(store), new_call(store)
+    now = utcnow().isoformat()
+    body = '{"status": "%s", "worker": "w", "started_at": "%s", "finished_at": "%s"}'
+    Recorder(store, transport).record([
+        ("1-0", {"kind": "finish", "id": bad, "body": body % ("no-such-status", now, now)}),
+        ("2-0", {"kind": "finish", "id": good, "body": body % ("succeeded", now, now)}),
+    ])
+    assert store.get(good)["status"] == "succeeded"
+    assert store.get(bad)["status"] == "pending"
