@@ -186,25 +186,27 @@ class CallService:
     def _await(
         self, call_ids: list[str], watch: Watch, deadline: float, every: bool, check_first=True
     ) -> list[dict[str, Any]]:
+        """Wait on `watch` until one (or `every`) of `call_ids` finished or the deadline;
+        each wake-up reads only the statuses of the calls it names."""
         pending = set(call_ids)
-        done: dict[str, dict[str, Any]] = {}
+        done: set[str] = set()
         to_check = set(pending) if check_first else set()
         while True:
-            rows = self.store.get_many(to_check) if to_check else {}
-            unknown = to_check - rows.keys()
+            statuses = self.store.statuses(to_check) if to_check else {}
+            unknown = to_check - statuses.keys()
             if unknown:
                 raise CallNotFound(f"no call with id(s) {sorted(unknown)[:5]}")
-            for call_id, row in rows.items():
-                if Status(row["status"]).is_terminal:
-                    done[call_id] = row
-                    pending.discard(call_id)
+            finished = {i for i, status in statuses.items() if Status(status).is_terminal}
+            done |= finished
+            pending -= finished
             if not pending or (done and not every):
                 break
             woken = watch.next(deadline)
             if woken == set():
                 break
             to_check = pending if woken is None else woken & pending
-        return [done[call_id] for call_id in call_ids if call_id in done]
+        rows = self.store.get_many(done) if done else {}
+        return [rows[call_id] for call_id in call_ids if call_id in rows]
 
     def _deadline(self, seconds: float) -> float:
         return time.monotonic() + min(seconds, self.max_wait)

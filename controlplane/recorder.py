@@ -56,7 +56,7 @@ class Recorder:
             except RedisUnavailable as exc:
                 log.warning("recorder: %s; retrying", exc)
                 stopping.wait(RETRY_SECONDS)
-            except sqlalchemy.exc.OperationalError:  # the database is away or busy
+            except Exception:  # the database is away or busy, or Redis lost the stream
                 log.exception("recorder: could not record a batch; retrying")
                 own_pending = True
                 stopping.wait(RETRY_SECONDS)

@@ -377,13 +377,19 @@ class Transport:
         New ones by default; with `own_pending`, those this consumer was handed
         before but never acknowledged (it failed to record them).
         """
-        reply = self.redis.xreadgroup(
-            RECORDERS_GROUP,
-            consumer,
-            {EVENTS_STREAM: "0" if own_pending else ">"},
-            count=count,
-            block=None if own_pending else block_ms,
-        )
+        try:
+            reply = self.redis.xreadgroup(
+                RECORDERS_GROUP,
+                consumer,
+                {EVENTS_STREAM: "0" if own_pending else ">"},
+                count=count,
+                block=None if own_pending else block_ms,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_recorder_group()  # Redis restarted empty: start the stream anew
+            return []
         return [event for _stream, events in reply for event in events] if reply else []
 
 

@@ -115,3 +115,14 @@ def test_db_upgrade_command_creates_the_schema_and_is_repeatable(tmp_path):
         assert "up to date" in result.output
     columns = {c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("stage_runs")}
     assert {"id", "parent_stage_run_id", "arguments", "workflow_run_id", "status"} <= columns
+
+
+def test_the_event_stream_is_started_anew_after_redis_lost_it(redis_url):
+    # A real redis-server (fakeredis words this error differently), in a database of its own.
+    transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + "/7")
+    client = transport.redis
+    transport.ensure_recorder_group()
+    client.flushdb()  # what a restart of a Redis without persistence leaves
+    assert transport.read_events("c", 10, 10) == []
+    client.xadd("callplane:events", {"kind": "finish", "id": "x", "body": "{}"})
+    assert [fields["id"] for _, fields in transport.read_events("c", 10, 10)] == ["x"]
