@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy.exc
@@ -16,6 +17,11 @@ from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
 from sdk.wire import CallMessage, Status, dumps, new_call_id, queue_name
+
+#: A parent's columns its children take; they never change once it exists.
+LINEAGE = ("id", "root_stage_run_id", "repo_name", "commit_hash")
+#: Parents whose lineage a control-plane process keeps in memory.
+LINEAGE_CACHE_SIZE = 10_000
 
 
 class CallNotFound(LookupError):
@@ -36,6 +42,9 @@ class CallService:
         self.transport = transport
         self.waiters = waiters
         self.max_wait = max_wait
+        # What a child takes from its parent (id, root, code version) never changes
+        # once the parent exists, so a parent making many children is read once.
+        self._lineage: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def get(self, call_id: str) -> dict[str, Any]:
         record = self.store.get(call_id)
@@ -186,13 +195,22 @@ class CallService:
     def _await(
         self, call_ids: list[str], watch: Watch, deadline: float, every: bool, check_first=True
     ) -> list[dict[str, Any]]:
-        """Wait on `watch` until one (or `every`) of `call_ids` finished or the deadline;
-        each wake-up reads only the statuses of the calls it names."""
+        """Wait on `watch` until one (or `every`) of `call_ids` finished or the deadline.
+
+        Each wake-up reads only the calls it names; when waiting on many, only
+        their statuses, and the finished rows once at the end.
+        """
         pending = set(call_ids)
         done: set[str] = set()
         to_check = set(pending) if check_first else set()
+        single = len(pending) == 1
+        rows: dict[str, dict[str, Any]] = {}
         while True:
-            statuses = self.store.statuses(to_check) if to_check else {}
+            if single and to_check:  # one read gives the status and the row
+                rows = self.store.get_many(to_check)
+                statuses = {call_id: row["status"] for call_id, row in rows.items()}
+            else:
+                statuses = self.store.statuses(to_check) if to_check else {}
             unknown = to_check - statuses.keys()
             if unknown:
                 raise CallNotFound(f"no call with id(s) {sorted(unknown)[:5]}")
@@ -205,8 +223,10 @@ class CallService:
             if woken == set():
                 break
             to_check = pending if woken is None else woken & pending
-        rows = self.store.get_many(done) if done else {}
-        return [rows[call_id] for call_id in call_ids if call_id in rows]
+        missing = done - rows.keys()
+        if missing:
+            rows.update(self.store.get_many(missing))
+        return [rows[call_id] for call_id in call_ids if call_id in done]
 
     def _deadline(self, seconds: float) -> float:
         return time.monotonic() + min(seconds, self.max_wait)
@@ -228,7 +248,14 @@ class CallService:
 
     def _parents(self, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         wanted = {r["parent_stage_run_id"] for r in requests if r.get("parent_stage_run_id")}
-        parents = self.store.get_many(wanted) if wanted else {}
+        parents = {i: self._lineage[i] for i in wanted if i in self._lineage}
+        unknown = wanted - parents.keys()
+        if unknown:
+            for call_id, row in self.store.get_many(unknown).items():
+                parents[call_id] = {key: row[key] for key in LINEAGE}
+                self._lineage[call_id] = parents[call_id]
+            while len(self._lineage) > LINEAGE_CACHE_SIZE:
+                self._lineage.popitem(last=False)
         missing = wanted - parents.keys()
         if missing:
             raise CallNotFound(f"parent call {min(missing)!r} does not exist")

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 512
 #: How long one blocking read waits for reports before checking for shutdown.
 BLOCK_MILLISECONDS = 1000
+#: How long a batch of nothing but starts waits for more reports (their finishes).
+START_LINGER_MILLISECONDS = 5
 #: Pause after Redis or the database failed, before trying again.
 RETRY_SECONDS = 0.5
 
@@ -51,6 +53,12 @@ class Recorder:
                     if own_pending and not events:
                         own_pending = False
                         continue
+                    if events and all(f.get("kind") == "start" for _, f in events):
+                        # Nobody waits on a start: linger for the finish of a short
+                        # call, so both land in one statement and one transaction.
+                        events += self._transport.read_events(
+                            self.consumer, BATCH_SIZE, START_LINGER_MILLISECONDS
+                        )
                     if events:
                         self.record(events)
             except RedisUnavailable as exc:

@@ -87,26 +87,23 @@ class Store:
             conn.execute(stage_runs.insert(), records)
 
     def get(self, call_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(stage_runs.select().where(stage_runs.c.id == call_id)).first()
-        return _row_dict(row) if row else None
+        return self.get_many([call_id]).get(call_id)
 
     def get_many(self, call_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The rows of those of `call_ids` that exist, by id."""
-        return self._by_ids(stage_runs.select(), call_ids, lambda row: (row.id, _row_dict(row)))
+        return self._by_ids(_ROWS, call_ids, lambda row: (row.id, _row_dict(row)))
 
     def statuses(self, call_ids: Iterable[str]) -> dict[str, str]:
         """The status of those of `call_ids` that exist, by id (a light read for waiters)."""
-        query = sa.select(stage_runs.c.id, stage_runs.c.status)
-        return self._by_ids(query, call_ids, tuple)
+        return self._by_ids(_STATUSES, call_ids, tuple)
 
     def _by_ids(self, query, call_ids: Iterable[str], entry) -> dict:
         ids = list(call_ids)
         found = {}
         with self.engine.connect() as conn:
             for start in range(0, len(ids), IN_LIST_LIMIT):
-                chunk = query.where(stage_runs.c.id.in_(ids[start:start + IN_LIST_LIMIT]))
-                found.update(entry(row) for row in conn.execute(chunk))
+                rows = conn.execute(query, {"p_ids": ids[start:start + IN_LIST_LIMIT]})
+                found.update(entry(row) for row in rows)
         return found
 
     def list(
@@ -228,6 +225,12 @@ class Store:
         )
         return conn.execute(_FINISH_REPORTED, params).rowcount == 1
 
+
+# Reads by id, built once: `p_ids` expands to the list given at execution.
+_ROWS = stage_runs.select().where(stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True)))
+_STATUSES = sa.select(stage_runs.c.id, stage_runs.c.status).where(
+    stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True))
+)
 
 # The state changes, built once with bound parameters (so SQLAlchemy compiles
 # each once): a conditional UPDATE whose WHERE names the legal source statuses.
