@@ -84,7 +84,7 @@ class Store:
         """Write new calls' rows in one transaction; raises sqlalchemy.exc.IntegrityError
         (and writes none) if one of their ids exists."""
         with self.engine.begin() as conn:
-            conn.execute(stage_runs.insert(), records)
+            conn.execute(_INSERT, records)
 
     def get(self, call_id: str) -> dict[str, Any] | None:
         return self.get_many([call_id]).get(call_id)
@@ -226,6 +226,7 @@ class Store:
         return conn.execute(_FINISH_REPORTED, params).rowcount == 1
 
 
+_INSERT = stage_runs.insert()
 # Reads by id, built once: `p_ids` expands to the list given at execution.
 _ROWS = stage_runs.select().where(stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True)))
 _STATUSES = sa.select(stage_runs.c.id, stage_runs.c.status).where(
