@@ -197,36 +197,35 @@ class CallService:
     ) -> list[dict[str, Any]]:
         """Wait on `watch` until one (or `every`) of `call_ids` finished or the deadline.
 
-        Each wake-up reads only the calls it names; when waiting on many, only
-        their statuses, and the finished rows once at the end.
+        The completion broadcast this process hears is sent only once the table
+        has recorded the completion, so a woken call needs no read; the table is
+        read first and after each re-check interval (a broadcast may be lost),
+        and the finished rows once at the end.
         """
         pending = set(call_ids)
         done: set[str] = set()
         to_check = set(pending) if check_first else set()
-        single = len(pending) == 1
-        rows: dict[str, dict[str, Any]] = {}
         while True:
-            if single and to_check:  # one read gives the status and the row
-                rows = self.store.get_many(to_check)
-                statuses = {call_id: row["status"] for call_id, row in rows.items()}
-            else:
-                statuses = self.store.statuses(to_check) if to_check else {}
-            unknown = to_check - statuses.keys()
-            if unknown:
-                raise CallNotFound(f"no call with id(s) {sorted(unknown)[:5]}")
-            finished = {i for i, status in statuses.items() if Status(status).is_terminal}
-            done |= finished
-            pending -= finished
+            if to_check:
+                statuses = self.store.statuses(to_check)
+                unknown = to_check - statuses.keys()
+                if unknown:
+                    raise CallNotFound(f"no call with id(s) {sorted(unknown)[:5]}")
+                done |= {i for i, status in statuses.items() if Status(status).is_terminal}
+                pending -= done
             if not pending or (done and not every):
                 break
             woken = watch.next(deadline)
             if woken == set():
                 break
-            to_check = pending if woken is None else woken & pending
-        missing = done - rows.keys()
-        if missing:
-            rows.update(self.store.get_many(missing))
-        return [rows[call_id] for call_id in call_ids if call_id in done]
+            if woken is None:
+                to_check = set(pending)
+            else:
+                done |= woken & pending
+                pending -= woken
+                to_check = set()
+        rows = self.store.get_many(done) if done else {}
+        return [rows[call_id] for call_id in call_ids if call_id in rows]
 
     def _deadline(self, seconds: float) -> float:
         return time.monotonic() + min(seconds, self.max_wait)

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 import sqlalchemy.exc
 
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 512
 #: How long one blocking read waits for reports before checking for shutdown.
 BLOCK_MILLISECONDS = 1000
-#: How long a batch of nothing but starts waits for more reports (their finishes).
-START_LINGER_MILLISECONDS = 5
+#: How long a batch that nobody waits on waits for more reports.
+LINGER_MILLISECONDS = 10
 #: Pause after Redis or the database failed, before trying again.
 RETRY_SECONDS = 0.5
 
@@ -53,14 +54,8 @@ class Recorder:
                     if own_pending and not events:
                         own_pending = False
                         continue
-                    if events and all(f.get("kind") == "start" for _, f in events):
-                        # Nobody waits on a start: linger for the finish of a short
-                        # call, so both land in one statement and one transaction.
-                        events += self._transport.read_events(
-                            self.consumer, BATCH_SIZE, START_LINGER_MILLISECONDS
-                        )
                     if events:
-                        self.record(events)
+                        self.record(self._linger(events))
             except RedisUnavailable as exc:
                 log.warning("recorder: %s; retrying", exc)
                 stopping.wait(RETRY_SECONDS)
@@ -68,6 +63,25 @@ class Recorder:
                 log.exception("recorder: could not record a batch; retrying")
                 own_pending = True
                 stopping.wait(RETRY_SECONDS)
+
+    def _linger(self, events: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+        """Grow a batch that nobody waits on, for up to LINGER_MILLISECONDS.
+
+        A start, or the finish of a call its caller ran in place (the caller
+        already has the outcome), is not awaited: lingering lets a short call's
+        start and finish, or many in-place children, share one transaction. A
+        report someone waits on ends the linger at once.
+        """
+        deadline = time.monotonic() + LINGER_MILLISECONDS / 1000
+        while len(events) < BATCH_SIZE and not any(_awaited(fields) for _, fields in events):
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = self._transport.read_events(self.consumer, BATCH_SIZE - len(events), left_ms)
+            if not more:
+                break
+            events += more
+        return events
 
     def record(self, events: list[tuple[str, dict]]) -> None:
         reports = []
@@ -95,3 +109,8 @@ class Recorder:
             except Exception:  # dropped, with the reason in the log
                 log.exception("recorder: dropping a report it cannot record: %r", report)
         return finished
+
+
+def _awaited(fields: dict) -> bool:
+    """Whether someone may be waiting for this report to be recorded."""
+    return fields.get("kind") == "finish" and fields.get("in_place") != "1"

@@ -277,7 +277,9 @@ class Transport:
     def report_finish(self, call_id: str, outcome_json: str) -> None:
         """Report the outcome of a call that was never queued (its caller ran it in
         place): only the recorder needs to hear of it."""
-        self.redis.xadd(EVENTS_STREAM, {"kind": "finish", "id": call_id, "body": outcome_json})
+        self.redis.xadd(
+            EVENTS_STREAM, {"kind": "finish", "id": call_id, "body": outcome_json, "in_place": "1"}
+        )
 
     @translate_errors
     def settle(
