@@ -76,7 +76,7 @@ class CallService:
             return [(self._same_request(self.get(records[0]["id"]), requests[0]), False)]
         queued = [record for record in records if record["status"] == Status.PENDING.value]
         try:
-            self.transport.enqueue([_message(record) for record in queued], now)
+            self.transport.enqueue([CallMessage.of_record(record) for record in queued], now)
         except RedisUnavailable as exc:
             for record in queued:
                 self.store.finish(
@@ -268,19 +268,6 @@ class CallService:
         if not same:
             raise CallConflict(f"a different call with id {existing['id']!r} already exists")
         return existing
-
-
-def _message(record: dict[str, Any]) -> CallMessage:
-    return CallMessage(
-        id=record["id"],
-        stage=record["stage"],
-        args=record["arguments"]["args"],
-        kwargs=record["arguments"]["kwargs"],
-        parent_id=record["parent_stage_run_id"],
-        root_id=record["root_stage_run_id"],
-        repo_name=record["repo_name"],
-        commit_hash=record["commit_hash"],
-    )
 
 
 def _error(kind: str, message: str) -> dict[str, str]:

@@ -112,6 +112,20 @@ class CallMessage:
         return dumps([ENTRY_POINT, None, [asdict(self)], {}])
 
     @classmethod
+    def of_record(cls, record: dict[str, Any]) -> CallMessage:
+        """The message of a call as the API returns it (a `stage_runs` row)."""
+        return cls(
+            id=record["id"],
+            stage=record["stage"],
+            args=record["arguments"]["args"],
+            kwargs=record["arguments"]["kwargs"],
+            parent_id=record["parent_stage_run_id"],
+            root_id=record["root_stage_run_id"],
+            repo_name=record["repo_name"],
+            commit_hash=record["commit_hash"],
+        )
+
+    @classmethod
     def decode(cls, data: str | bytes) -> CallMessage:
         try:
             func, _instance, args, _kwargs = json.loads(data)

@@ -90,14 +90,7 @@ class Executor:
 
     def run_in_place(self, record: dict[str, Any]) -> dict[str, Any]:
         """Run a call that was created as running here (never queued); its outcome."""
-        message = CallMessage(
-            id=record["id"],
-            stage=record["stage"],
-            args=record["arguments"]["args"],
-            kwargs=record["arguments"]["kwargs"],
-            parent_id=record["parent_stage_run_id"],
-            root_id=record["root_stage_run_id"],
-        )
+        message = CallMessage.of_record(record)
         started_at = datetime.fromisoformat(record["started_at"])
         outcome = self._outcome(message, started_at, RunMode.INLINE, self._execute(message))
         self._transport.report_finish(message.id, dumps(outcome))

@@ -1,0 +1,149 @@
+"""callplane on the benchmark's workloads, with its whole audit trail on.
+
+A control plane (gunicorn, a SQLite file: the embedded defaults) runs for the
+whole system; each workload starts its own workers, as for the peers. W1 also
+runs with `--isolate` workers (a fresh process per call). W2 runs in two modes:
+`dispatched` (workers started with --no-inline, so each child is queued for any
+worker, as the peers do it) and `inline` (the default: a child its parent only
+waits on runs in the parent's slot). W3 creates its calls a batch per request,
+as `stage.map` does; the peers submit one job at a time.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import callplane_tasks
+from bench.common import Processes, free_port, python_command, wait_until
+from bench.peers.base import PeerSystem
+from sdk.calling import RemoteCaller
+from sdk.client import ControlPlaneClient
+from sdk.context import CallContext
+from sdk.handles import CallHandle
+
+#: Calls per batch in the memory run, and calls before its first reading.
+MEMORY_BATCH = 5_000
+MEMORY_WARM_UP = 5_000
+
+
+class CallplaneSystem(PeerSystem):
+    name = "callplane"
+
+    def __init__(self, redis_url: str, workdir: Path) -> None:
+        super().__init__(redis_url, workdir)
+        port = free_port()
+        self.server_url = f"http://127.0.0.1:{port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{workdir / 'callplane.db'}"}
+        self._server = Processes([python_command("-m", "controlplane", "--port", str(port))],
+                                 workdir, env).__enter__()
+        wait_until(self._server_answers, 30, "callplane control plane", interval=0.05)
+        self._client = ControlPlaneClient(self.server_url)
+        callplane_tasks.runner.attach(self._client, RemoteCaller(self._client), CallContext())
+        self._worker_options: tuple[str, ...] = ()
+
+    def _server_answers(self) -> bool:
+        self._server.check_alive()
+        try:
+            with urllib.request.urlopen(f"{self.server_url}/api/openapi.json", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    # -- what PeerSystem asks of a system ------------------------------------------
+
+    def worker_commands(self, slots: int) -> list[list[str]]:
+        return [
+            python_command("-m", "sdk.worker", "--server-url", self.server_url,
+                           "--redis-url", self.redis_url,
+                           "--repo-name", "bench", "--commit-hash", "bench",
+                           "--workflow-file", callplane_tasks.__file__, *self._worker_options)
+            for _ in range(slots)
+        ]
+
+    def is_ready(self, slots: int) -> bool:
+        return self._redis.scard("rq:workers") >= slots
+
+    def submit_noop(self) -> CallHandle:
+        return callplane_tasks.noop.submit()
+
+    def submit_parent(self, children: int) -> CallHandle:
+        return callplane_tasks.parent.submit(children)
+
+    def wait(self, handle: CallHandle, timeout: float) -> Any:
+        return handle.result(timeout)
+
+    def count_finished(self, handles: Sequence[CallHandle]) -> int:
+        return len(self._client.finished_calls([h.id for h in handles], 0))
+
+    # -- callplane's own variants ---------------------------------------------------
+
+    def w1_round_trip(self, calls: int, mode: str = "default") -> list[float]:
+        """A plain call of the stage, as a user writes it (`noop()`: one request that
+        creates the call and waits for it). `isolated`: the worker runs with
+        --isolate (a fresh process per call)."""
+        latencies = []
+        with self._options("--isolate" if mode == "isolated" else None), self._workers(1):
+            for _ in range(calls):
+                started = time.perf_counter()
+                callplane_tasks.noop()
+                latencies.append(time.perf_counter() - started)
+        return latencies
+
+    def w2_nested(self, children: int, slots: int, deadline: float,
+                  mode: str = "inline") -> float | None:
+        with self._options("--no-inline" if mode == "dispatched" else None):
+            return super().w2_nested(children, slots, deadline)
+
+    @contextmanager
+    def _options(self, option: str | None) -> Iterator[None]:
+        self._worker_options = (option,) if option else ()
+        try:
+            yield
+        finally:
+            self._worker_options = ()
+
+    def w3_fanout(self, calls: int, slots: int) -> tuple[float, float]:
+        """As a user makes many calls: created a batch per request (what `map` does)."""
+        with self._workers(slots):
+            started = time.perf_counter()
+            handles = self._submit_many(calls)
+            submitted = time.perf_counter()
+            callplane_tasks.runner.gather(*handles)
+            finished = time.perf_counter()
+        return calls / (finished - started), calls / (submitted - started)
+
+    def memory(self, calls: int) -> tuple[float, float]:
+        """(worker RSS in MB after warm-up, its growth in MB over `calls` more calls)."""
+        with self._workers(1):
+            worker = psutil.Process(self._redis_worker_pid())
+            self._run_batches(MEMORY_WARM_UP)
+            before = worker.memory_info().rss
+            self._run_batches(calls)
+            after = worker.memory_info().rss
+        return before / 2**20, (after - before) / 2**20
+
+    def close(self) -> None:
+        self._server.stop()
+        super().close()
+
+    def _submit_many(self, calls: int) -> list[CallHandle]:
+        return callplane_tasks.runner.submit(callplane_tasks.noop, [((), {})] * calls)
+
+    def _run_batches(self, calls: int) -> None:
+        for start in range(0, calls, MEMORY_BATCH):
+            handles = self._submit_many(min(MEMORY_BATCH, calls - start))
+            callplane_tasks.runner.gather(*handles)
+
+    def _redis_worker_pid(self) -> int:
+        """The one worker's pid, from its RQ record (its name ends in .pid.random)."""
+        (key,) = self._redis.smembers("rq:workers")
+        return int(key.decode().rsplit(".", 2)[-2])
+

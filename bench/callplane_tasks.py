@@ -1,0 +1,24 @@
+"""The workflow callplane's benchmark workers load (`--workflow-file bench/callplane_tasks.py`)."""
+
+from __future__ import annotations
+
+import os
+from time import perf_counter
+
+from sdk.decorators import WorkflowRunner
+
+runner = WorkflowRunner(os.environ.get("CALLPLANE_SERVER_URL", "http://localhost:5001"))
+
+
+@runner.stage
+def noop() -> None:
+    """Do nothing: the benchmark measures the system, not the call."""
+
+
+@runner.stage
+def parent(children: int) -> float:
+    """Call `children` no-op children in turn, each awaited; the seconds it took."""
+    started = perf_counter()
+    for _ in range(children):
+        noop()
+    return perf_counter() - started

@@ -1,0 +1,1 @@
+"""The peer systems callplane is measured against, each behind the same workload interface."""

@@ -1,0 +1,113 @@
+"""What each workload measures on a system, and which way is better for each number.
+
+A measurement is a row per system (or per variant of one, e.g. callplane's two W2 modes),
+each a mapping of metric key to value; None means the run deadlocked.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.common import percentile
+
+Row = dict[str, Any]
+Measurement = dict[str, Row]
+W2_MODES = ("dispatched", "inline")
+#: callplane's W1 also runs with every call in a fresh process (worker --isolate).
+W1_MODES = ("default", "isolated")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is; `quick` shrinks them for smoke runs."""
+
+    w1_calls: int = 300
+    w2_children: int = 100
+    w3_calls: int = 5_000
+    memory_calls: int = 100_000
+    slots: int = 2
+    deadline: float = 12.0  # seconds before a nested run counts as deadlocked
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(w1_calls=30, w2_children=20, w3_calls=500, memory_calls=5_000)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    higher_is_better: bool = False
+    compare: bool = True  # print a callplane / best peer ratio for it
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    metrics: tuple[Metric, ...]
+    measure: Callable[[Any, Sizes], Measurement]
+    applies: Callable[[Any], bool] = lambda system: True
+
+
+def _w1(system: Any, sizes: Sizes) -> Measurement:
+    def run(**mode: str) -> Row:
+        latencies = system.w1_round_trip(sizes.w1_calls, **mode)
+        return {"p50_ms": percentile(latencies, 50) * 1000,
+                "p90_ms": percentile(latencies, 90) * 1000,
+                "latencies_ms": [round(s * 1000, 4) for s in latencies]}
+
+    if "mode" not in inspect.signature(system.w1_round_trip).parameters:
+        return {system.name: run()}
+    return {system.name if mode == "default" else f"{system.name} {mode}": run(mode=mode)
+            for mode in W1_MODES}
+
+
+def _nested(slots: Callable[[Sizes], int]) -> Callable[[Any, Sizes], Measurement]:
+    """W2 with the given slot count; each mode of a system that has modes is a row of its own."""
+
+    def measure(system: Any, sizes: Sizes) -> Measurement:
+        def run(**mode: str) -> Row:
+            seconds = system.w2_nested(sizes.w2_children, slots(sizes), sizes.deadline, **mode)
+            return {"ms_per_child": None if seconds is None else seconds * 1000}
+
+        if "mode" not in inspect.signature(system.w2_nested).parameters:
+            return {system.name: run()}
+        return {f"{system.name} {mode}": run(mode=mode) for mode in W2_MODES}
+
+    return measure
+
+
+def _w3(system: Any, sizes: Sizes) -> Measurement:
+    calls_per_s, creations_per_s = system.w3_fanout(sizes.w3_calls, sizes.slots)
+    return {system.name: {"calls_per_s": calls_per_s, "creations_per_s": creations_per_s}}
+
+
+def _memory(system: Any, sizes: Sizes) -> Measurement:
+    rss_mb, growth_mb = system.memory(sizes.memory_calls)
+    return {system.name: {"rss_mb": rss_mb, "growth_mb": growth_mb}}
+
+
+def all_workloads(sizes: Sizes) -> dict[str, Workload]:
+    """The workloads by key, titled with the sizes they run at."""
+    per_child = (Metric("ms_per_child", "ms/child"),)
+    workloads = [
+        Workload("w1", f"W1 round trip: {sizes.w1_calls} no-op calls in turn, 1 worker",
+                 (Metric("p50_ms", "p50 ms"), Metric("p90_ms", "p90 ms", compare=False)), _w1),
+        Workload("w2", f"W2 nested: a job awaits {sizes.w2_children} no-op children in turn, "
+                       f"{sizes.slots} slots (time inside the parent / children)",
+                 per_child, _nested(lambda s: s.slots)),
+        Workload("w2b", f"W2b nested, 1 slot ({sizes.deadline:.0f} s deadline)",
+                 per_child, _nested(lambda s: 1)),
+        Workload("w3", f"W3 fan-out: {sizes.w3_calls} no-op calls, {sizes.slots} slots",
+                 (Metric("calls_per_s", "calls/s", higher_is_better=True),
+                  Metric("creations_per_s", "creations/s", higher_is_better=True)), _w3),
+        Workload("memory", f"Memory: worker RSS over {sizes.memory_calls} calls",
+                 (Metric("rss_mb", "RSS MB after warm-up", compare=False),
+                  Metric("growth_mb", "growth MB", compare=False)),
+                 _memory, applies=lambda system: hasattr(system, "memory")),
+    ]
+    return {workload.key: workload for workload in workloads}
