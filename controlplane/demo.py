@@ -109,7 +109,8 @@ def print_latest_tree(database_url: str) -> None:
         took = ""
         if call["started_at"] and call["finished_at"]:
             took = f" {(call['finished_at'] - call['started_at']).total_seconds() * 1000:.1f} ms"
-        click.echo(f"  {'  ' * depth}{call['stage']}  [{call['status']}] on {call['worker']}{took}  id={call['id']}")
+        click.echo(f"  {'  ' * depth}{call['stage']}  [{call['status']}] on {call['worker']} "
+                   f"({call['run_mode']}){took}  id={call['id']}")
         for child in sorted(children.get(call["id"], []), key=lambda c: c["position"] or 0):
             show(child, depth + 1)
 

@@ -7,8 +7,12 @@
         return [1, 2, 3]
 
 Called outside a worker, a stage creates a root call and waits for it; called
-inside a stage running on a worker, it creates a child of that call. The runner
-holds no module-level state: two runners with different URLs live side by side.
+inside a stage running on a worker, it creates a child of that call.
+`stage.submit(...)` returns a handle at once, `stage.map(items)` runs calls in
+parallel, and `runner.run(main, local=True)` runs everything in this process.
+How calls are made and awaited is the attached `Caller`'s business (sdk.calling).
+The runner holds no module-level state: two runners with different URLs live
+side by side.
 """
 
 from __future__ import annotations
