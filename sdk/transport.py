@@ -10,11 +10,13 @@ finish (1, a script that also records the finish event and tells waiting
 workers), and the recorder's acknowledgement with the completion broadcast (1,
 pipelined, batched).
 
-Two broadcasts: FINISHED_CHANNEL as soon as a worker finished a call (workers
-waiting on children listen here: the child's outcome is in its job, and its
-finish event is in the stream ahead of anything the parent reports later), and
-DONE_CHANNEL once the audit table has recorded it (the control plane listens
-here, so whatever it answers is already in the table).
+Two broadcasts: FINISHED_CHANNEL as soon as a worker finished a child call
+(workers waiting on children listen here: the child's outcome is in its job,
+and its finish event is in the stream ahead of anything the parent reports
+later; a call without a parent is not announced there, so workers do not hear
+every root call of the system), and DONE_CHANNEL once the audit table has
+recorded a completion (the control plane listens here, so whatever it answers
+is already in the table).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'exc_info', ARGV[7]) end
 redis.call('ZREM', KEYS[2], ARGV[6])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
 redis.call('XADD', KEYS[4], '*', 'kind', 'finish', 'id', ARGV[6], 'body', ARGV[2])
-redis.call('PUBLISH', ARGV[8], ARGV[6])
+if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[6]) end
 return 1
 """
 
@@ -253,8 +255,11 @@ class Transport:
         succeeded: bool,
         finished_at: datetime,
         exc_info: str = "",
+        is_child: bool = True,
     ) -> bool:
-        """Record a started job's outcome; False if this worker no longer holds the job."""
+        """Record a started job's outcome; False if this worker no longer holds the job.
+
+        A child's completion is also broadcast to waiting workers (`is_child`)."""
         registry = finished_registry(queue) if succeeded else failed_registry(queue)
         ttl = RESULT_TTL_SECONDS if succeeded else FAILURE_TTL_SECONDS
         return bool(
@@ -268,7 +273,7 @@ class Transport:
                     finished_at.timestamp() + ttl,
                     call_id,
                     exc_info,
-                    FINISHED_CHANNEL,
+                    FINISHED_CHANNEL if is_child else "",
                 ],
             )
         )

@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sdk.calling import deadline_of
+from sdk.calling import deadline_of, remaining
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.transport import Transport
-from sdk.waiters import Waiters
+from sdk.waiters import Waiters, Watch
 from sdk.wire import RunMode, Status, dumps
 from workers.executor import Executor
 
@@ -85,10 +85,26 @@ class WorkerCaller:
                     woken = watch.next(time.monotonic())  # look, don't wait
                     to_check = list(pending) if woken is None else [i for i in woken if i in pending]
                     continue
-                woken = watch.next(deadline)
+                woken = self._wait(watch, pending, deadline)
                 if woken == set():
                     raise TimeoutError(f"{len(pending)} call(s) still running after {timeout:g} s")
                 to_check = list(pending) if woken is None else [i for i in woken if i in pending]
+
+    def _wait(
+        self, watch: Watch, pending: dict[str, dict[str, Any]], deadline: float | None
+    ) -> set[str] | None:
+        """Block until some of `pending` may have finished (see Watch.next).
+
+        Workers hear only children's completions; a call without a parent (made
+        from a thread that is not a call) is awaited through the control plane.
+        """
+        if all(call.get("parent_stage_run_id") for call in pending.values()):
+            return watch.next(deadline)
+        wait = remaining(deadline, self._waiters.recheck_seconds)
+        finished = {record["id"] for record in self._client.finished_calls(list(pending), wait)}
+        if finished:
+            return finished
+        return set() if deadline is not None and time.monotonic() >= deadline else None
 
     def _take_one(
         self, queued: list[dict[str, Any]], pending: dict[str, dict[str, Any]]

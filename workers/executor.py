@@ -178,6 +178,7 @@ class Executor:
             not error,
             datetime.fromisoformat(outcome["finished_at"]),
             exc_info,
+            is_child=message.parent_id is not None,
         )
         if not accepted:
             log.warning("call %s: finished, but this worker no longer holds it", message.id)
