@@ -172,11 +172,13 @@ class Store:
     def apply_events(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> list[str]:
         """Apply workers' (kind, call id, body) reports in one transaction.
 
-        Returns the ids of calls whose completion was recorded, so their waiters
-        can be woken. Reports that are no longer legal (a duplicate, a stale
-        worker) change nothing. A start whose finish is in the same batch is
-        folded into the finish (the finish carries the start), and the starts
-        go in one executemany: a batch costs one statement per completion.
+        Returns the ids of the reported calls that are finished now, so their
+        waiters can be woken (a duplicate report names a call finished before:
+        waking its waiters again is harmless). Reports that are no longer legal
+        (a duplicate, a stale worker) change nothing. A start whose finish is in
+        the same batch is folded into the finish (the finish carries the start);
+        starts and finishes each go in one executemany, so a batch costs three
+        statements, however many reports it holds.
         """
         events = list(events)
         finishes: dict[str, dict[str, Any]] = {}
@@ -193,37 +195,44 @@ class Store:
             for kind, call_id, body in events
             if kind == "start" and call_id not in finishes
         ]
+        reports = [_finish_params(call_id, body, True) for call_id, body in finishes.items()]
         with self.engine.begin() as conn:
             if starts:
                 conn.execute(_START, starts)
-            return [
-                call_id
-                for call_id, body in finishes.items()
-                if self._finish(conn, call_id, body, reported_by_worker=True)
-            ]
+            if not reports:
+                return []
+            conn.execute(_FINISH_REPORTED, reports)
+            rows = conn.execute(_STATUSES, {"p_ids": list(finishes)})
+            statuses = {call_id: status for call_id, status in rows}
+        return [i for i in finishes if i in statuses and Status(statuses[i]).is_terminal]
 
     @staticmethod
     def _finish(conn, call_id: str, outcome: dict[str, Any], reported_by_worker: bool) -> bool:
-        target = Status(outcome["status"])
-        if target not in TRANSITIONS[Status.RUNNING]:
-            raise ValueError(f"{target.value} is not an outcome of a running call")
-        params = {
-            "p_id": call_id,
-            "p_status": target.value,
-            "p_result": outcome.get("result"),
-            "p_error": outcome.get("error"),
-            "p_output": outcome.get("output") or None,
-            "p_finished_at": parse_time(outcome.get("finished_at")) or utcnow(),
-        }
-        if not reported_by_worker:
-            return conn.execute(_FINISH, params).rowcount == 1
+        statement = _FINISH_REPORTED if reported_by_worker else _FINISH
+        params = _finish_params(call_id, outcome, reported_by_worker)
+        return conn.execute(statement, params).rowcount == 1
+
+
+def _finish_params(call_id: str, outcome: dict[str, Any], reported_by_worker: bool) -> dict:
+    target = Status(outcome["status"])
+    if target not in TRANSITIONS[Status.RUNNING]:
+        raise ValueError(f"{target.value} is not an outcome of a running call")
+    params = {
+        "p_id": call_id,
+        "p_status": target.value,
+        "p_result": outcome.get("result"),
+        "p_error": outcome.get("error"),
+        "p_output": outcome.get("output") or None,
+        "p_finished_at": parse_time(outcome.get("finished_at")) or utcnow(),
+    }
+    if reported_by_worker:
         params.update(
             p_worker=outcome.get("worker"),
             p_started_at=parse_time(outcome.get("started_at")),
             # An isolated call's mode is only known once its stage is.
             p_run_mode=outcome.get("run_mode"),
         )
-        return conn.execute(_FINISH_REPORTED, params).rowcount == 1
+    return params
 
 
 _INSERT = stage_runs.insert()
