@@ -157,3 +157,23 @@ class CallSchema(Schema):
 
 class CallBatchSchema(Schema):
     calls = fields.List(fields.Nested(CallSchema))
+
+
+class CallCreatedSchema(Schema):
+    """A call just created, without what the request already said (its arguments):
+    a batch of them is answered at a fraction of the cost of full records."""
+
+    id = fields.String()
+    stage = fields.String()
+    status = fields.String()
+    queue = fields.String()
+    parent_stage_run_id = fields.String(allow_none=True)
+    root_stage_run_id = fields.String()
+    position = fields.Integer(allow_none=True)
+    worker = fields.String(allow_none=True)
+    run_mode = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class CallCreatedBatchSchema(Schema):
+    calls = fields.List(fields.Nested(CallCreatedSchema))

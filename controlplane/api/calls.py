@@ -13,6 +13,7 @@ from controlplane.calls import CallConflict, CallNotFound, DispatchUnavailable
 from controlplane.schemas import (
     CallBatchCreateSchema,
     CallBatchSchema,
+    CallCreatedBatchSchema,
     CallCreateSchema,
     CallListQuerySchema,
     CallSchema,
@@ -89,9 +90,10 @@ class CallList(MethodView):
         return rows
 
     @blp.arguments(CallBatchCreateSchema())
-    @blp.response(201, CallBatchSchema)
+    @blp.response(201, CallCreatedBatchSchema)
     def post(self, request):
-        """Create many calls in one request: one transaction, one Redis round trip."""
+        """Create many calls in one request: one transaction, one Redis round trip.
+        Each call is answered without its arguments (the request has them)."""
         with http_errors():
             created = calls().create_many(request["calls"])
         return {"calls": [record for record, _ in created]}
