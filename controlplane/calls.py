@@ -75,6 +75,8 @@ class CallService:
             # The id exists: a retry of the same request gets the call it made.
             return [(self._same_request(self.get(records[0]["id"]), requests[0]), False)]
         queued = [record for record in records if record["status"] == Status.PENDING.value]
+        if not queued:  # calls run in place by their caller are never queued
+            return [(record, True) for record in records]
         try:
             self.transport.enqueue([CallMessage.of_record(record) for record in queued], now)
         except RedisUnavailable as exc:

@@ -11,13 +11,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Iterable, Iterator
 
 from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
-
-T = TypeVar("T")
 
 #: How long start() waits for the first confirmed subscription.
 SUBSCRIBE_TIMEOUT_SECONDS = 10.0
@@ -108,17 +105,6 @@ class Waiters:
                         watches.discard(watch)
                         if not watches:
                             del self._watches[call_id]
-
-    def wait_for(self, call_id: str, check: Callable[[], T | None], timeout: float | None) -> T | None:
-        """Return check()'s first non-None answer, re-asked on each wake-up; None on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self.watching([call_id]) as watch:
-            while True:
-                answer = check()
-                if answer is not None:
-                    return answer
-                if watch.next(deadline) == set():
-                    return None
 
     def _wake(self, call_id: str) -> None:
         with self._lock:

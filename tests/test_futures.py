@@ -25,9 +25,8 @@ def pair(server_url, redis_url, env):
 
 
 def test_submit_returns_a_handle_at_once(pair, parallel_runner):
-    started = time.monotonic()
     handle = parallel.nap.submit(1.0, "x")
-    assert time.monotonic() - started < 0.9
+    assert handle.call["status"] == "pending"  # submit returned without waiting for the call
     assert isinstance(handle, CallHandle) and len(handle.id) == 32
     assert not handle.done()
     with pytest.raises(TimeoutError):
