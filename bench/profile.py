@@ -1,8 +1,9 @@
 """`python -m bench.profile`: where the time of one call goes, process by process.
 
 Starts a private redis-server, a control plane (SQLite) and one worker, then
-makes W1 calls (a client calls a no-op stage and waits) and W2 calls (a stage
-calls a no-op child in turn, inline) and prints, per call, the wall time and
+makes W1 calls (a client calls a no-op stage and waits), W2 calls (a stage
+calls a no-op child in turn, inline) and W3 calls (a client submits a batch of
+no-op calls, then gathers them) and prints, per call, the wall time and
 the CPU time each process spent (user + system, from psutil). CPU time is
 steadier than wall time on a shared machine. With `--spy server|worker`, it
 also records the chosen process with py-spy (`bench/results/profile-*.txt`,
@@ -82,6 +83,10 @@ def main() -> None:
                 lambda: [callplane_tasks.noop() for _ in range(args.calls)], processes)
         measure("W2 stage -> no-op child, inline", args.calls,
                 lambda: callplane_tasks.parent(args.calls), processes)
+        measure("W3 client -> batch of no-op calls", args.calls * 5,
+                lambda: callplane_tasks.runner.gather(
+                    *callplane_tasks.runner.submit(callplane_tasks.noop, [((), {})] * (args.calls * 5))),
+                processes)
         if spy is not None:
             spy.send_signal(2)
             spy.wait()

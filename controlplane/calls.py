@@ -14,7 +14,7 @@ import sqlalchemy.exc
 
 from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
-from sdk.transport import Transport
+from sdk.transport import StartReport, Transport
 from sdk.waiters import Waiters, Watch
 from sdk.wire import CallMessage, Status, dumps, new_call_id, queue_name
 
@@ -128,10 +128,8 @@ class CallService:
     def start(self, call_id: str, worker: str) -> dict[str, Any]:
         """Claim a queued call for `worker`: the same atomic claim the workers use."""
         record = self.get(call_id)
-        started_at = utcnow()
-        body = dumps({"worker": worker, "started_at": started_at.isoformat()})
         try:
-            claimed = self.transport.claim(record["queue"], call_id, worker, started_at, body)
+            claimed = self.transport.claim(record["queue"], call_id, StartReport.now(worker))
         except RedisUnavailable as exc:
             raise DispatchUnavailable(str(exc)) from None
         if claimed is None:
@@ -140,7 +138,7 @@ class CallService:
                 "and not waiting on its queue (another worker claimed it)"
             )
         self.transport.take(record["queue"], call_id)
-        self.store.start(call_id, worker, started_at)
+        self.store.start(call_id, worker, claimed.start.started_at)
         return self.get(call_id)
 
     def finish(self, call_id: str, report: dict[str, Any]) -> dict[str, Any]:

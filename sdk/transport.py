@@ -4,11 +4,12 @@ The control plane and the workers both import this; nothing else talks to Redis.
 Queues, job hashes and registries follow RQ's layout (so `rq info` and
 rq-dashboard see callplane's work); callplane's own keys start with `callplane:`.
 
-The hot path of one call costs these round trips: enqueue (1, pipelined), pop (1),
-claim (1, a script that also returns the job and records the start event),
-finish (1, a script that also records the finish event and tells waiting
-workers), and the recorder's acknowledgement with the completion broadcast (1,
-pipelined, batched).
+The hot path of one call costs these round trips: enqueue (1, one script for a
+whole batch), pop and claim (2 for an idle worker: a blocking pop, then a
+script that claims the call, records the start event and hands back the job),
+finish (1, a script that also records the finish event, tells waiting workers
+and, for a busy worker, pops and claims its next call), and the recorder's
+acknowledgement with the completion broadcast (1 script per recorded batch).
 
 Two broadcasts: FINISHED_CHANNEL as soon as a worker finished a child call
 (workers waiting on children listen here: the child's outcome is in its job,
@@ -24,12 +25,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import redis
 
 from sdk.errors import RedisUnavailable
-from sdk.wire import CallMessage
+from sdk.wire import CallMessage, dumps
 
 RQ_PREFIX = "rq"
 QUEUES_SET = f"{RQ_PREFIX}:queues"
@@ -110,27 +112,97 @@ def translate_errors(method):
 # Claiming is one atomic step: only a queued job can be started, so two workers
 # can never both start the same attempt. The same step records the start event
 # and hands back the job, saving the worker a round trip.
-_CLAIM = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
-redis.call('HSET', KEYS[1], 'status', 'started', 'started_at', ARGV[2],
-           'worker_name', ARGV[1], 'last_heartbeat', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-redis.call('XADD', KEYS[3], '*', 'kind', 'start', 'id', ARGV[4], 'body', ARGV[5])
-return redis.call('HGET', KEYS[1], 'data')
+#
+# claim_next pops and claims in one step, from the first of the queues (in
+# priority order) that holds a claimable call, so a popped call is never left
+# unclaimed. Its KEYS from index k on are (queue, started registry) pairs; its
+# ARGV from index a on are worker, timestamp, registry score, start body and the
+# job key prefix (a job's key is known only once its id is popped).
+_CLAIM_FUNCTIONS = """
+local function claim(job, started, stream, id, worker, at, score, body)
+  if redis.call('HGET', job, 'status') ~= 'queued' then return false end
+  redis.call('HSET', job, 'status', 'started', 'started_at', at,
+             'worker_name', worker, 'last_heartbeat', at)
+  redis.call('ZADD', started, score, id)
+  redis.call('XADD', stream, '*', 'kind', 'start', 'id', id, 'body', body)
+  return redis.call('HGET', job, 'data')
+end
+local function claim_next(stream, k, a)
+  for i = k, #KEYS, 2 do
+    local id = redis.call('LPOP', KEYS[i])
+    while id do
+      local data = claim(ARGV[a + 4] .. id, KEYS[i + 1], stream, id,
+                         ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+      if data then return {KEYS[i], id, data} end
+      id = redis.call('LPOP', KEYS[i])
+    end
+  end
+  return false
+end
+"""
+# KEYS: job, started registry, events stream. ARGV: worker, timestamp, score, id, body.
+_CLAIM = _CLAIM_FUNCTIONS + """
+return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[4], ARGV[1], ARGV[2], ARGV[3], ARGV[5])
+"""
+# KEYS: events stream, then (queue, started registry) pairs.
+_CLAIM_NEXT = _CLAIM_FUNCTIONS + """
+return claim_next(KEYS[1], 2, 1)
 """
 
 # Only the worker that started a job can finish it; the result lands in the job
 # hash (for waiters and rq-dashboard) and in the event stream (for the recorder).
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'started'
-   or redis.call('HGET', KEYS[1], 'worker_name') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'ended_at', ARGV[4], 'cp_outcome', ARGV[2])
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'exc_info', ARGV[7]) end
-redis.call('ZREM', KEYS[2], ARGV[6])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
-redis.call('XADD', KEYS[4], '*', 'kind', 'finish', 'id', ARGV[6], 'body', ARGV[2])
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[6]) end
-return 1
+# KEYS: job, started registry, finished or failed registry, events stream.
+# ARGV: worker, outcome, status, timestamp, registry score, id, exc_info, and
+# the channel that hears a child's completion ('' for a call without parent).
+_FINISH_FUNCTION = """
+local function finish()
+  if redis.call('HGET', KEYS[1], 'status') ~= 'started'
+     or redis.call('HGET', KEYS[1], 'worker_name') ~= ARGV[1] then return 0 end
+  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'ended_at', ARGV[4], 'cp_outcome', ARGV[2])
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'exc_info', ARGV[7]) end
+  redis.call('ZREM', KEYS[2], ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
+  redis.call('XADD', KEYS[4], '*', 'kind', 'finish', 'id', ARGV[6], 'body', ARGV[2])
+  if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[6]) end
+  return 1
+end
+"""
+_FINISH = _FINISH_FUNCTION + "return finish()"
+# A busy worker's loop in one round trip: finish a call, claim the next.
+# KEYS and ARGV: finish's, then claim_next's pairs and arguments.
+_FINISH_AND_CLAIM_NEXT = _FINISH_FUNCTION + _CLAIM_FUNCTIONS + """
+return {finish(), claim_next(KEYS[4], 5, 9)}
+"""
+
+# New calls: each job's hash, then its queue, atomically (a worker never pops an
+# id whose job is not written). One command for a whole batch: a pipeline of
+# commands per call cost more to build and parse than the work Redis does.
+# KEYS: the queues set, then (job, queue) per call.  ARGV: timestamp, result
+# ttl, then (id, data, attempt, queue name, description) per call.
+_ENQUEUE = """
+for i = 2, #KEYS, 2 do
+  local a = 3 + 5 * (i / 2 - 1)
+  redis.call('HSET', KEYS[i], 'data', ARGV[a + 1], 'origin', ARGV[a + 3],
+             'description', ARGV[a + 4], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
+             'status', 'queued', 'timeout', -1, 'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2])
+  redis.call('RPUSH', KEYS[i + 1], ARGV[a])
+  redis.call('SADD', KEYS[1], KEYS[i + 1])
+end
+return #KEYS / 2
+"""
+
+# After the table recorded a batch of completions: let the jobs expire, tell
+# every listener with one broadcast (the ids, space-separated) and forget the
+# events.  KEYS: events stream, then the job keys.  ARGV: ttl, channel, group,
+# the ids as one message, then the event ids.
+_ANNOUNCE = """
+for i = 2, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[4]) end
+for i = 5, #ARGV do
+  redis.call('XACK', KEYS[1], ARGV[3], ARGV[i])
+  redis.call('XDEL', KEYS[1], ARGV[i])
+end
+return #KEYS - 1
 """
 
 # A waiting caller takes one of its still-queued calls to run itself (newest
@@ -147,14 +219,64 @@ return false
 """
 
 
+@dataclass(frozen=True)
+class StartReport:
+    """Who starts a call, when and how (a RunMode value); `body` is the start event
+    the recorder gets."""
+
+    worker: str
+    started_at: datetime
+    run_mode: str | None = None
+
+    @classmethod
+    def now(cls, worker: str, run_mode: str | None = None) -> StartReport:
+        return cls(worker, datetime.now(timezone.utc), run_mode)
+
+    @property
+    def body(self) -> str:
+        body = {"worker": self.worker, "started_at": self.started_at.isoformat()}
+        if self.run_mode is not None:
+            body["run_mode"] = self.run_mode
+        return dumps(body)
+
+
+@dataclass(frozen=True)
+class FinishReport:
+    """A claimed call's outcome, as its worker reports it. A child's completion is
+    also broadcast to waiting workers (`is_child`)."""
+
+    queue: str
+    call_id: str
+    worker: str
+    outcome_json: str
+    succeeded: bool
+    finished_at: datetime
+    exc_info: str = ""
+    is_child: bool = True
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A call this worker has just claimed: where it came from, its job data, its start."""
+
+    queue: str
+    call_id: str
+    data: str
+    start: StartReport
+
+
 class Transport:
     """callplane's view of one Redis: queues, claims, events and completion broadcasts."""
 
     def __init__(self, client: redis.Redis):
         self.redis = client
         self._claim = client.register_script(_CLAIM)
+        self._claim_next = client.register_script(_CLAIM_NEXT)
+        self._finish_and_claim_next = client.register_script(_FINISH_AND_CLAIM_NEXT)
         self._finish = client.register_script(_FINISH)
         self._take_any = client.register_script(_TAKE_ANY)
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._announce = client.register_script(_ANNOUNCE)
 
     @classmethod
     def from_url(cls, url: str) -> Transport:
@@ -169,28 +291,12 @@ class Transport:
     @translate_errors
     def enqueue(self, messages: list[CallMessage], created_at: datetime) -> None:
         """Write each call's RQ job hash and append it to its queue, in one round trip."""
-        now = rq_timestamp(created_at)
-        pipe = self.redis.pipeline(transaction=False)
+        keys, args = [QUEUES_SET], [rq_timestamp(created_at), RESULT_TTL_SECONDS]
         for message in messages:
-            queue = message.queue
-            pipe.hset(
-                job_key(message.id),
-                mapping={
-                    "data": message.encode(),
-                    "origin": queue,
-                    "description": f"callplane stage {message.stage}",
-                    "created_at": now,
-                    "enqueued_at": now,
-                    "status": "queued",
-                    "timeout": -1,
-                    "result_ttl": RESULT_TTL_SECONDS,
-                    "cp_attempt": message.attempt,
-                },
-            )
-        for queue in {message.queue for message in messages}:
-            pipe.sadd(QUEUES_SET, queue_key(queue))
-            pipe.rpush(queue_key(queue), *[m.id for m in messages if m.queue == queue])
-        pipe.execute()
+            keys += (job_key(message.id), queue_key(message.queue))
+            args += (message.id, message.encode(), message.attempt, message.queue,
+                     f"callplane stage {message.stage}")
+        self._enqueue(keys=keys, args=args)
 
     @translate_errors
     def pop(self, queues: list[str], timeout: float) -> tuple[str, str] | None:
@@ -230,53 +336,69 @@ class Transport:
         return self.redis.get(waiting_key(call_id))
 
     @translate_errors
-    def claim(
-        self, queue: str, call_id: str, worker: str, started_at: datetime, body: str
-    ) -> str | None:
-        """Atomically move a queued job to started; returns its data, or None if not claimable."""
-        return self._claim(
+    def claim(self, queue: str, call_id: str, start: StartReport) -> Claimed | None:
+        """Atomically move a queued job to started; None if it is not claimable."""
+        at = start.started_at
+        data = self._claim(
             keys=[job_key(call_id), started_registry(queue), EVENTS_STREAM],
-            args=[
-                worker,
-                rq_timestamp(started_at),
-                started_at.timestamp() + STARTED_TTL_SECONDS,
-                call_id,
-                body,
-            ],
+            args=[start.worker, rq_timestamp(at), at.timestamp() + STARTED_TTL_SECONDS, call_id,
+                  start.body],
         )
+        return None if data is None else Claimed(queue, call_id, data, start)
 
     @translate_errors
-    def finish(
-        self,
-        queue: str,
-        call_id: str,
-        worker: str,
-        outcome_json: str,
-        succeeded: bool,
-        finished_at: datetime,
-        exc_info: str = "",
-        is_child: bool = True,
-    ) -> bool:
-        """Record a started job's outcome; False if this worker no longer holds the job.
+    def claim_next(self, queues: list[str], start: StartReport) -> Claimed | None:
+        """Pop and claim the first claimable call of `queues`, without blocking."""
+        return self._claimed(self._claim_next(**self._claim_next_call(queues, start)), start)
 
-        A child's completion is also broadcast to waiting workers (`is_child`)."""
-        registry = finished_registry(queue) if succeeded else failed_registry(queue)
-        ttl = RESULT_TTL_SECONDS if succeeded else FAILURE_TTL_SECONDS
-        return bool(
-            self._finish(
-                keys=[job_key(call_id), started_registry(queue), registry, EVENTS_STREAM],
-                args=[
-                    worker,
-                    outcome_json,
-                    "finished" if succeeded else "failed",
-                    rq_timestamp(finished_at),
-                    finished_at.timestamp() + ttl,
-                    call_id,
-                    exc_info,
-                    FINISHED_CHANNEL if is_child else "",
-                ],
-            )
+    def _claim_next_call(self, queues: list[str], start: StartReport) -> dict:
+        keys = [EVENTS_STREAM]
+        for queue in queues:
+            keys += (queue_key(queue), started_registry(queue))
+        at = start.started_at
+        args = [start.worker, rq_timestamp(at), at.timestamp() + STARTED_TTL_SECONDS, start.body,
+                job_key("")]
+        return {"keys": keys, "args": args}
+
+    @staticmethod
+    def _claimed(reply, start: StartReport) -> Claimed | None:
+        if not reply:
+            return None
+        key, call_id, data = reply
+        return Claimed(key[len(queue_key("")):], call_id, data, start)
+
+    @translate_errors
+    def finish(self, report: FinishReport) -> bool:
+        """Record a started job's outcome; False if this worker no longer holds the job."""
+        return bool(self._finish(**self._finish_call(report)))
+
+    @translate_errors
+    def finish_and_claim_next(
+        self, report: FinishReport, queues: list[str], start: StartReport
+    ) -> tuple[bool, Claimed | None]:
+        """`finish`, then `claim_next`, in one round trip: a busy worker's loop."""
+        finish, claim = self._finish_call(report), self._claim_next_call(queues, start)
+        accepted, claimed = self._finish_and_claim_next(
+            keys=finish["keys"] + claim["keys"][1:], args=finish["args"] + claim["args"]
         )
+        return bool(accepted), self._claimed(claimed, start)
+
+    def _finish_call(self, report: FinishReport) -> dict:
+        registry = finished_registry(report.queue) if report.succeeded else failed_registry(report.queue)
+        ttl = RESULT_TTL_SECONDS if report.succeeded else FAILURE_TTL_SECONDS
+        return {
+            "keys": [job_key(report.call_id), started_registry(report.queue), registry, EVENTS_STREAM],
+            "args": [
+                report.worker,
+                report.outcome_json,
+                "finished" if report.succeeded else "failed",
+                rq_timestamp(report.finished_at),
+                report.finished_at.timestamp() + ttl,
+                report.call_id,
+                report.exc_info,
+                FINISHED_CHANNEL if report.is_child else "",
+            ],
+        }
 
     @translate_errors
     def report_finish(self, call_id: str, outcome_json: str) -> None:
@@ -324,25 +446,25 @@ class Transport:
     @translate_errors
     def announce_recorded(self, call_ids: Iterable[str], event_ids: list[str] = ()) -> None:
         """After the table has recorded them: let finished jobs expire, wake their
-        waiters and forget the events, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for call_id in call_ids:
-            pipe.expire(job_key(call_id), RESULT_TTL_SECONDS)
-            pipe.publish(DONE_CHANNEL, call_id)
-        if event_ids:
-            pipe.xack(EVENTS_STREAM, RECORDERS_GROUP, *event_ids)
-            pipe.xdel(EVENTS_STREAM, *event_ids)
-        pipe.execute()
+        waiters (one broadcast for all) and forget the events, in one round trip."""
+        call_ids = list(call_ids)
+        if not call_ids and not event_ids:
+            return
+        self._announce(
+            keys=[EVENTS_STREAM, *(job_key(call_id) for call_id in call_ids)],
+            args=[RESULT_TTL_SECONDS, DONE_CHANNEL, RECORDERS_GROUP, " ".join(call_ids), *event_ids],
+        )
 
     def listen_done(
         self,
         channel: str,
-        on_done: Callable[[str], None],
+        on_done: Callable[[list[str]], None],
         on_subscribed: Callable[[], None],
         stopping: threading.Event,
         poll_seconds: float = 1.0,
     ) -> None:
-        """Deliver every broadcast on `channel` to `on_done` until `stopping` is set.
+        """Deliver the ids of every broadcast on `channel` to `on_done` (a broadcast
+        names one or more calls, space-separated) until `stopping` is set.
 
         Calls `on_subscribed` each time the subscription is confirmed, including
         after a lost connection: broadcasts sent while away are gone, so waiters
@@ -357,7 +479,7 @@ class Transport:
                     if message is None:
                         continue
                     if message["type"] == "message":
-                        on_done(message["data"])
+                        on_done(message["data"].split())
                     elif message["type"] == "subscribe":
                         on_subscribed()
             except (redis.ConnectionError, redis.TimeoutError):

@@ -106,11 +106,12 @@ class Waiters:
                         if not watches:
                             del self._watches[call_id]
 
-    def _wake(self, call_id: str) -> None:
+    def _wake(self, call_ids: list[str]) -> None:
         with self._lock:
-            watches = list(self._watches.get(call_id, ()))
-        for watch in watches:
-            watch.notify(call_id)
+            woken = [(call_id, list(self._watches.get(call_id, ()))) for call_id in call_ids]
+        for call_id, watches in woken:
+            for watch in watches:
+                watch.notify(call_id)
 
     def _on_subscribed(self) -> None:
         self._subscribed.set()

@@ -11,7 +11,7 @@ import pytest
 
 from sdk.decorators import WorkflowRunner
 from sdk.errors import DecodeError
-from sdk.transport import Transport
+from sdk.transport import Claimed, FinishReport, StartReport, Transport
 from sdk.wire import ENTRY_POINT, TRANSITIONS, CallMessage, Status, queue_name, sources_of
 from workers.loader import load_workflow, resolve_commit
 
@@ -68,11 +68,34 @@ def test_claim_is_atomic_and_only_the_holder_can_finish():
     message = CallMessage(id="c1", stage="s")
     transport.enqueue([message], now)
     assert transport.pop([message.queue], 1) == (message.queue, "c1")
-    assert transport.claim(message.queue, "c1", "w1", now, "{}") == message.encode()
-    assert transport.claim(message.queue, "c1", "w2", now, "{}") is None
-    assert not transport.finish(message.queue, "c1", "w2", "{}", True, now)
-    assert transport.finish(message.queue, "c1", "w1", '{"status":"succeeded"}', True, now)
+    first = StartReport("w1", now)
+    assert transport.claim(message.queue, "c1", first) == Claimed(
+        message.queue, "c1", message.encode(), first
+    )
+    assert transport.claim(message.queue, "c1", StartReport("w2", now)) is None
+    assert not transport.finish(FinishReport(message.queue, "c1", "w2", "{}", True, now))
+    assert transport.finish(
+        FinishReport(message.queue, "c1", "w1", '{"status":"succeeded"}', True, now)
+    )
     assert transport.outcomes(["c1", "gone"]) == {"c1": '{"status":"succeeded"}'}
+
+
+def test_finishing_a_call_claims_the_next_of_the_first_queue_that_has_one():
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    now = datetime.now(timezone.utc)
+    high, low = CallMessage(id="h1", stage="high"), CallMessage(id="l1", stage="low")
+    transport.enqueue([low, high, CallMessage(id="h2", stage="high")], now)
+    queues = [high.queue, low.queue]
+    start = StartReport("w1", now, "dispatched")
+    first = transport.claim_next(queues, start)
+    assert (first.queue, first.call_id) == (high.queue, "h1")
+    transport.claim(high.queue, "h2", StartReport("w2", now))  # another worker got h2 first
+    accepted, after = transport.finish_and_claim_next(
+        FinishReport(high.queue, "h1", "w1", "{}", True, now), queues, start
+    )
+    assert accepted and (after.queue, after.call_id, after.data) == (low.queue, "l1", low.encode())
+    assert transport.redis.hget("rq:job:l1", "worker_name") == "w1"
+    assert transport.claim_next(queues, start) is None
 
 
 def test_take_removes_a_queued_call_once():

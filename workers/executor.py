@@ -18,7 +18,7 @@ from typing import Any
 from sdk.context import CallContext, CallFrame
 from sdk.decorators import Stage
 from sdk.errors import DecodeError, describe
-from sdk.transport import Transport
+from sdk.transport import Claimed, FinishReport, StartReport, Transport
 from sdk.wire import CallMessage, RunMode, Status, check_result, dumps
 from workers.isolation import run_in_child
 from workers.output import captured
@@ -68,25 +68,44 @@ class Executor:
     ) -> dict[str, Any] | None:
         """Claim and run one queued call; its outcome, or None if someone else had
         already claimed it."""
-        if self._fresh is not None and self._isolate_all:
-            run_mode = RunMode.ISOLATED
-        started_at = _now()
-        body = dumps({
-            "worker": self.worker_name, "started_at": started_at.isoformat(), "run_mode": run_mode,
-        })
-        data = self._transport.claim(queue, call_id, self.worker_name, started_at, body)
-        if data is None:
-            log.info("call %s was claimed elsewhere; skipping it", call_id)
+        claimed = self.claim(queue, call_id, run_mode)
+        if claimed is None:
             return None
+        outcome, _next = self.run(claimed)
+        return outcome
+
+    def claim(
+        self, queue: str, call_id: str, run_mode: RunMode = RunMode.DISPATCHED
+    ) -> Claimed | None:
+        """Claim one queued call for this worker; None if someone else had already."""
+        claimed = self._transport.claim(queue, call_id, self._start(run_mode))
+        if claimed is None:
+            log.info("call %s was claimed elsewhere; skipping it", call_id)
+        return claimed
+
+    def run(
+        self, claimed: Claimed, then_claim_from: list[str] | None = None
+    ) -> tuple[dict[str, Any] | None, Claimed | None]:
+        """Run a claimed call; its outcome, and with `then_claim_from`, the next call
+        claimed off those queues in the same round trip as this one's finish."""
+        started_at, run_mode = claimed.start.started_at, RunMode(claimed.start.run_mode)
         try:
-            message = CallMessage.decode(data)
+            message = CallMessage.decode(claimed.data)
         except DecodeError as exc:
-            log.error("call %s: refusing its job: %s", call_id, exc)
-            message = CallMessage(id=call_id, stage="?")
-            return self._finish(message, queue, started_at, run_mode, (None, describe(exc), ""))
+            log.error("call %s: refusing its job: %s", claimed.call_id, exc)
+            message = CallMessage(id=claimed.call_id, stage="?")
+            return self._finish(message, claimed.queue, started_at, run_mode, (None, describe(exc), ""))
         if self._isolated_stage(message.stage):
-            return self._process_isolated(message, queue, started_at)
-        return self._finish(message, queue, started_at, run_mode, self._execute(message))
+            return self._process_isolated(message, claimed.queue, started_at), None
+        return self._finish(
+            message, claimed.queue, started_at, run_mode, self._execute(message), then_claim_from
+        )
+
+    def _run_mode(self, requested: RunMode) -> RunMode:
+        return RunMode.ISOLATED if self._fresh is not None and self._isolate_all else requested
+
+    def _start(self, run_mode: RunMode) -> StartReport:
+        return StartReport.now(self.worker_name, self._run_mode(run_mode).value)
 
     def run_in_place(self, record: dict[str, Any]) -> dict[str, Any]:
         """Run a call that was created as running here (never queued); its outcome."""
@@ -120,7 +139,8 @@ class Executor:
             "message": f"the process running this call {ended or 'exited without reporting'}",
             "traceback": "",
         }
-        return self._finish(message, queue, started_at, RunMode.ISOLATED, (None, error, ""))
+        outcome, _next = self._finish(message, queue, started_at, RunMode.ISOLATED, (None, error, ""))
+        return outcome
 
     def _execute(self, message: CallMessage) -> tuple[Any, dict | None, str]:
         frame = CallFrame(
@@ -164,22 +184,35 @@ class Executor:
         }
 
     def _finish(
-        self, message: CallMessage, queue: str, started_at: datetime, run_mode: RunMode, ran: tuple
-    ) -> dict[str, Any]:
-        """Report a claimed call's outcome through its job; the outcome."""
+        self,
+        message: CallMessage,
+        queue: str,
+        started_at: datetime,
+        run_mode: RunMode,
+        ran: tuple,
+        then_claim_from: list[str] | None = None,
+    ) -> tuple[dict[str, Any], Claimed | None]:
+        """Report a claimed call's outcome through its job; the outcome, and the next
+        call claimed off `then_claim_from` (if given) in the same round trip."""
         outcome = self._outcome(message, started_at, run_mode, ran)
         error = outcome["error"]
-        exc_info = error["traceback"] or error["message"] if error else ""
-        accepted = self._transport.finish(
-            queue,
-            message.id,
-            self.worker_name,
-            dumps(outcome),
-            not error,
-            datetime.fromisoformat(outcome["finished_at"]),
-            exc_info,
+        report = FinishReport(
+            queue=queue,
+            call_id=message.id,
+            worker=self.worker_name,
+            outcome_json=dumps(outcome),
+            succeeded=not error,
+            finished_at=datetime.fromisoformat(outcome["finished_at"]),
+            exc_info=error["traceback"] or error["message"] if error else "",
             is_child=message.parent_id is not None,
         )
+        claimed = None
+        if then_claim_from:
+            accepted, claimed = self._transport.finish_and_claim_next(
+                report, then_claim_from, self._start(RunMode.DISPATCHED)
+            )
+        else:
+            accepted = self._transport.finish(report)
         if not accepted:
             log.warning("call %s: finished, but this worker no longer holds it", message.id)
-        return outcome
+        return outcome, claimed

@@ -20,7 +20,7 @@ from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.errors import RedisUnavailable
 from sdk.settings import RECHECK_SECONDS
-from sdk.transport import FINISHED_CHANNEL, RqWorkerRecord, Transport
+from sdk.transport import FINISHED_CHANNEL, Claimed, RqWorkerRecord, Transport
 from sdk.waiters import Waiters
 from sdk.wire import queue_name
 from workers.calling import WorkerCaller
@@ -75,6 +75,8 @@ class Worker:
             queue_name(stage, version.repo_name, version.commit_hash) for stage in workflow.stages
         ] + [queue_name(stage, None, None) for stage in workflow.stages]
         self.rq_record = RqWorkerRecord(redis_url, self.name, self.queues)
+        #: The call that finishing the last one claimed, to run next.
+        self._next: Claimed | None = None
         self._stopping = threading.Event()
 
     def _wire(
@@ -102,11 +104,20 @@ class Worker:
         return executor
 
     def run_once(self, timeout: float = POP_TIMEOUT_SECONDS) -> bool:
-        """Take one call and run it; False if none came within `timeout` seconds."""
-        popped = self.transport.pop(self.queues, timeout)
-        if popped is None:
-            return False
-        self.executor.process(*popped)
+        """Take one call and run it; False if none came within `timeout` seconds.
+
+        While calls keep coming, finishing one also claims the next (one round
+        trip); the blocking pop is for when the queues ran dry."""
+        claimed, self._next = self._next, None
+        if claimed is None:
+            popped = self.transport.pop(self.queues, timeout)
+            if popped is None:
+                return False
+            claimed = self.executor.claim(*popped)
+            if claimed is None:
+                return True
+        chain = None if self._stopping.is_set() else self.queues
+        _outcome, self._next = self.executor.run(claimed, chain)
         return True
 
     def run(self, burst: bool = False) -> None:
@@ -119,7 +130,7 @@ class Worker:
         self._real_stdout, sys.stdout = sys.stdout, RoutedStdout(sys.stdout, self.context)
         log.info("worker %s listening on %s", self.name, ", ".join(self.queues))
         try:
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() or self._next is not None:
                 try:
                     if not self.run_once() and burst:
                         break
