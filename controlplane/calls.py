@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy.exc
 
 from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
+from sdk.settings import Settings
 from sdk.transport import StartReport, Transport
 from sdk.waiters import Waiters, Watch
-from sdk.wire import CallMessage, Status, dumps, new_call_id, queue_name
+from sdk.wire import CallMessage, RunMode, Status, dumps, new_call_id, queue_name
 
 #: A parent's columns its children take; they never change once it exists.
 LINEAGE = ("id", "root_stage_run_id", "repo_name", "commit_hash")
@@ -37,11 +39,12 @@ class DispatchUnavailable(RuntimeError):
 
 
 class CallService:
-    def __init__(self, store: Store, transport: Transport, waiters: Waiters, max_wait: float):
+    def __init__(self, store: Store, transport: Transport, waiters: Waiters, settings: Settings):
         self.store = store
         self.transport = transport
         self.waiters = waiters
-        self.max_wait = max_wait
+        self.max_wait = settings.max_wait_seconds
+        self._lease = timedelta(seconds=settings.lease_seconds)
         # What a child takes from its parent (id, root, code version) never changes
         # once the parent exists, so a parent making many children is read once.
         self._lineage: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -104,7 +107,8 @@ class CallService:
                     f"{parent['repo_name']}@{parent['commit_hash']}, not {repo_name}@{commit_hash}"
                 )
             repo_name, commit_hash = parent["repo_name"], parent["commit_hash"]
-        runs_in_place = request.get("run_mode") is not None
+        run_mode = request.get("run_mode")
+        runs_in_place = run_mode is not None
         return {
             "id": call_id,
             "parent_stage_run_id": parent["id"] if parent else None,
@@ -118,11 +122,14 @@ class CallService:
             "repo_name": repo_name,
             "commit_hash": commit_hash,
             "worker": request.get("worker"),
-            "run_mode": request.get("run_mode"),
+            "run_mode": run_mode,
             "attempt": 1,
             "max_attempts": 1,
             "created_at": now,
             "started_at": now if runs_in_place else None,
+            # Its worker renews the lease of a call it runs in place; a call run
+            # locally has no worker to recover it from.
+            "lease_expires_at": now + self._lease if run_mode == RunMode.INLINE.value else None,
         }
 
     def start(self, call_id: str, worker: str) -> dict[str, Any]:
@@ -138,7 +145,9 @@ class CallService:
                 "and not waiting on its queue (another worker claimed it)"
             )
         self.transport.take(record["queue"], call_id)
-        self.store.start(call_id, worker, claimed.start.started_at)
+        started_at = claimed.start.started_at
+        self.store.start(call_id, worker, started_at, attempt=record["attempt"],
+                         lease_until=started_at + self._lease)
         return self.get(call_id)
 
     def finish(self, call_id: str, report: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,10 @@ already in the table. A report is acknowledged only after it was recorded; when
 the database is away, the batch is read again from this recorder's own pending
 list. A report the database refuses for good is logged and dropped, so it
 cannot stop the reports behind it.
+
+The same thread sweeps for attempts whose lease has ended (controlplane.recovery),
+and only when it has read every report there was: a heartbeat still unread must
+not let a live worker's attempt look lost.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import os
 import socket
 import threading
 import time
+from datetime import timedelta
 
 import sqlalchemy.exc
 
-from controlplane.store import Store
+from controlplane.recovery import Recovery
+from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
 
@@ -34,28 +40,39 @@ BLOCK_MILLISECONDS = 1000
 LINGER_MILLISECONDS = 10
 #: Pause after Redis or the database failed, before trying again.
 RETRY_SECONDS = 0.5
+#: Sweeps for ended leases per lease, so an attempt is given up at most a
+#: quarter of a lease after its lease ended.
+SWEEPS_PER_LEASE = 4
 
 
 class Recorder:
-    def __init__(self, store: Store, transport: Transport):
+    def __init__(self, store: Store, transport: Transport, recovery: Recovery, lease_seconds: float):
         self._store = store
         self._transport = transport
+        self._recovery = recovery
+        self._lease = timedelta(seconds=lease_seconds)
+        self._sweep_seconds = lease_seconds / SWEEPS_PER_LEASE
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def run(self, stopping: threading.Event) -> None:
         own_pending = True
+        block_ms = max(1, int(min(BLOCK_MILLISECONDS, self._sweep_seconds * 1000)))
+        next_sweep = time.monotonic() + self._sweep_seconds
         while not stopping.is_set():
             try:
                 self._transport.ensure_recorder_group()
                 while not stopping.is_set():
                     events = self._transport.read_events(
-                        self.consumer, BATCH_SIZE, BLOCK_MILLISECONDS, own_pending
+                        self.consumer, BATCH_SIZE, block_ms, own_pending
                     )
                     if own_pending and not events:
                         own_pending = False
                         continue
                     if events:
                         self.record(self._linger(events))
+                    if len(events) < BATCH_SIZE and time.monotonic() >= next_sweep:
+                        self._recovery.sweep()
+                        next_sweep = time.monotonic() + self._sweep_seconds
             except RedisUnavailable as exc:
                 log.warning("recorder: %s; retrying", exc)
                 stopping.wait(RETRY_SECONDS)
@@ -84,26 +101,33 @@ class Recorder:
         return events
 
     def record(self, events: list[tuple[str, dict]]) -> None:
-        reports = []
+        reports, lost = [], []
         for event_id, fields in events:
             try:
-                reports.append((fields["kind"], fields["id"], json.loads(fields["body"])))
-            except (KeyError, ValueError):
+                kind, call_id, body = fields["kind"], fields["id"], json.loads(fields["body"])
+                if kind == "start":  # the claim adds the attempt it started
+                    body["attempt"] = int(fields.get("attempt") or 1)
+            except (KeyError, ValueError, TypeError):
                 log.error("recorder: dropping malformed report %s: %r", event_id, fields)
+                continue
+            (lost if kind == "lost" else reports).append((kind, call_id, body))
+        lease_until = utcnow() + self._lease
         try:
-            finished = self._store.apply_events(reports)
+            finished = self._store.apply_events(reports, lease_until)
         except sqlalchemy.exc.OperationalError:
             raise
         except Exception:  # one bad report must not stop the others
             log.exception("recorder: a batch failed; recording its reports one by one")
-            finished = self._one_by_one(reports)
+            finished = self._one_by_one(reports, lease_until)
+        for _kind, call_id, body in lost:
+            self._recovery.give_up(call_id, body["attempt"], body["worker"], body["error"])
         self._transport.announce_recorded(finished, [event_id for event_id, _ in events])
 
-    def _one_by_one(self, reports: list[tuple[str, str, dict]]) -> list[str]:
+    def _one_by_one(self, reports: list[tuple[str, str, dict]], lease_until) -> list[str]:
         finished = []
         for report in reports:
             try:
-                finished += self._store.apply_events([report])
+                finished += self._store.apply_events([report], lease_until)
             except sqlalchemy.exc.OperationalError:
                 raise
             except Exception:  # dropped, with the reason in the log

@@ -6,6 +6,7 @@ import threading
 
 from controlplane.calls import CallService
 from controlplane.recorder import Recorder
+from controlplane.recovery import Recovery
 from controlplane.store import Store, make_engine
 from sdk.settings import Settings
 from sdk.transport import DONE_CHANNEL, Transport
@@ -20,8 +21,9 @@ class Services:
         self.store = Store(make_engine(settings.database_url))
         self.transport = Transport.from_url(settings.redis_url)
         self.waiters = Waiters(self.transport, DONE_CHANNEL, settings.recheck_seconds)
-        self.calls = CallService(self.store, self.transport, self.waiters, settings.max_wait_seconds)
-        self.recorder = Recorder(self.store, self.transport)
+        self.calls = CallService(self.store, self.transport, self.waiters, settings)
+        self.recovery = Recovery(self.store, self.transport, settings.lost_attempts)
+        self.recorder = Recorder(self.store, self.transport, self.recovery, settings.lease_seconds)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None
 

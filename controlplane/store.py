@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from controlplane.tables import stage_runs
+from controlplane.tables import call_attempts, stage_runs
 from sdk.wire import TRANSITIONS, RunMode, Status, sources_of
 
 #: How long a SQLite writer waits for another writer's lock before failing.
@@ -69,8 +69,9 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 def _row_dict(row: sa.Row) -> dict[str, Any]:
     record = dict(row._mapping)
-    for key in ("created_at", "started_at", "finished_at"):
-        record[key] = _as_utc(record[key])
+    for key in ("created_at", "started_at", "finished_at", "lease_expires_at"):
+        if key in record:
+            record[key] = _as_utc(record[key])
     return record
 
 
@@ -154,31 +155,43 @@ class Store:
         worker: str,
         started_at: datetime,
         run_mode: str = RunMode.DISPATCHED.value,
+        *,
+        attempt: int = 1,
+        lease_until: datetime | None = None,
     ) -> bool:
-        """pending -> running; False if the call was not pending."""
+        """pending -> running for this attempt; False if the call was not pending
+        at that attempt."""
+        params = _start_params(call_id, worker, started_at, run_mode, attempt, lease_until)
         with self.engine.begin() as conn:
-            return conn.execute(_START, _start_params(call_id, worker, started_at, run_mode)).rowcount == 1
+            return conn.execute(_START, params).rowcount == 1
 
     def finish(self, call_id: str, outcome: dict[str, Any], *, reported_by_worker=False) -> bool:
         """running -> terminal; False if the call was not running.
 
-        A worker's own report (`reported_by_worker`) may also find the call still
-        pending, when its start event is in flight; it carries the start, so the
-        row gets both.
+        A worker's own report (`reported_by_worker`) is fenced: it counts only for
+        the call's current attempt, and only while that attempt is the
+        reporting worker's. It may also find the call still pending, when its
+        start event is in flight; it carries the start, so the row gets both.
         """
         with self.engine.begin() as conn:
             return self._finish(conn, call_id, outcome, reported_by_worker)
 
-    def apply_events(self, events: Iterable[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    def apply_events(
+        self, events: Iterable[tuple[str, str, dict[str, Any]]], lease_until: datetime | None = None
+    ) -> list[str]:
         """Apply workers' (kind, call id, body) reports in one transaction.
+
+        Kinds: start, finish, and heartbeat (a worker renewing the leases of the
+        attempts it runs; its body lists [call id, attempt] pairs). Starts and
+        heartbeats give leases until `lease_until`.
 
         Returns the ids of the reported calls that are finished now, so their
         waiters can be woken (a duplicate report names a call finished before:
         waking its waiters again is harmless). Reports that are no longer legal
-        (a duplicate, a stale worker) change nothing. A start whose finish is in
-        the same batch is folded into the finish (the finish carries the start);
-        starts and finishes each go in one executemany, so a batch costs three
-        statements, however many reports it holds.
+        (a duplicate, a stale worker or attempt) change nothing. A start whose
+        finish is in the same batch is folded into the finish (the finish
+        carries the start); each kind goes in one executemany, so a batch costs
+        a few statements, however many reports it holds.
         """
         events = list(events)
         finishes: dict[str, dict[str, Any]] = {}
@@ -191,20 +204,102 @@ class Store:
                 body["worker"],
                 parse_time(body["started_at"]),
                 body.get("run_mode", RunMode.DISPATCHED.value),
+                body.get("attempt", 1),
+                lease_until,
             )
             for kind, call_id, body in events
             if kind == "start" and call_id not in finishes
+        ]
+        renewals = [
+            {"p_id": call_id, "p_attempt": attempt, "p_worker": body["worker"], "p_lease": lease_until}
+            for kind, _worker, body in events
+            if kind == "heartbeat"
+            for call_id, attempt in body["calls"]
+            if call_id not in finishes
         ]
         reports = [_finish_params(call_id, body, True) for call_id, body in finishes.items()]
         with self.engine.begin() as conn:
             if starts:
                 conn.execute(_START, starts)
+            if renewals:
+                conn.execute(_RENEW, renewals)
             if not reports:
                 return []
             conn.execute(_FINISH_REPORTED, reports)
             rows = conn.execute(_STATUSES, {"p_ids": list(finishes)})
             statuses = {call_id: status for call_id, status in rows}
         return [i for i in finishes if i in statuses and Status(statuses[i]).is_terminal]
+
+    # -- lost attempts -------------------------------------------------------------
+
+    def expired_leases(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Running attempts whose lease ended before `now`, the longest-expired first."""
+        query = (
+            sa.select(*(stage_runs.c[name] for name in _LEASE_COLUMNS))
+            .where(stage_runs.c.status == Status.RUNNING.value, stage_runs.c.lease_expires_at < now)
+            .order_by(stage_runs.c.lease_expires_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def end_attempt(
+        self,
+        call_id: str,
+        attempt: int,
+        worker: str | None,
+        error: dict[str, Any],
+        lost_attempts: int,
+        *,
+        expired_before: datetime | None = None,
+    ) -> dict[str, Any] | None:
+        """Give up a running attempt that will never report (its worker or process
+        is gone): the call is pending again as the next attempt, or failed with
+        `error` once it has had max(max_attempts, lost_attempts) attempts.
+
+        Fenced like a report: only the call's current attempt, run by `worker`
+        (any worker if None), and with `expired_before`, only if its lease ended
+        before then (a heartbeat recorded since saves it). Returns the call's row
+        as it is now, or None if the attempt was not given up. The attempt ends up
+        in call_attempts either way.
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(_ROWS, {"p_ids": [call_id]}).first()
+            if row is None or row.status != Status.RUNNING.value or row.attempt != attempt:
+                return None
+            conditions = [
+                stage_runs.c.id == call_id,
+                stage_runs.c.status == Status.RUNNING.value,
+                stage_runs.c.attempt == attempt,
+            ]
+            if worker is not None:
+                conditions.append(stage_runs.c.worker == worker)
+            if expired_before is not None:
+                conditions.append(stage_runs.c.lease_expires_at < expired_before)
+            if attempt < max(row.max_attempts, lost_attempts):
+                change = {"status": Status.PENDING.value, "attempt": attempt + 1, "worker": None,
+                          "run_mode": None, "started_at": None, "lease_expires_at": None}
+            else:
+                change = {"status": Status.FAILED.value, "error": error, "finished_at": now,
+                          "lease_expires_at": None}
+            if conn.execute(stage_runs.update().where(*conditions).values(**change)).rowcount != 1:
+                return None
+            conn.execute(call_attempts.insert().values(
+                call_id=call_id, attempt=attempt, status="lost", worker=row.worker,
+                run_mode=row.run_mode, error=error, started_at=row.started_at, finished_at=now,
+            ))
+            return _row_dict(conn.execute(_ROWS, {"p_ids": [call_id]}).one())
+
+    def attempts(self, call_id: str) -> list[dict[str, Any]]:
+        """The earlier attempts of a call (see call_attempts), first first."""
+        query = (
+            call_attempts.select()
+            .where(call_attempts.c.call_id == call_id)
+            .order_by(call_attempts.c.attempt)
+        )
+        with self.engine.connect() as conn:
+            return [_row_dict(row) for row in conn.execute(query)]
 
     @staticmethod
     def _finish(conn, call_id: str, outcome: dict[str, Any], reported_by_worker: bool) -> bool:
@@ -228,12 +323,16 @@ def _finish_params(call_id: str, outcome: dict[str, Any], reported_by_worker: bo
     if reported_by_worker:
         params.update(
             p_worker=outcome.get("worker"),
+            p_attempt=outcome.get("attempt", 1),
             p_started_at=parse_time(outcome.get("started_at")),
             # An isolated call's mode is only known once its stage is.
             p_run_mode=outcome.get("run_mode"),
         )
     return params
 
+
+#: What the reaper needs of a running call to give up its attempt.
+_LEASE_COLUMNS = ("id", "attempt", "worker", "queue", "lease_expires_at")
 
 _INSERT = stage_runs.insert()
 # Reads by id, built once: `p_ids` expands to the list given at execution.
@@ -255,19 +354,36 @@ def _where(*legal_from: str):
     return stage_runs.c.id == sa.bindparam("p_id"), stage_runs.c.status.in_(legal)
 
 
-def _start_params(call_id: str, worker: str, started_at: datetime | None, run_mode: str) -> dict:
-    return {"p_id": call_id, "p_worker": worker, "p_started_at": started_at, "p_run_mode": run_mode}
+def _start_params(
+    call_id: str,
+    worker: str,
+    started_at: datetime | None,
+    run_mode: str,
+    attempt: int = 1,
+    lease_until: datetime | None = None,
+) -> dict:
+    return {"p_id": call_id, "p_worker": worker, "p_started_at": started_at, "p_run_mode": run_mode,
+            "p_attempt": attempt, "p_lease": lease_until}
 
 
+_ATTEMPT = stage_runs.c.attempt == sa.bindparam("p_attempt")
 _START = (
     stage_runs.update()
-    .where(*_where(*sources_of(Status.RUNNING)))
+    .where(*_where(*sources_of(Status.RUNNING)), _ATTEMPT)
     .values(
         status=Status.RUNNING.value,
         worker=_param("p_worker", "worker"),
         started_at=_param("p_started_at", "started_at"),
         run_mode=_param("p_run_mode", "run_mode"),
+        lease_expires_at=_param("p_lease", "lease_expires_at"),
     )
+)
+# A heartbeat renews the lease of an attempt its worker still holds.
+_RENEW = (
+    stage_runs.update()
+    .where(*_where(Status.RUNNING.value), _ATTEMPT,
+           stage_runs.c.worker == sa.bindparam("p_worker"))
+    .values(lease_expires_at=_param("p_lease", "lease_expires_at"))
 )
 _OUTCOME = {
     "status": _param("p_status", "status"),
@@ -275,11 +391,24 @@ _OUTCOME = {
     "error": _param("p_error", "error"),
     "output": _param("p_output", "output"),
     "finished_at": _param("p_finished_at", "finished_at"),
+    "lease_expires_at": None,
 }
 _FINISH = stage_runs.update().where(*_where(Status.RUNNING.value)).values(**_OUTCOME)
+# A worker's report of its attempt's outcome: the call's current attempt, still
+# pending (its start is in flight) or running on that worker.
 _FINISH_REPORTED = (
     stage_runs.update()
-    .where(*_where(Status.RUNNING.value, *sources_of(Status.RUNNING)))
+    .where(
+        stage_runs.c.id == sa.bindparam("p_id"),
+        _ATTEMPT,
+        sa.or_(
+            stage_runs.c.status.in_([sa.literal(s) for s in sources_of(Status.RUNNING)]),
+            sa.and_(
+                stage_runs.c.status == sa.literal(Status.RUNNING.value),
+                stage_runs.c.worker == sa.bindparam("p_worker"),
+            ),
+        ),
+    )
     .values(
         **_OUTCOME,
         worker=_param("p_worker", "worker"),

@@ -32,5 +32,22 @@ stage_runs = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    # While running: when the attempt's lease ends unless its worker renews it.
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True, index=True),
     sa.Index("ix_stage_runs_parent_position", "parent_stage_run_id", "position"),
+)
+
+#: Attempts that ended without reporting (their worker or process was lost) or
+#: failed and were run again; the call's own row holds its latest attempt.
+call_attempts = sa.Table(
+    "call_attempts",
+    metadata,
+    sa.Column("call_id", ID, sa.ForeignKey("stage_runs.id"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("run_mode", sa.String(16), nullable=True),
+    sa.Column("error", sa.JSON, nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -21,6 +21,14 @@ MAX_WAIT_SECONDS = 60.0
 #: How often a waiter re-reads state in case a completion broadcast was lost
 #: (pub/sub is fire-and-forget); the broadcast itself wakes waiters at once.
 RECHECK_SECONDS = 2.0
+#: How long a started attempt stays its worker's without a heartbeat (the worker
+#: renews it every third of this). Past it, the attempt is lost and the call runs
+#: again: the bound on recovering from a dead or hung worker.
+LEASE_SECONDS = 30.0
+#: Attempts a call gets in all when its worker keeps being lost (killed, hung, or
+#: its own process dying): a poison call must not loop forever. A stage's
+#: `retries` may grant more.
+LOST_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,8 @@ class Settings:
     port: int = DEFAULT_PORT
     max_wait_seconds: float = MAX_WAIT_SECONDS
     recheck_seconds: float = RECHECK_SECONDS
+    lease_seconds: float = LEASE_SECONDS
+    lost_attempts: int = LOST_ATTEMPTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,7 +50,22 @@ class Settings:
             redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
             host=env.get("HOST", DEFAULT_HOST),
             port=int(env.get("PORT", DEFAULT_PORT)),
+            lease_seconds=_positive(env, "CALLPLANE_LEASE_SECONDS", LEASE_SECONDS, float),
+            lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
         )
 
     def replace(self, **changes) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _positive(env: Mapping[str, str], name: str, default, kind):
+    """A positive number from the environment, or a clear error naming the variable."""
+    if name not in env:
+        return default
+    try:
+        value = kind(env[name])
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise ValueError(f"{name} must be a positive {kind.__name__}, not {env[name]!r}")
+    return value

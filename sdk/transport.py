@@ -47,6 +47,8 @@ EVENTS_STREAM = "callplane:events"
 RECORDERS_GROUP = "recorders"
 DONE_CHANNEL = "callplane:done"
 FINISHED_CHANNEL = "callplane:finished"
+#: What finish answers when the job is gone from Redis (it lost its keys).
+JOB_GONE = -1
 #: How long what a call waits on stays readable without being renewed.
 WAITING_TTL_SECONDS = 24 * 3600
 
@@ -124,7 +126,8 @@ local function claim(job, started, stream, id, worker, at, score, body)
   redis.call('HSET', job, 'status', 'started', 'started_at', at,
              'worker_name', worker, 'last_heartbeat', at)
   redis.call('ZADD', started, score, id)
-  redis.call('XADD', stream, '*', 'kind', 'start', 'id', id, 'body', body)
+  redis.call('XADD', stream, '*', 'kind', 'start', 'id', id, 'body', body,
+             'attempt', redis.call('HGET', job, 'cp_attempt'))
   return redis.call('HGET', job, 'data')
 end
 local function claim_next(stream, k, a)
@@ -149,15 +152,18 @@ _CLAIM_NEXT = _CLAIM_FUNCTIONS + """
 return claim_next(KEYS[1], 2, 1)
 """
 
-# Only the worker that started a job can finish it; the result lands in the job
-# hash (for waiters and rq-dashboard) and in the event stream (for the recorder).
+# Only the worker that started this attempt of a job can finish it; the result
+# lands in the job hash (for waiters and rq-dashboard) and in the event stream
+# (for the recorder). Returns 1, or 0 if the attempt is no longer the worker's,
+# or -1 if the job is gone (Redis lost it): the worker reports another way.
 # KEYS: job, started registry, finished or failed registry, events stream.
-# ARGV: worker, outcome, status, timestamp, registry score, id, exc_info, and
-# the channel that hears a child's completion ('' for a call without parent).
+# ARGV: worker, outcome, status, timestamp, registry score, id, exc_info, the
+# channel that hears a child's completion ('' for a call without parent), attempt.
 _FINISH_FUNCTION = """
 local function finish()
-  if redis.call('HGET', KEYS[1], 'status') ~= 'started'
-     or redis.call('HGET', KEYS[1], 'worker_name') ~= ARGV[1] then return 0 end
+  local job = redis.call('HMGET', KEYS[1], 'status', 'worker_name', 'cp_attempt')
+  if not job[1] then return -1 end
+  if job[1] ~= 'started' or job[2] ~= ARGV[1] or job[3] ~= ARGV[9] then return 0 end
   redis.call('HSET', KEYS[1], 'status', ARGV[3], 'ended_at', ARGV[4], 'cp_outcome', ARGV[2])
   if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'exc_info', ARGV[7]) end
   redis.call('ZREM', KEYS[2], ARGV[6])
@@ -171,11 +177,28 @@ _FINISH = _FINISH_FUNCTION + "return finish()"
 # A busy worker's loop in one round trip: finish a call, claim the next.
 # KEYS and ARGV: finish's, then claim_next's pairs and arguments.
 _FINISH_AND_CLAIM_NEXT = _FINISH_FUNCTION + _CLAIM_FUNCTIONS + """
-return {finish(), claim_next(KEYS[4], 5, 9)}
+return {finish(), claim_next(KEYS[4], 5, 10)}
 """
 
-# New calls: each job's hash, then its queue, atomically (a worker never pops an
-# id whose job is not written). One command for a whole batch: a pipeline of
+# Take an attempt away from its worker, which will never report it (it died or
+# hangs): a job still started by that worker at that attempt becomes 'stopped',
+# so a late finish from it is refused. Returns 0 if that attempt has finished
+# after all (its report is on its way to the recorder), else 1.
+# KEYS: job, started registry.  ARGV: worker ('' for any), attempt, id.
+_ABANDON = """
+local job = redis.call('HMGET', KEYS[1], 'status', 'worker_name', 'cp_attempt')
+if job[3] ~= ARGV[2] then return 1 end
+if job[1] == 'finished' or job[1] == 'failed' then return 0 end
+if job[1] == 'started' and (ARGV[1] == '' or job[2] == ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'status', 'stopped')
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+return 1
+"""
+
+# New calls, or new attempts of calls: each job's hash (without an earlier
+# attempt's outcome), then its queue, atomically (a worker never pops an id
+# whose job is not written). One command for a whole batch: a pipeline of
 # commands per call cost more to build and parse than the work Redis does.
 # KEYS: the queues set, then (job, queue) per call.  ARGV: timestamp, result
 # ttl, then (id, data, attempt, queue name, description) per call.
@@ -185,6 +208,8 @@ for i = 2, #KEYS, 2 do
   redis.call('HSET', KEYS[i], 'data', ARGV[a + 1], 'origin', ARGV[a + 3],
              'description', ARGV[a + 4], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
              'status', 'queued', 'timeout', -1, 'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2])
+  redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at')
+  redis.call('PERSIST', KEYS[i])
   redis.call('RPUSH', KEYS[i + 1], ARGV[a])
   redis.call('SADD', KEYS[1], KEYS[i + 1])
 end
@@ -248,6 +273,7 @@ class FinishReport:
     queue: str
     call_id: str
     worker: str
+    attempt: int
     outcome_json: str
     succeeded: bool
     finished_at: datetime
@@ -273,6 +299,7 @@ class Transport:
         self._claim = client.register_script(_CLAIM)
         self._claim_next = client.register_script(_CLAIM_NEXT)
         self._finish_and_claim_next = client.register_script(_FINISH_AND_CLAIM_NEXT)
+        self._abandon = client.register_script(_ABANDON)
         self._finish = client.register_script(_FINISH)
         self._take_any = client.register_script(_TAKE_ANY)
         self._enqueue = client.register_script(_ENQUEUE)
@@ -368,20 +395,21 @@ class Transport:
         return Claimed(key[len(queue_key("")):], call_id, data, start)
 
     @translate_errors
-    def finish(self, report: FinishReport) -> bool:
-        """Record a started job's outcome; False if this worker no longer holds the job."""
-        return bool(self._finish(**self._finish_call(report)))
+    def finish(self, report: FinishReport) -> int:
+        """Record a started job's outcome: 1, or 0 if this worker no longer holds
+        the attempt, or -1 if the job is gone (Redis lost it)."""
+        return self._finish(**self._finish_call(report))
 
     @translate_errors
     def finish_and_claim_next(
         self, report: FinishReport, queues: list[str], start: StartReport
-    ) -> tuple[bool, Claimed | None]:
+    ) -> tuple[int, Claimed | None]:
         """`finish`, then `claim_next`, in one round trip: a busy worker's loop."""
         finish, claim = self._finish_call(report), self._claim_next_call(queues, start)
         accepted, claimed = self._finish_and_claim_next(
             keys=finish["keys"] + claim["keys"][1:], args=finish["args"] + claim["args"]
         )
-        return bool(accepted), self._claimed(claimed, start)
+        return accepted, self._claimed(claimed, start)
 
     def _finish_call(self, report: FinishReport) -> dict:
         registry = finished_registry(report.queue) if report.succeeded else failed_registry(report.queue)
@@ -397,16 +425,38 @@ class Transport:
                 report.call_id,
                 report.exc_info,
                 FINISHED_CHANNEL if report.is_child else "",
+                report.attempt,
             ],
         }
 
     @translate_errors
-    def report_finish(self, call_id: str, outcome_json: str) -> None:
-        """Report the outcome of a call that was never queued (its caller ran it in
-        place): only the recorder needs to hear of it."""
+    def report_finish(self, call_id: str, outcome_json: str, awaited: bool = False) -> None:
+        """Report an outcome straight to the recorder: for a call that was never
+        queued (its caller ran it in place, and has the outcome), or whose job
+        Redis lost (`awaited`: someone may be waiting for it)."""
         self.redis.xadd(
-            EVENTS_STREAM, {"kind": "finish", "id": call_id, "body": outcome_json, "in_place": "1"}
+            EVENTS_STREAM,
+            {"kind": "finish", "id": call_id, "body": outcome_json, "in_place": "0" if awaited else "1"},
         )
+
+    @translate_errors
+    def report_lost(self, call_id: str, body: str) -> None:
+        """Tell the recorder that an attempt will never report (its process died)."""
+        self.redis.xadd(EVENTS_STREAM, {"kind": "lost", "id": call_id, "body": body})
+
+    @translate_errors
+    def heartbeat(self, worker: str, calls: list[tuple[str, int]]) -> None:
+        """Renew the leases of the attempts `worker` runs ([(call id, attempt)])."""
+        body = dumps({"worker": worker, "calls": calls})
+        self.redis.xadd(EVENTS_STREAM, {"kind": "heartbeat", "id": worker, "body": body})
+
+    @translate_errors
+    def abandon(self, queue: str, call_id: str, worker: str | None, attempt: int) -> bool:
+        """Take an attempt away from a worker that will never report it; False if
+        it has finished after all (its report is on its way)."""
+        return bool(self._abandon(
+            keys=[job_key(call_id), started_registry(queue)], args=[worker or "", attempt, call_id]
+        ))
 
     @translate_errors
     def settle(

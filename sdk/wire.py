@@ -123,6 +123,7 @@ class CallMessage:
             root_id=record["root_stage_run_id"],
             repo_name=record["repo_name"],
             commit_hash=record["commit_hash"],
+            attempt=record.get("attempt", 1),
         )
 
     @classmethod

@@ -4,6 +4,7 @@ control plane under gunicorn and real worker processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -36,11 +37,13 @@ def redis_url(tmp_path_factory):
     stop(process)
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
+@contextlib.contextmanager
+def fresh_database(directory: Path):
+    """A database of its own, migrated: a SQLite file in `directory`, or a new
+    PostgreSQL database when CALLPLANE_TEST_POSTGRES names a server."""
     server = os.environ.get("CALLPLANE_TEST_POSTGRES")
     if not server:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'callplane.db'}"
+        url = f"sqlite:///{directory / 'callplane.db'}"
         upgrade(url)
         yield url
         return
@@ -51,9 +54,17 @@ def database_url(tmp_path_factory):
         admin.execute(f'CREATE DATABASE "{name}"')
     url = f"{server}/{name}"
     upgrade(url)
-    yield url
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    try:
+        yield url
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

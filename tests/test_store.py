@@ -80,6 +80,7 @@ def test_a_report_that_cannot_be_recorded_does_not_stop_the_others(store):
     import fakeredis
 
     from controlplane.recorder import Recorder
+    from controlplane.recovery import Recovery
     from sdk.transport import Transport
 
     transport = Transport(fakeredis.FakeRedis(decode_responses=True))
@@ -87,9 +88,45 @@ def test_a_report_that_cannot_be_recorded_does_not_stop_the_others(store):
     good, bad = new_call(store), new_call(store)
     now = utcnow().isoformat()
     body = '{"status": "%s", "worker": "w", "started_at": "%s", "finished_at": "%s"}'
-    Recorder(store, transport).record([
+    Recorder(store, transport, Recovery(store, transport, 3), 30).record([
         ("1-0", {"kind": "finish", "id": bad, "body": body % ("no-such-status", now, now)}),
         ("2-0", {"kind": "finish", "id": good, "body": body % ("succeeded", now, now)}),
     ])
     assert store.get(good)["status"] == "succeeded"
     assert store.get(bad)["status"] == "pending"
+
+
+def test_reports_count_only_for_the_current_attempt_of_its_worker(store):
+    from datetime import timedelta
+
+    call_id = new_call(store)
+    now = utcnow()
+    assert not store.start(call_id, "w1", now, attempt=2)  # not the current attempt
+    assert store.start(call_id, "w1", now, attempt=1, lease_until=now + timedelta(seconds=5))
+    stale = {"status": "succeeded", "worker": "w2", "attempt": 1, "started_at": now.isoformat()}
+    assert not store.finish(call_id, stale, reported_by_worker=True)  # another worker's
+    assert not store.finish(call_id, {**stale, "worker": "w1", "attempt": 2}, reported_by_worker=True)
+    later = now + timedelta(seconds=60)
+    store.apply_events([("heartbeat", "w2", {"worker": "w2", "calls": [[call_id, 1]]})], later)
+    assert store.get(call_id)["lease_expires_at"] < later  # only its holder renews a lease
+    store.apply_events([("heartbeat", "w1", {"worker": "w1", "calls": [[call_id, 1]]})], later)
+    assert store.get(call_id)["lease_expires_at"] == later
+    assert store.finish(call_id, {**stale, "worker": "w1"}, reported_by_worker=True)
+    assert store.get(call_id)["lease_expires_at"] is None
+
+
+def test_an_attempt_is_given_up_once_and_the_last_one_fails_the_call(store):
+    from datetime import timedelta
+
+    call_id = new_call(store)
+    error = {"type": "callplane.WorkerLost", "message": "gone", "traceback": ""}
+    for attempt in (1, 2):
+        now = utcnow()
+        assert store.start(call_id, f"w{attempt}", now, attempt=attempt, lease_until=now)
+        assert store.end_attempt(call_id, attempt, "w9", error, 2) is None  # not its worker
+        assert store.end_attempt(call_id, attempt, None, error, 2,
+                                 expired_before=now - timedelta(seconds=1)) is None  # lease not over
+        record = store.end_attempt(call_id, attempt, f"w{attempt}", error, 2)
+        assert store.end_attempt(call_id, attempt, f"w{attempt}", error, 2) is None  # once
+    assert (record["status"], record["attempt"], record["error"]) == ("failed", 2, error)
+    assert [(a["attempt"], a["worker"]) for a in store.attempts(call_id)] == [(1, "w1"), (2, "w2")]

@@ -11,7 +11,7 @@ import pytest
 
 from sdk.decorators import WorkflowRunner
 from sdk.errors import DecodeError
-from sdk.transport import Claimed, FinishReport, StartReport, Transport
+from sdk.transport import JOB_GONE, Claimed, FinishReport, StartReport, Transport
 from sdk.wire import ENTRY_POINT, TRANSITIONS, CallMessage, Status, queue_name, sources_of
 from workers.loader import load_workflow, resolve_commit
 
@@ -73,11 +73,14 @@ def test_claim_is_atomic_and_only_the_holder_can_finish():
         message.queue, "c1", message.encode(), first
     )
     assert transport.claim(message.queue, "c1", StartReport("w2", now)) is None
-    assert not transport.finish(FinishReport(message.queue, "c1", "w2", "{}", True, now))
+    assert transport.finish(FinishReport(message.queue, "c1", "w2", 1, "{}", True, now)) == 0
+    assert transport.finish(FinishReport(message.queue, "c1", "w1", 2, "{}", True, now)) == 0
     assert transport.finish(
-        FinishReport(message.queue, "c1", "w1", '{"status":"succeeded"}', True, now)
-    )
+        FinishReport(message.queue, "c1", "w1", 1, '{"status":"succeeded"}', True, now)
+    ) == 1
     assert transport.outcomes(["c1", "gone"]) == {"c1": '{"status":"succeeded"}'}
+    gone = FinishReport(message.queue, "gone", "w1", 1, "{}", True, now)
+    assert transport.finish(gone) == JOB_GONE
 
 
 def test_finishing_a_call_claims_the_next_of_the_first_queue_that_has_one():
@@ -91,7 +94,7 @@ def test_finishing_a_call_claims_the_next_of_the_first_queue_that_has_one():
     assert (first.queue, first.call_id) == (high.queue, "h1")
     transport.claim(high.queue, "h2", StartReport("w2", now))  # another worker got h2 first
     accepted, after = transport.finish_and_claim_next(
-        FinishReport(high.queue, "h1", "w1", "{}", True, now), queues, start
+        FinishReport(high.queue, "h1", "w1", 1, "{}", True, now), queues, start
     )
     assert accepted and (after.queue, after.call_id, after.data) == (low.queue, "l1", low.encode())
     assert transport.redis.hget("rq:job:l1", "worker_name") == "w1"

@@ -8,9 +8,11 @@ running here (its parent runs it in place) skips the queue and the claim.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from sdk.context import CallContext, CallFrame
 from sdk.decorators import Stage
 from sdk.errors import DecodeError, describe
-from sdk.transport import Claimed, FinishReport, StartReport, Transport
+from sdk.transport import JOB_GONE, Claimed, FinishReport, StartReport, Transport
 from sdk.wire import CallMessage, RunMode, Status, check_result, dumps
 from workers.isolation import run_in_child
 from workers.output import captured
@@ -62,6 +64,24 @@ class Executor:
         self._isolate_all = isolate
         #: Builds this executor anew inside a forked process (for isolated calls).
         self._fresh = fresh
+        #: The attempts running here, whose leases this process renews: {call id: attempt}.
+        self._running: dict[str, int] = {}
+        self._running_lock = threading.Lock()
+
+    def running_attempts(self) -> list[tuple[str, int]]:
+        """The (call id, attempt) pairs this executor runs now."""
+        with self._running_lock:
+            return list(self._running.items())
+
+    @contextlib.contextmanager
+    def _holding(self, message: CallMessage) -> Iterator[None]:
+        with self._running_lock:
+            self._running[message.id] = message.attempt
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running.pop(message.id, None)
 
     def process(
         self, queue: str, call_id: str, run_mode: RunMode = RunMode.DISPATCHED
@@ -129,18 +149,23 @@ class Executor:
             fresh = self._fresh()
             fresh._finish(message, queue, started_at, RunMode.ISOLATED, fresh._execute(message))
 
-        ended = run_in_child(in_child)
+        with self._holding(message):
+            ended = run_in_child(in_child)
         outcome = self._transport.outcomes([message.id]).get(message.id)
         if outcome:
             return json.loads(outcome)
-        # The process died before it reported: that is the call's outcome.
+        # The process died before it reported: this attempt is lost. The call runs
+        # again, or fails with this error once its attempts are used up.
         error = {
             "type": "callplane.ProcessDied",
             "message": f"the process running this call {ended or 'exited without reporting'}",
             "traceback": "",
         }
-        outcome, _next = self._finish(message, queue, started_at, RunMode.ISOLATED, (None, error, ""))
-        return outcome
+        log.warning("call %s: attempt %d lost: %s", message.id, message.attempt, error["message"])
+        self._transport.report_lost(
+            message.id, dumps({"worker": self.worker_name, "attempt": message.attempt, "error": error})
+        )
+        return None
 
     def _execute(self, message: CallMessage) -> tuple[Any, dict | None, str]:
         frame = CallFrame(
@@ -150,7 +175,7 @@ class Executor:
             repo_name=self._version.repo_name,
             commit_hash=self._version.commit_hash,
         )
-        with self._context.entered(frame):
+        with self._holding(message), self._context.entered(frame):
             try:
                 stage = self._stages.get(message.stage)
                 if stage is None:
@@ -200,6 +225,7 @@ class Executor:
             queue=queue,
             call_id=message.id,
             worker=self.worker_name,
+            attempt=message.attempt,
             outcome_json=dumps(outcome),
             succeeded=not error,
             finished_at=datetime.fromisoformat(outcome["finished_at"]),
@@ -213,6 +239,9 @@ class Executor:
             )
         else:
             accepted = self._transport.finish(report)
-        if not accepted:
-            log.warning("call %s: finished, but this worker no longer holds it", message.id)
+        if accepted == JOB_GONE:  # Redis lost the job: the recorder fences the report
+            self._transport.report_finish(message.id, report.outcome_json, awaited=True)
+        elif not accepted:
+            log.warning("call %s: attempt %d finished, but this worker no longer holds it; "
+                        "its outcome is dropped", message.id, message.attempt)
         return outcome, claimed

@@ -63,7 +63,7 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
     try:
         version = CodeVersion(repo_name, commit)
         process = Worker(settings.redis_url, server_url, workflow, version, name,
-                         isolate=isolate, inline=inline)
+                         isolate=isolate, inline=inline, lease_seconds=settings.lease_seconds)
         process.run(burst=burst)
     except RedisUnavailable as exc:
         click.echo(f"Error: {exc} (set --redis-url or REDIS_URL)", err=True)

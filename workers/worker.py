@@ -19,12 +19,13 @@ from collections.abc import Callable
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.errors import RedisUnavailable
-from sdk.settings import RECHECK_SECONDS
+from sdk.settings import LEASE_SECONDS, RECHECK_SECONDS
 from sdk.transport import FINISHED_CHANNEL, Claimed, RqWorkerRecord, Transport
 from sdk.waiters import Waiters
 from sdk.wire import queue_name
 from workers.calling import WorkerCaller
 from workers.executor import CodeVersion, Executor
+from workers.leases import LeaseKeeper
 from workers.loader import Workflow
 from workers.output import RoutedStdout
 
@@ -55,6 +56,7 @@ class Worker:
         *,
         isolate: bool = False,
         inline: bool = True,
+        lease_seconds: float = LEASE_SECONDS,
     ):
         """`isolate`: run every call in a fresh process. `inline`: a stage's
         child call that it only waits on runs in this slot at once, instead of
@@ -67,6 +69,7 @@ class Worker:
         self._version = version
         self._isolate = isolate
         self._inline = inline
+        self._lease_seconds = lease_seconds
         self._real_stdout = sys.stdout
         self.context = CallContext()
         self.transport, self.waiters, self.executor = self._wire(self.context, self._fresh)
@@ -99,8 +102,9 @@ class Worker:
         along, and its connections are not this process's to use)."""
         context = CallContext()
         sys.stdout = RoutedStdout(self._real_stdout, context)
-        _transport, waiters, executor = self._wire(context, None)
+        transport, waiters, executor = self._wire(context, None)
         waiters.start()
+        LeaseKeeper(transport, executor, self._lease_seconds).start()
         return executor
 
     def run_once(self, timeout: float = POP_TIMEOUT_SECONDS) -> bool:
@@ -123,6 +127,7 @@ class Worker:
     def run(self, burst: bool = False) -> None:
         """Run calls until stopped (or, with `burst`, until the queues are empty)."""
         self.waiters.start()
+        leases = LeaseKeeper(self.transport, self.executor, self._lease_seconds).start()
         self.rq_record.birth()
         heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
         heartbeat.start()
@@ -144,6 +149,7 @@ class Worker:
                 self.rq_record.death()
             except RedisUnavailable:
                 pass
+            leases.stop()
             self.waiters.stop()
             log.info("worker %s stopped", self.name)
 

@@ -1,0 +1,48 @@
+"""Stages for the recovery tests: each execution leaves a line in a log file,
+so a test can count executions and kill the process of a chosen one."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from sdk.decorators import WorkflowRunner
+
+runner = WorkflowRunner(os.environ.get("CALLPLANE_SERVER_URL", "http://localhost:5001"))
+
+
+def _log_execution(log: str) -> int:
+    """Append this process's pid to `log`; which execution this is (1 = the first)."""
+    with open(log, "a") as file:
+        file.write(f"{os.getpid()}\n")
+    return len(Path(log).read_text().split())
+
+
+@runner.stage
+def slow_the_first_time(log, seconds):
+    """The first execution takes `seconds` (time to kill or stop its worker)."""
+    execution = _log_execution(log)
+    if execution == 1:
+        time.sleep(seconds)
+    return execution
+
+
+@runner.stage(isolate=True)
+def die_the_first_time(log):
+    """The first execution kills its own process; later ones succeed."""
+    execution = _log_execution(log)
+    if execution == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return execution
+
+
+@runner.stage(isolate=True)
+def always_die(log):
+    """A poison call: every execution kills its own process."""
+    _log_execution(log)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@runner.stage
+def echo(value):
+    return value

@@ -1,0 +1,51 @@
+"""Keep the leases of the attempts a worker process runs.
+
+A started attempt is the worker's only while its lease lasts; this thread renews
+the leases of every attempt the process runs (the calls it took off a queue, the
+children it runs in place, an isolated call its forked child runs) every third
+of a lease. A worker that dies or hangs stops renewing, and the control plane
+gives the attempt to another worker once the lease has ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sdk.errors import RedisUnavailable
+from sdk.transport import Transport
+from workers.executor import Executor
+
+log = logging.getLogger(__name__)
+
+#: Renewals per lease: two may be lost or late before the lease ends.
+RENEWALS_PER_LEASE = 3
+
+
+class LeaseKeeper:
+    def __init__(self, transport: Transport, executor: Executor, lease_seconds: float):
+        self._transport = transport
+        self._executor = executor
+        self._interval = lease_seconds / RENEWALS_PER_LEASE
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LeaseKeeper:
+        self._thread = threading.Thread(target=self._run, name="callplane-leases", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            attempts = self._executor.running_attempts()
+            if not attempts:
+                continue
+            try:
+                self._transport.heartbeat(self._executor.worker_name, attempts)
+            except RedisUnavailable as exc:
+                log.warning("could not renew %d lease(s): %s", len(attempts), exc)
