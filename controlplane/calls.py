@@ -6,6 +6,7 @@ share (it applies workers' reports through the store and announces them here).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import OrderedDict
 from datetime import timedelta
@@ -19,6 +20,8 @@ from sdk.settings import Settings
 from sdk.transport import StartReport, Transport
 from sdk.waiters import Waiters, Watch
 from sdk.wire import CallMessage, RunMode, Status, dumps, new_call_id, queue_name
+
+log = logging.getLogger(__name__)
 
 #: A parent's columns its children take; they never change once it exists.
 LINEAGE = ("id", "root_stage_run_id", "repo_name", "commit_hash")
@@ -83,15 +86,9 @@ class CallService:
         try:
             self.transport.enqueue([CallMessage.of_record(record) for record in queued], now)
         except RedisUnavailable as exc:
-            for record in queued:
-                self.store.finish(
-                    record["id"],
-                    {"status": Status.FAILED.value, "error": _error("DispatchError", str(exc))},
-                    reported_by_worker=True,
-                )
-            raise DispatchUnavailable(
-                f"{len(queued)} call(s) were recorded but could not be queued: {exc}"
-            ) from None
+            # Accepted all the same: the table has them, and they are queued once
+            # Redis answers again (controlplane.recovery).
+            log.warning("%d call(s) recorded but not queued yet: %s", len(queued), exc)
         return [(record, True) for record in records]
 
     def _new_record(
@@ -278,6 +275,3 @@ class CallService:
             raise CallConflict(f"a different call with id {existing['id']!r} already exists")
         return existing
 
-
-def _error(kind: str, message: str) -> dict[str, str]:
-    return {"type": kind, "message": message, "traceback": ""}

@@ -71,7 +71,7 @@ class Recorder:
                     if events:
                         self.record(self._linger(events))
                     if len(events) < BATCH_SIZE and time.monotonic() >= next_sweep:
-                        self._recovery.sweep()
+                        self._sweep()
                         next_sweep = time.monotonic() + self._sweep_seconds
             except RedisUnavailable as exc:
                 log.warning("recorder: %s; retrying", exc)
@@ -80,6 +80,21 @@ class Recorder:
                 log.exception("recorder: could not record a batch; retrying")
                 own_pending = True
                 stopping.wait(RETRY_SECONDS)
+
+    def _sweep(self) -> None:
+        self.take_over_stale()
+        self._recovery.sweep()
+
+    def take_over_stale(self) -> int:
+        """Record the reports another recorder was handed and has not acknowledged
+        for a lease (its control plane died mid-batch); how many there were."""
+        stale = self._transport.claim_stale_events(
+            self.consumer, int(self._lease.total_seconds() * 1000), BATCH_SIZE
+        )
+        if stale:
+            log.warning("recorder: recording %d report(s) another recorder left", len(stale))
+            self.record(stale)
+        return len(stale)
 
     def _linger(self, events: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         """Grow a batch that nobody waits on, for up to LINGER_MILLISECONDS.

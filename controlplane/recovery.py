@@ -1,16 +1,23 @@
-"""Recovering attempts that will never report: their worker died or hangs (its
-lease ended), or the process running them died (the worker says so).
+"""Recovering what Redis or a worker lost, from the table (the system of record).
 
-The table decides first (a conditional UPDATE fenced by attempt, so of several
-control planes only one gives an attempt up), then Redis follows: the call goes
-back on its queue as its next attempt, or, once its attempts are used up, its
-job is settled as failed and its waiters are told.
+- Attempts that will never report: their worker died or hangs (its lease
+  ended), or the process running them died (the worker says so). The table
+  decides first (a conditional UPDATE fenced by attempt, so of several control
+  planes only one gives an attempt up), then Redis follows: the call goes back
+  on its queue as its next attempt, or, once its attempts are used up, its job
+  is settled as failed and its waiters are told.
+- Pending calls that Redis lost track of (it restarted empty, a worker died
+  right after popping one, a queue was emptied by hand, Redis was away when the
+  call was created): they are queued again. After Redis lost its data (its
+  epoch mark is gone) every pending call is checked at once; otherwise those
+  pending for longer than a lease are, every lease.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from controlplane.store import Store, utcnow
@@ -22,15 +29,47 @@ log = logging.getLogger(__name__)
 
 #: Expired leases given up per sweep, at most.
 SWEEP_LIMIT = 500
+#: Pending calls checked against Redis per round trip.
+CHECK_PAGE = 500
 
 
 class Recovery:
-    def __init__(self, store: Store, transport: Transport, lost_attempts: int):
+    def __init__(self, store: Store, transport: Transport, lost_attempts: int, lease_seconds: float):
         self._store = store
         self._transport = transport
         self._lost_attempts = lost_attempts
+        self._lease = timedelta(seconds=lease_seconds)
+        self._next_check = 0.0
 
-    def sweep(self) -> int:
+    def sweep(self) -> None:
+        """Everything above that is due: called often (a few times a lease)."""
+        if not self._transport.has_epoch():
+            log.warning("Redis holds no epoch mark (it restarted empty, or is new): "
+                        "checking every pending call")
+            self.requeue_untracked(utcnow())
+            self._transport.mark_epoch()
+        elif time.monotonic() >= self._next_check:
+            self.requeue_untracked(utcnow() - self._lease)
+            self._next_check = time.monotonic() + self._lease.total_seconds()
+        self.give_up_expired()
+
+    def requeue_untracked(self, created_before: datetime) -> int:
+        """Queue again the pending calls created before then that Redis lost track of."""
+        requeued, after = 0, None
+        while True:
+            page = self._store.pending(created_before, CHECK_PAGE, after)
+            if not page:
+                return requeued
+            by_id = {call["id"]: call for call in page}
+            lost = self._transport.untracked([(c["queue"], c["id"], c["attempt"]) for c in page])
+            if lost:
+                log.warning("queueing %d pending call(s) again that Redis had lost", len(lost))
+                self._transport.enqueue([CallMessage.of_record(by_id[i]) for i in lost], utcnow())
+                requeued += len(lost)
+            last = page[-1]
+            after = (last["created_at"], last["id"])
+
+    def give_up_expired(self) -> int:
         """Give up every attempt whose lease has ended; how many were given up."""
         now = utcnow()
         given_up = 0

@@ -22,7 +22,9 @@ class Services:
         self.transport = Transport.from_url(settings.redis_url)
         self.waiters = Waiters(self.transport, DONE_CHANNEL, settings.recheck_seconds)
         self.calls = CallService(self.store, self.transport, self.waiters, settings)
-        self.recovery = Recovery(self.store, self.transport, settings.lost_attempts)
+        self.recovery = Recovery(
+            self.store, self.transport, settings.lost_attempts, settings.lease_seconds
+        )
         self.recorder = Recorder(self.store, self.transport, self.recovery, settings.lease_seconds)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None

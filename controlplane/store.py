@@ -230,6 +230,20 @@ class Store:
             statuses = {call_id: status for call_id, status in rows}
         return [i for i in finishes if i in statuses and Status(statuses[i]).is_terminal]
 
+    def pending(
+        self, created_before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Pending calls created before `created_before`, oldest first, `limit` at
+        most; `after` is the (created_at, id) of the last one of the previous page."""
+        query = stage_runs.select().where(
+            stage_runs.c.status == Status.PENDING.value, stage_runs.c.created_at < created_before
+        )
+        if after is not None:
+            query = query.where(sa.tuple_(stage_runs.c.created_at, stage_runs.c.id) > after)
+        query = query.order_by(stage_runs.c.created_at, stage_runs.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [_row_dict(row) for row in conn.execute(query)]
+
     # -- lost attempts -------------------------------------------------------------
 
     def expired_leases(self, now: datetime, limit: int) -> list[dict[str, Any]]:

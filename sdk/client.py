@@ -3,8 +3,10 @@
 One connection per thread. `http.client` rather than `requests`: on the per-call
 hot path `requests` costs about a millisecond more per request here.
 Requests are safe to repeat (a call's id is chosen by the caller, so a repeated
-create returns the same call), which lets a request that met a closed
-keep-alive connection be sent once more on a fresh one.
+create returns the same call). So a request that met a closed keep-alive
+connection is sent again at once on a fresh one, and while the control plane is
+unreachable or answers 502-504 (a restart, a deploy), it is sent again with
+backoff for up to a minute before the caller hears of it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 import urllib.parse
 from typing import Any
 
+from sdk.backoff import delays
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
 from sdk.wire import dumps
 
@@ -22,10 +26,19 @@ from sdk.wire import dumps
 REQUEST_TIMEOUT_SECONDS = 30.0
 #: Calls created per request when many are submitted at once (the server takes up to 1,000).
 CREATE_BATCH = 500
+#: How long a request keeps being retried while the control plane is away.
+OUTAGE_SECONDS = 60.0
+#: Statuses of a proxy or server that is restarting: worth another try.
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
 
 
 class ControlPlaneClient:
-    def __init__(self, server_url: str, timeout: float = REQUEST_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        server_url: str,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        outage_seconds: float = OUTAGE_SECONDS,
+    ):
         parsed = urllib.parse.urlsplit(server_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(
@@ -37,6 +50,7 @@ class ControlPlaneClient:
         self._port = parsed.port
         self._base = parsed.path.rstrip("/")
         self._timeout = timeout
+        self._outage_seconds = outage_seconds
         self._local = threading.local()
 
     # -- the API -----------------------------------------------------------------
@@ -84,20 +98,38 @@ class ControlPlaneClient:
             timeout += wait
         payload = None if body is None else dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
+        deadline = time.monotonic() + self._outage_seconds
+        pauses = delays(0.05, 2.0)
+        while True:
+            try:
+                status, raw = self._send(method, url, payload, headers, timeout)
+                if status not in TRANSIENT_STATUSES:
+                    return self._decode(status, raw)
+                problem = f"answered {status}: {raw[:300]!r}"
+            except ControlPlaneUnavailable as exc:
+                problem = str(exc)
+            if time.monotonic() >= deadline:
+                raise ControlPlaneUnavailable(
+                    f"control plane at {self.server_url} {problem} "
+                    f"(still, after retrying for {self._outage_seconds:g} s)"
+                )
+            time.sleep(next(pauses))
+
+    def _send(
+        self, method: str, url: str, payload: bytes | None, headers: dict, timeout: float
+    ) -> tuple[int, bytes]:
+        """One request; once more at once if the kept-alive connection was stale."""
         for attempt in (1, 2):
             connection = self._connection(timeout)
             try:
                 connection.request(method, url, body=payload, headers=headers)
                 response = connection.getresponse()
-                raw = response.read()
-                break
+                return response.status, response.read()
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
                 if attempt == 2:
-                    raise ControlPlaneUnavailable(
-                        f"control plane at {self.server_url} is unreachable: {exc!r}"
-                    ) from None
-        return self._decode(response.status, raw)
+                    raise ControlPlaneUnavailable(f"is unreachable: {exc!r}") from None
+        raise AssertionError("unreachable")
 
     def _decode(self, status: int, raw: bytes) -> Any:
         try:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from sdk.calling import Caller, RemoteCaller
-from sdk.client import ControlPlaneClient
+from sdk.client import OUTAGE_SECONDS, ControlPlaneClient
 from sdk.context import CallContext, CallFrame
 from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
@@ -111,12 +111,15 @@ class WorkflowRunner:
         *,
         repo_name: str | None = None,
         commit_hash: str | None = None,
+        outage_seconds: float = OUTAGE_SECONDS,
     ):
+        """`outage_seconds`: how long a call keeps retrying while the control plane
+        is unreachable (a restart, a deploy) before it raises ControlPlaneUnavailable."""
         self.server_url = server_url
         self.repo_name = repo_name
         self.commit_hash = commit_hash
         self.stages: dict[str, Stage] = {}
-        client = ControlPlaneClient(server_url)
+        client = ControlPlaneClient(server_url, outage_seconds=outage_seconds)
         self.attach(client, RemoteCaller(client), CallContext())
 
     def attach(self, client: ControlPlaneClient, caller: Caller, context: CallContext) -> None:

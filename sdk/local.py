@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from sdk.client import ControlPlaneClient
 from sdk.context import CallFrame
 from sdk.errors import ControlPlaneUnavailable, describe
 from sdk.handles import unwrap
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 class LocalCaller:
     def __init__(self, runner: WorkflowRunner):
         self._runner = runner
+        # Recording is best effort: an unreachable control plane is not waited for.
+        self._client = ControlPlaneClient(runner.client.server_url, outage_seconds=0)
         self._recording = True
         self.worker = f"local:{socket.gethostname()}:{os.getpid()}"
 
@@ -78,7 +81,7 @@ class LocalCaller:
         if not self._recording:
             return None
         try:
-            return self._runner.client.create_call({**body, "run_mode": "local", "worker": self.worker})
+            return self._client.create_call({**body, "run_mode": "local", "worker": self.worker})
         except ControlPlaneUnavailable as exc:
             self._stop_recording(exc)
             return None
@@ -88,7 +91,7 @@ class LocalCaller:
             return
         report = {key: outcome[key] for key in ("status", "result", "error")}
         try:
-            self._runner.client.finish_call(record["id"], report)
+            self._client.finish_call(record["id"], report)
         except ControlPlaneUnavailable as exc:
             self._stop_recording(exc)
 

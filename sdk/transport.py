@@ -44,6 +44,8 @@ FAILURE_TTL_SECONDS = 365 * 24 * 3600
 STARTED_TTL_SECONDS = 3600
 
 EVENTS_STREAM = "callplane:events"
+#: Set once the control plane has checked that Redis holds every pending call.
+EPOCH_KEY = "callplane:epoch"
 RECORDERS_GROUP = "recorders"
 DONE_CHANNEL = "callplane:done"
 FINISHED_CHANNEL = "callplane:finished"
@@ -154,8 +156,9 @@ return claim_next(KEYS[1], 2, 1)
 
 # Only the worker that started this attempt of a job can finish it; the result
 # lands in the job hash (for waiters and rq-dashboard) and in the event stream
-# (for the recorder). Returns 1, or 0 if the attempt is no longer the worker's,
-# or -1 if the job is gone (Redis lost it): the worker reports another way.
+# (for the recorder). Returns 1 (also for a repeated report), or 0 if the
+# attempt is no longer the worker's, or -1 if the job is gone (Redis lost it):
+# the worker then reports another way.
 # KEYS: job, started registry, finished or failed registry, events stream.
 # ARGV: worker, outcome, status, timestamp, registry score, id, exc_info, the
 # channel that hears a child's completion ('' for a call without parent), attempt.
@@ -163,7 +166,9 @@ _FINISH_FUNCTION = """
 local function finish()
   local job = redis.call('HMGET', KEYS[1], 'status', 'worker_name', 'cp_attempt')
   if not job[1] then return -1 end
-  if job[1] ~= 'started' or job[2] ~= ARGV[1] or job[3] ~= ARGV[9] then return 0 end
+  if job[2] ~= ARGV[1] or job[3] ~= ARGV[9] then return 0 end
+  if job[1] == 'finished' or job[1] == 'failed' then return 1 end  -- a repeated report
+  if job[1] ~= 'started' then return 0 end
   redis.call('HSET', KEYS[1], 'status', ARGV[3], 'ended_at', ARGV[4], 'cp_outcome', ARGV[2])
   if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'exc_info', ARGV[7]) end
   redis.call('ZREM', KEYS[2], ARGV[6])
@@ -214,6 +219,30 @@ for i = 2, #KEYS, 2 do
   redis.call('SADD', KEYS[1], KEYS[i + 1])
 end
 return #KEYS / 2
+"""
+
+# Which of these pending calls Redis has lost track of: no job, a job of an
+# earlier attempt, a job taken away from its worker ('stopped'), or a job that
+# says queued while its id is on no queue (a worker died right after popping it,
+# or someone emptied the queue). Each queue is read once.
+# KEYS: (job, queue) per call.  ARGV: (id, attempt) per call.
+_UNTRACKED = """
+local listed, lost = {}, {}
+for i = 1, #KEYS, 2 do
+  local id, attempt = ARGV[i], ARGV[i + 1]
+  local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt')
+  local gone = not job[1] or job[2] ~= attempt or job[1] == 'stopped'
+  if job[1] == 'queued' and not gone then
+    local queue = KEYS[i + 1]
+    if not listed[queue] then
+      listed[queue] = {}
+      for _, member in ipairs(redis.call('LRANGE', queue, 0, -1)) do listed[queue][member] = true end
+    end
+    gone = not listed[queue][id]
+  end
+  if gone then table.insert(lost, id) end
+end
+return lost
 """
 
 # After the table recorded a batch of completions: let the jobs expire, tell
@@ -300,6 +329,7 @@ class Transport:
         self._claim_next = client.register_script(_CLAIM_NEXT)
         self._finish_and_claim_next = client.register_script(_FINISH_AND_CLAIM_NEXT)
         self._abandon = client.register_script(_ABANDON)
+        self._untracked = client.register_script(_UNTRACKED)
         self._finish = client.register_script(_FINISH)
         self._take_any = client.register_script(_TAKE_ANY)
         self._enqueue = client.register_script(_ENQUEUE)
@@ -478,6 +508,28 @@ class Transport:
         pipe.publish(FINISHED_CHANNEL, call_id)
         pipe.execute()
 
+    @translate_errors
+    def untracked(self, calls: list[tuple[str, str, int]]) -> list[str]:
+        """Of these pending calls [(queue, id, attempt)], those Redis has lost track
+        of (see _UNTRACKED): they must be queued again."""
+        if not calls:
+            return []
+        keys, args = [], []
+        for queue, call_id, attempt in calls:
+            keys += (job_key(call_id), queue_key(queue))
+            args += (call_id, attempt)
+        return self._untracked(keys=keys, args=args)
+
+    @translate_errors
+    def has_epoch(self) -> bool:
+        """Whether this Redis still holds the mark the control plane left in it; a
+        Redis restarted without its data (or flushed) does not."""
+        return bool(self.redis.exists(EPOCH_KEY))
+
+    @translate_errors
+    def mark_epoch(self) -> None:
+        self.redis.set(EPOCH_KEY, datetime.now(timezone.utc).isoformat())
+
     # -- outcomes ---------------------------------------------------------------
 
     @translate_errors
@@ -570,6 +622,20 @@ class Transport:
             self.ensure_recorder_group()  # Redis restarted empty: start the stream anew
             return []
         return [event for _stream, events in reply for event in events] if reply else []
+
+    @translate_errors
+    def claim_stale_events(self, consumer: str, min_idle_ms: int, count: int) -> list[tuple[str, dict]]:
+        """Reports handed to a recorder that has not acknowledged them for
+        `min_idle_ms` (its control plane died mid-batch), now this consumer's."""
+        try:
+            reply = self.redis.xautoclaim(
+                EVENTS_STREAM, RECORDERS_GROUP, consumer, min_idle_ms, "0-0", count=count
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return []
+        return [event for event in reply[1] if event[1]]  # a deleted entry comes back empty
 
 
 class RqWorkerRecord:

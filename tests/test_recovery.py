@@ -5,8 +5,10 @@ database and control plane) with a 2-second lease, so recovery takes seconds."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -28,9 +30,48 @@ LEASE_SECONDS = 2
 
 
 class Cluster:
-    def __init__(self, server_url: str, redis_url: str, env: dict[str, str], logs: Path):
-        self.server_url, self.redis_url, self.env, self.logs = server_url, redis_url, env, logs
+    """A redis-server, a control plane and workers of the recovery workflow, each
+    of which a test may kill and start again on the same port."""
+
+    def __init__(self, directory: Path, env: dict[str, str]):
+        self.logs, self.env = directory, env
+        self.redis_port, self.server_port = free_port(), free_port()
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.server_url = f"http://127.0.0.1:{self.server_port}"
+        self.env.update(REDIS_URL=self.redis_url)
         self.started: list[subprocess.Popen] = []
+        self.redis_server = start_redis_server(self.redis_port, directory)
+        self.server = self._start_server()
+
+    def _start_server(self) -> subprocess.Popen:
+        log = open(self.logs / "controlplane.log", "a")  # noqa: SIM115 - the server's lifetime
+        # A session of its own, so that killing it kills its gunicorn workers too.
+        return start_server(self.server_port, self.env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def kill_server(self) -> None:
+        os.killpg(self.server.pid, signal.SIGKILL)
+        self.server.wait()
+
+    def restart_server(self) -> None:
+        self.server = self._start_server()
+
+    def kill_redis(self) -> None:
+        self.redis_server.kill()
+        self.redis_server.wait()
+
+    def start_redis(self) -> None:
+        """A new redis-server on the same port, with nothing in it."""
+        self.redis_server = start_redis_server(self.redis_port, self.logs)
+
+    def restart_redis_empty(self) -> None:
+        self.kill_redis()
+        self.start_redis()
+
+    def close(self) -> None:
+        self.stop_workers()
+        stop(self.server)
+        stop(self.redis_server)
 
     def worker(self, *options: str) -> subprocess.Popen:
         log = open(self.logs / f"worker-{len(self.started)}.log", "w")  # noqa: SIM115 - the worker's lifetime
@@ -51,19 +92,16 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     directory = tmp_path_factory.mktemp("recovery")
-    redis_port, server_port = free_port(), free_port()
-    redis_server = start_redis_server(redis_port, directory)
-    redis_url, server_url = f"redis://127.0.0.1:{redis_port}/0", f"http://127.0.0.1:{server_port}"
     with fresh_database(directory) as database_url:
-        env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url,
-               "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS), "CALLPLANE_LOST_ATTEMPTS": "3"}
-        with open(directory / "controlplane.log", "w") as log:
-            server = start_server(server_port, env, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                yield Cluster(server_url, redis_url, env, directory)
-            finally:
-                stop(server)
-                stop(redis_server)
+        cluster = Cluster(directory, {
+            "DATABASE_URL": database_url,
+            "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS),
+            "CALLPLANE_LOST_ATTEMPTS": "3",
+        })
+        try:
+            yield cluster
+        finally:
+            cluster.close()
 
 
 @pytest.fixture()
@@ -167,3 +205,51 @@ def test_a_call_that_kills_its_process_every_time_fails_after_its_attempts(run, 
     assert [a["attempt"] for a in store_of.attempts(poison.id)] == [1, 2, 3]
     assert healthy.result(timeout=30) == "fine"
     assert worker.poll() is None
+
+
+def _nap_run(log: Path, calls: int) -> list:
+    return [recovery.logged_nap.submit(str(log), 0.05, i) for i in range(calls)]
+
+
+def _check_run(handles: list, store_of) -> None:
+    assert recovery.runner.gather(*handles) == list(range(len(handles)))
+    rows = store_of.get_many(h.id for h in handles)
+    assert {row["status"] for row in rows.values()} == {"succeeded"}
+    assert [rows[h.id]["result"] for h in handles] == list(range(len(handles)))
+
+
+def test_a_run_survives_redis_restarted_empty(run, store_of, tmp_path):
+    run.worker(), run.worker()
+    log = tmp_path / "executions"
+    handles = _nap_run(log, 60)
+    wait_until(lambda: len(executions(log)) >= 10, "the first executions")
+    run.restart_redis_empty()
+    _check_run(handles, store_of)
+    # Calls queued before the restart were queued again from the table; a call
+    # whose finish report Redis lost ran again: never fewer executions than calls.
+    assert len(executions(log)) >= len(handles)
+
+
+def test_a_run_survives_the_control_plane_killed_and_restarted(run, store_of, tmp_path):
+    run.worker(), run.worker()
+    log = tmp_path / "executions"
+    handles = _nap_run(log, 60)
+    wait_until(lambda: len(executions(log)) >= 10, "the first executions")
+    run.kill_server()
+    time.sleep(LEASE_SECONDS * 1.5)  # workers go on: their reports wait in Redis
+    run.restart_server()
+    _check_run(handles, store_of)
+    # No report was lost: no call had to run twice.
+    assert len(executions(log)) == len(handles)
+    assert {row["attempt"] for row in store_of.get_many(h.id for h in handles).values()} == {1}
+
+
+def test_a_call_created_while_redis_is_away_runs_once_it_is_back(run, store_of):
+    run.kill_redis()
+    try:
+        handle = recovery.echo.submit("accepted")
+        assert store_of.get(handle.id)["status"] == "pending"
+    finally:
+        run.start_redis()
+    run.worker()
+    assert handle.result(timeout=30) == "accepted"

@@ -88,7 +88,7 @@ def test_a_report_that_cannot_be_recorded_does_not_stop_the_others(store):
     good, bad = new_call(store), new_call(store)
     now = utcnow().isoformat()
     body = '{"status": "%s", "worker": "w", "started_at": "%s", "finished_at": "%s"}'
-    Recorder(store, transport, Recovery(store, transport, 3), 30).record([
+    Recorder(store, transport, Recovery(store, transport, 3, 30), 30).record([
         ("1-0", {"kind": "finish", "id": bad, "body": body % ("no-such-status", now, now)}),
         ("2-0", {"kind": "finish", "id": good, "body": body % ("succeeded", now, now)}),
     ])
@@ -130,3 +130,26 @@ def test_an_attempt_is_given_up_once_and_the_last_one_fails_the_call(store):
         assert store.end_attempt(call_id, attempt, f"w{attempt}", error, 2) is None  # once
     assert (record["status"], record["attempt"], record["error"]) == ("failed", 2, error)
     assert [(a["attempt"], a["worker"]) for a in store.attempts(call_id)] == [(1, "w1"), (2, "w2")]
+
+
+def test_reports_a_dead_recorder_left_are_recorded_by_another(store, redis_url):
+    import time
+
+    from controlplane.recorder import Recorder
+    from controlplane.recovery import Recovery
+    from sdk.transport import EVENTS_STREAM, Transport
+
+    # A real redis-server (fakeredis lacks XAUTOCLAIM), in a database of its own.
+    transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + "/8")
+    transport.redis.flushdb()
+    transport.ensure_recorder_group()
+    call_id = new_call(store)
+    now = utcnow().isoformat()
+    body = f'{{"status": "succeeded", "worker": "w", "started_at": "{now}", "finished_at": "{now}"}}'
+    transport.redis.xadd(EVENTS_STREAM, {"kind": "finish", "id": call_id, "body": body})
+    assert transport.read_events("dead", 10, 100)  # handed to a recorder that then died
+    recorder = Recorder(store, transport, Recovery(store, transport, 3, 0.1), 0.1)
+    time.sleep(0.2)
+    assert recorder.take_over_stale() == 1
+    assert store.get(call_id)["status"] == "succeeded"
+    assert recorder.take_over_stale() == 0  # acknowledged once recorded

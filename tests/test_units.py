@@ -152,3 +152,17 @@ def test_the_event_stream_is_started_anew_after_redis_lost_it(redis_url):
     assert transport.read_events("c", 10, 10) == []
     client.xadd("callplane:events", {"kind": "finish", "id": "x", "body": "{}"})
     assert [fields["id"] for _, fields in transport.read_events("c", 10, 10)] == ["x"]
+
+
+def test_pending_calls_redis_lost_track_of_are_found():
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    now = datetime.now(timezone.utc)
+    queued, popped, started, stopped, stale = (CallMessage(id=i, stage="s") for i in "qpxyz")
+    transport.enqueue([queued, popped, started, stopped, stale], now)
+    transport.redis.lrem(f"rq:queue:{popped.queue}", 1, "p")  # popped by a worker that died
+    for message in (started, stopped):
+        transport.claim(message.queue, message.id, StartReport("w", now))
+    transport.abandon(stopped.queue, "y", "w", 1)
+    pending = [(m.queue, m.id, 1) for m in (queued, popped, started, stopped)]
+    pending += [(stale.queue, "z", 2), (queued.queue, "never-queued", 1)]
+    assert sorted(transport.untracked(pending)) == ["never-queued", "p", "y", "z"]

@@ -159,7 +159,7 @@ def test_two_workers_both_take_calls(runner, api, workers):
 
 
 def test_two_runners_with_different_urls_in_one_process(runner, server_url):
-    other = WorkflowRunner("http://127.0.0.1:9")  # nothing listens there
+    other = WorkflowRunner("http://127.0.0.1:9", outage_seconds=0.5)  # nothing listens there
 
     @other.stage
     def add(a, b):

@@ -12,20 +12,25 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from sdk.backoff import delays
 from sdk.context import CallContext, CallFrame
 from sdk.decorators import Stage
-from sdk.errors import DecodeError, describe
+from sdk.errors import DecodeError, RedisUnavailable, describe
 from sdk.transport import JOB_GONE, Claimed, FinishReport, StartReport, Transport
 from sdk.wire import CallMessage, RunMode, Status, check_result, dumps
 from workers.isolation import run_in_child
 from workers.output import captured
 
 log = logging.getLogger(__name__)
+
+#: How long a worker keeps trying to report an outcome while Redis is away.
+REPORT_RETRY_SECONDS = 60.0
 
 
 def run_call(*_args, **_kwargs):
@@ -190,6 +195,27 @@ class Executor:
                 result, error = None, describe(exc)
         return result, error, captured(frame.output)
 
+    def _report(
+        self, report: FinishReport, then_claim_from: list[str] | None
+    ) -> tuple[int, Claimed | None]:
+        """Report an outcome, retrying while Redis is away: a finished result is
+        kept and sent until Redis takes it (or a minute has passed)."""
+        deadline = time.monotonic() + REPORT_RETRY_SECONDS
+        pauses = delays(0.05, 2.0)
+        while True:
+            try:
+                if then_claim_from:
+                    return self._transport.finish_and_claim_next(
+                        report, then_claim_from, self._start(RunMode.DISPATCHED)
+                    )
+                return self._transport.finish(report), None
+            except RedisUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("call %s: cannot report its outcome yet (%s); retrying",
+                            report.call_id, exc)
+                time.sleep(next(pauses))
+
     def _outcome(
         self, message: CallMessage, started_at: datetime, run_mode: RunMode, ran: tuple
     ) -> dict[str, Any]:
@@ -232,13 +258,7 @@ class Executor:
             exc_info=error["traceback"] or error["message"] if error else "",
             is_child=message.parent_id is not None,
         )
-        claimed = None
-        if then_claim_from:
-            accepted, claimed = self._transport.finish_and_claim_next(
-                report, then_claim_from, self._start(RunMode.DISPATCHED)
-            )
-        else:
-            accepted = self._transport.finish(report)
+        accepted, claimed = self._report(report, then_claim_from)
         if accepted == JOB_GONE:  # Redis lost the job: the recorder fences the report
             self._transport.report_finish(message.id, report.outcome_json, awaited=True)
         elif not accepted:

@@ -46,3 +46,11 @@ def always_die(log):
 @runner.stage
 def echo(value):
     return value
+
+
+@runner.stage
+def logged_nap(log, seconds, value):
+    """Note the execution, take `seconds`, return `value`."""
+    _log_execution(log)
+    time.sleep(seconds)
+    return value
