@@ -78,18 +78,46 @@ class CallService:
         except sqlalchemy.exc.IntegrityError:
             if len(requests) > 1:  # some exist (a retried batch): sort them out one by one
                 return [self.create(request) for request in requests]
-            # The id exists: a retry of the same request gets the call it made.
-            return [(self._same_request(self.get(records[0]["id"]), requests[0]), False)]
-        queued = [record for record in records if record["status"] == Status.PENDING.value]
-        if not queued:  # calls run in place by their caller are never queued
-            return [(record, True) for record in records]
+            return [self._existing(records[0], requests[0], now)]
+        self._enqueue([record for record in records if record["status"] == Status.PENDING.value], now)
+        return [(record, True) for record in records]
+
+    def _existing(
+        self, record: dict[str, Any], request: dict[str, Any], now
+    ) -> tuple[dict[str, Any], bool]:
+        """A create of a call that exists: the same id (a retried request), or the
+        same parent and position (a parent that runs again). Returns the call, and
+        whether this request started an attempt of it.
+
+        A different request for the same identity is refused. A failed child made
+        by an earlier attempt of its parent runs again, as its next attempt; any
+        other existing call is returned as it is (a succeeded child's result is
+        not computed again; a running one is awaited).
+        """
+        existing = self.store.get(record["id"])
+        if existing is None and record["parent_stage_run_id"] is not None:
+            existing = self.store.child_at(record["parent_stage_run_id"], record["position"])
+        if existing is None:
+            raise CallConflict(f"call {record['id']!r} conflicts with an existing call")
+        self._check_same(existing, request)
+        newer_parent = (record["parent_attempt"] or 0) > (existing["parent_attempt"] or 0)
+        if existing["status"] == Status.FAILED.value and newer_parent:
+            rerun = self.store.rerun(existing, record)
+            if rerun is not None:
+                self._enqueue([rerun] if rerun["status"] == Status.PENDING.value else [], now)
+                return rerun, True
+            existing = self.get(existing["id"])  # another request re-ran it first
+        return existing, False
+
+    def _enqueue(self, records: list[dict[str, Any]], now) -> None:
+        if not records:  # calls run in place by their caller are never queued
+            return
         try:
-            self.transport.enqueue([CallMessage.of_record(record) for record in queued], now)
+            self.transport.enqueue([CallMessage.of_record(record) for record in records], now)
         except RedisUnavailable as exc:
             # Accepted all the same: the table has them, and they are queued once
             # Redis answers again (controlplane.recovery).
-            log.warning("%d call(s) recorded but not queued yet: %s", len(queued), exc)
-        return [(record, True) for record in records]
+            log.warning("%d call(s) recorded but not queued yet: %s", len(records), exc)
 
     def _new_record(
         self, request: dict[str, Any], parents: dict[str, dict[str, Any]], now
@@ -112,6 +140,7 @@ class CallService:
             "root_stage_run_id": parent["root_stage_run_id"] if parent else call_id,
             "workflow_run_id": request.get("workflow_run_id"),
             "position": request.get("position"),
+            "parent_attempt": request.get("parent_attempt") if parent else None,
             "stage": request["stage"],
             "arguments": request["arguments"],
             "status": (Status.RUNNING if runs_in_place else Status.PENDING).value,
@@ -152,9 +181,16 @@ class CallService:
         record = self.get(call_id)
         outcome = {**report, "finished_at": utcnow().isoformat()}
         if not self.store.finish(call_id, outcome):
+            now = self.get(call_id)
+            if now["status"] != Status.RUNNING.value:
+                raise CallConflict(
+                    f"call {call_id} is {now['status']}, not running: "
+                    "only a running call can be finished"
+                )
             raise CallConflict(
-                f"call {call_id} is {self.get(call_id)['status']}, not running: "
-                "only a running call can be finished"
+                f"call {call_id} is running as attempt {now['attempt']} on {now['worker']}, not "
+                f"attempt {report.get('attempt', now['attempt'])} on "
+                f"{report.get('worker', now['worker'])}: a stale attempt cannot finish it"
             )
         finished = self.get(call_id)
         outcome.update(id=call_id, output=finished["output"])
@@ -236,6 +272,9 @@ class CallService:
     def _deadline(self, seconds: float) -> float:
         return time.monotonic() + min(seconds, self.max_wait)
 
+    def earlier_attempts(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.store.attempts(record["id"]) if record["attempt"] > 1 else []
+
     def waiting_on(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """The unfinished calls that a running call last said it waits on."""
         if record["status"] != Status.RUNNING.value:
@@ -267,11 +306,16 @@ class CallService:
         return parents
 
     @staticmethod
-    def _same_request(existing: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-        same = existing["stage"] == request["stage"] and existing["parent_stage_run_id"] == (
-            request.get("parent_stage_run_id") or None
-        )
-        if not same:
+    def _check_same(existing: dict[str, Any], request: dict[str, Any]) -> None:
+        """Refuse a request that names an existing call's identity but is another call."""
+        parent = request.get("parent_stage_run_id") or None
+        if existing["stage"] != request["stage"] or existing["parent_stage_run_id"] != parent:
             raise CallConflict(f"a different call with id {existing['id']!r} already exists")
-        return existing
-
+        if existing["arguments"] != request["arguments"]:
+            where = (f"child {existing['position']} of call {parent}" if parent
+                     else f"call {existing['id']}")
+            raise CallConflict(
+                f"{where} was made as {existing['stage']} with other arguments before: a stage "
+                "that runs again must make the same calls in the same order (keep what varies "
+                "between runs, like the time or random numbers, out of its calls' arguments)"
+            )

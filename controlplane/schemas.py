@@ -35,6 +35,12 @@ class CallCreateSchema(Schema):
     arguments = fields.Nested(ArgumentsSchema, load_default=lambda: {"args": [], "kwargs": {}})
     parent_stage_run_id = fields.String(allow_none=True, validate=_id)
     position = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    parent_attempt = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "the parent's attempt that makes this call: a later attempt "
+                                 "of the parent runs a failed child at the same position again"},
+    )
     workflow_run_id = fields.String(allow_none=True, validate=_id)
     repo_name = fields.String(allow_none=True, validate=_version)
     commit_hash = fields.String(allow_none=True, validate=_version)
@@ -53,8 +59,9 @@ class CallCreateSchema(Schema):
                 "give repo_name and commit_hash together (a code version), or neither",
                 "commit_hash",
             )
-        if data.get("position") is not None and not data.get("parent_stage_run_id"):
-            raise ValidationError("position is only meaningful with parent_stage_run_id", "position")
+        for name in ("position", "parent_attempt"):
+            if data.get(name) is not None and not data.get("parent_stage_run_id"):
+                raise ValidationError(f"{name} is only meaningful with parent_stage_run_id", name)
         if bool(data.get("run_mode")) != bool(data.get("worker")):
             raise ValidationError(
                 "give run_mode and worker together (the caller runs the call itself), or neither",
@@ -109,6 +116,13 @@ class FinishSchema(Schema):
     result = fields.Raw(allow_none=True, load_default=None)
     error = fields.Nested(CallErrorSchema, allow_none=True, load_default=None)
     output = fields.String(load_default="")
+    worker = fields.String(
+        validate=_name, metadata={"description": "the worker finishing it: refused if not its holder"}
+    )
+    attempt = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "the attempt it finishes: refused (409) if no longer current"},
+    )
 
     @validates_schema
     def _error_matches_status(self, data, **_kwargs):
@@ -125,6 +139,16 @@ class CallSummarySchema(Schema):
     worker = fields.String(allow_none=True)
 
 
+class AttemptSchema(Schema):
+    attempt = fields.Integer()
+    status = fields.String(metadata={"description": "lost (its worker or process was gone) or failed"})
+    worker = fields.String(allow_none=True)
+    run_mode = fields.String(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime()
+
+
 class CallSchema(Schema):
     id = fields.String()
     stage = fields.String()
@@ -137,6 +161,7 @@ class CallSchema(Schema):
     root_stage_run_id = fields.String()
     workflow_run_id = fields.String(allow_none=True)
     position = fields.Integer(allow_none=True)
+    parent_attempt = fields.Integer(allow_none=True)
     queue = fields.String()
     repo_name = fields.String(allow_none=True)
     commit_hash = fields.String(allow_none=True)
@@ -150,9 +175,16 @@ class CallSchema(Schema):
     )
     attempt = fields.Integer()
     max_attempts = fields.Integer()
+    attempts = fields.List(
+        fields.Nested(AttemptSchema),
+        metadata={"description": "the earlier attempts, each with its worker and error"},
+    )
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
+    lease_expires_at = fields.DateTime(
+        allow_none=True, metadata={"description": "while running: when its worker's lease ends"}
+    )
 
 
 class CallBatchSchema(Schema):

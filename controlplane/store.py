@@ -230,6 +230,39 @@ class Store:
             statuses = {call_id: status for call_id, status in rows}
         return [i for i in finishes if i in statuses and Status(statuses[i]).is_terminal]
 
+    def child_at(self, parent_id: str, position: int | None) -> dict[str, Any] | None:
+        """The child a call made at `position`, if any."""
+        query = stage_runs.select().where(
+            stage_runs.c.parent_stage_run_id == parent_id, stage_runs.c.position == position
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _row_dict(row) if row is not None else None
+
+    def rerun(self, failed: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any] | None:
+        """Start the next attempt of a failed call, as `fresh` (a new record of it:
+        pending, or running in place) says; the failed attempt goes to
+        call_attempts. None if the call was no longer failed at that attempt."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                stage_runs.update()
+                .where(stage_runs.c.id == failed["id"], stage_runs.c.status == Status.FAILED.value,
+                       stage_runs.c.attempt == failed["attempt"])
+                .values(
+                    attempt=failed["attempt"] + 1,
+                    result=None, error=None, output=None, finished_at=None,
+                    **{key: fresh[key] for key in _RERUN_FROM_FRESH},
+                )
+            )
+            if changed.rowcount != 1:
+                return None
+            conn.execute(call_attempts.insert().values(
+                call_id=failed["id"], attempt=failed["attempt"], status=Status.FAILED.value,
+                worker=failed["worker"], run_mode=failed["run_mode"], error=failed["error"],
+                started_at=failed["started_at"], finished_at=failed["finished_at"],
+            ))
+            return _row_dict(conn.execute(_ROWS, {"p_ids": [failed["id"]]}).one())
+
     def pending(
         self, created_before: datetime, limit: int, after: tuple[datetime, str] | None = None
     ) -> list[dict[str, Any]]:
@@ -334,7 +367,9 @@ def _finish_params(call_id: str, outcome: dict[str, Any], reported_by_worker: bo
         "p_output": outcome.get("output") or None,
         "p_finished_at": parse_time(outcome.get("finished_at")) or utcnow(),
     }
-    if reported_by_worker:
+    if not reported_by_worker:  # a finish over HTTP is fenced only if it names its attempt
+        params.update(p_worker=outcome.get("worker"), p_attempt=outcome.get("attempt"))
+    else:
         params.update(
             p_worker=outcome.get("worker"),
             p_attempt=outcome.get("attempt", 1),
@@ -345,6 +380,9 @@ def _finish_params(call_id: str, outcome: dict[str, Any], reported_by_worker: bo
     return params
 
 
+#: What a re-run of a failed call takes from the new request.
+_RERUN_FROM_FRESH = ("status", "parent_attempt", "worker", "run_mode", "started_at",
+                     "lease_expires_at")
 #: What the reaper needs of a running call to give up its attempt.
 _LEASE_COLUMNS = ("id", "attempt", "worker", "queue", "lease_expires_at")
 
@@ -407,7 +445,16 @@ _OUTCOME = {
     "finished_at": _param("p_finished_at", "finished_at"),
     "lease_expires_at": None,
 }
-_FINISH = stage_runs.update().where(*_where(Status.RUNNING.value)).values(**_OUTCOME)
+# A finish over HTTP: of a running call; of its attempt and worker when it names them.
+_FINISH = (
+    stage_runs.update()
+    .where(
+        *_where(Status.RUNNING.value),
+        stage_runs.c.attempt == sa.func.coalesce(sa.bindparam("p_attempt"), stage_runs.c.attempt),
+        stage_runs.c.worker == sa.func.coalesce(sa.bindparam("p_worker"), stage_runs.c.worker),
+    )
+    .values(**_OUTCOME)
+)
 # A worker's report of its attempt's outcome: the call's current attempt, still
 # pending (its start is in flight) or running on that worker.
 _FINISH_REPORTED = (

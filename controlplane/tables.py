@@ -16,6 +16,9 @@ stage_runs = sa.Table(
     sa.Column("root_stage_run_id", ID, nullable=False, index=True),
     sa.Column("workflow_run_id", ID, nullable=True),
     sa.Column("position", sa.Integer, nullable=True),
+    # The parent's attempt that made this child's latest attempt: a later attempt
+    # of the parent runs a failed child again, an earlier one's retry does not.
+    sa.Column("parent_attempt", sa.Integer, nullable=True),
     sa.Column("stage", sa.String(200), nullable=False, index=True),
     sa.Column("arguments", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, index=True),
@@ -34,7 +37,8 @@ stage_runs = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     # While running: when the attempt's lease ends unless its worker renews it.
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True, index=True),
-    sa.Index("ix_stage_runs_parent_position", "parent_stage_run_id", "position"),
+    # A child is its parent's call at a position: a re-run of the parent finds it.
+    sa.Index("ux_stage_runs_parent_position", "parent_stage_run_id", "position", unique=True),
 )
 
 #: Attempts that ended without reporting (their worker or process was lost) or

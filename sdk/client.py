@@ -58,6 +58,12 @@ class ControlPlaneClient:
     def create_call(self, body: dict[str, Any], wait: float | None = None) -> dict[str, Any]:
         return self.request("POST", "/api/call", body, wait=wait)
 
+    def create_attempt(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create a call; (the call, whether this request started an attempt of it:
+        False when the call existed and was returned as it is)."""
+        status, call = self.request_with_status("POST", "/api/call", body)
+        return call, status == 201
+
     def create_calls(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Create many calls, a batch per request (one transaction, one Redis round trip)."""
         calls = []
@@ -91,6 +97,16 @@ class ControlPlaneClient:
         wait: float | None = None,
         timeout_extra: float = 0.0,
     ) -> Any:
+        return self.request_with_status(method, path, body, wait, timeout_extra)[1]
+
+    def request_with_status(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        wait: float | None = None,
+        timeout_extra: float = 0.0,
+    ) -> tuple[int, Any]:
         url = self._base + path
         timeout = self._timeout + timeout_extra
         if wait:
@@ -104,7 +120,7 @@ class ControlPlaneClient:
             try:
                 status, raw = self._send(method, url, payload, headers, timeout)
                 if status not in TRANSIENT_STATUSES:
-                    return self._decode(status, raw)
+                    return status, self._decode(status, raw)
                 problem = f"answered {status}: {raw[:300]!r}"
             except ControlPlaneUnavailable as exc:
                 problem = str(exc)

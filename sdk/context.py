@@ -27,6 +27,8 @@ class CallFrame:
     root_id: str
     repo_name: str | None = None
     commit_hash: str | None = None
+    #: Which attempt of the call this is: a re-run finds the children of earlier ones.
+    attempt: int = 1
     #: How this call's own calls are made, when not the runner's way (local mode).
     caller: Any = None
     #: What the call printed; it travels with the result to the caller.

@@ -28,7 +28,7 @@ from sdk.client import OUTAGE_SECONDS, ControlPlaneClient
 from sdk.context import CallContext, CallFrame
 from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
-from sdk.wire import dumps, new_call_id
+from sdk.wire import child_call_id, dumps, new_call_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -204,8 +204,13 @@ class WorkflowRunner:
             "arguments": encode_arguments(stage, args, kwargs),
         }
         if parent is not None:
-            body["parent_stage_run_id"] = parent.id
-            body["position"] = parent.next_position()
+            position = parent.next_position()
+            body.update(
+                id=child_call_id(parent.id, position),
+                parent_stage_run_id=parent.id,
+                position=position,
+                parent_attempt=parent.attempt,
+            )
             version = (parent.repo_name, parent.commit_hash)
         else:
             version = (self.repo_name, self.commit_hash)

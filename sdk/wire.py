@@ -69,6 +69,15 @@ def new_call_id() -> str:
     return uuid.uuid4().hex
 
 
+_CHILD_IDS = uuid.UUID("5b0d7c8e-0c1a-4f1e-9d63-6b0f3c2a7e41")
+
+
+def child_call_id(parent_id: str, position: int) -> str:
+    """A child call's id: the same for the same parent and position, so a parent
+    that runs again finds the children its earlier attempts made."""
+    return uuid.uuid5(_CHILD_IDS, f"{parent_id}/{position}").hex
+
+
 _QUEUE_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 
 

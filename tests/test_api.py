@@ -131,6 +131,36 @@ def test_start_then_finish_wakes_a_waiter(api):
     assert api("GET", f"/api/call/{call['id']}").json()["result"] == [1, 2]
 
 
+def test_a_finish_that_names_a_stale_attempt_or_another_worker_gets_409(api):
+    call = create(api)
+    api("POST", f"/api/call/{call['id']}/start", json={"worker": "hand"})
+    for fence in ({"attempt": 2}, {"worker": "other", "attempt": 1}):
+        stale = api("POST", f"/api/call/{call['id']}/finish", json={"status": "succeeded", **fence})
+        assert stale.status_code == 409 and "stale attempt" in stale.json()["message"]
+    assert api("GET", f"/api/call/{call['id']}").json()["status"] == "running"
+    current = {"status": "succeeded", "worker": "hand", "attempt": 1}
+    assert api("POST", f"/api/call/{call['id']}/finish", json=current).status_code == 200
+
+
+def test_a_failed_child_runs_again_when_a_later_attempt_of_its_parent_makes_it(api):
+    parent = create(api)
+    child = {"id": uuid.uuid4().hex, "stage": UNSERVED, "arguments": {"args": [1], "kwargs": {}},
+             "parent_stage_run_id": parent["id"], "position": 0, "parent_attempt": 1}
+    assert api("POST", "/api/call", json=child).status_code == 201
+    api("POST", f"/api/call/{child['id']}/start", json={"worker": "hand"})
+    error = {"type": "ValueError", "message": "no", "traceback": ""}
+    api("POST", f"/api/call/{child['id']}/finish", json={"status": "failed", "error": error})
+    same_attempt = api("POST", "/api/call", json=child)  # the same parent attempt, asking again
+    assert same_attempt.status_code == 200 and same_attempt.json()["status"] == "failed"
+    # The parent's next attempt makes the child at the same position, under another id.
+    rerun = api("POST", "/api/call", json={**child, "id": uuid.uuid4().hex, "parent_attempt": 2})
+    assert rerun.status_code == 201, rerun.text
+    assert rerun.json()["id"] == child["id"]
+    assert (rerun.json()["status"], rerun.json()["attempt"]) == ("pending", 2)
+    (earlier,) = api("GET", f"/api/call/{child['id']}").json()["attempts"]
+    assert (earlier["attempt"], earlier["status"], earlier["error"]) == (1, "failed", error)
+
+
 def test_finish_records_an_error(api):
     call = create(api)
     api("POST", f"/api/call/{call['id']}/start", json={"worker": "hand"})
@@ -199,8 +229,11 @@ def test_batch_create_records_and_queues_every_call_at_once(api):
     assert response.status_code == 201, response.text
     assert [c["id"] for c in response.json()["calls"]] == ids
     assert {c["status"] for c in response.json()["calls"]} == {"pending"}
-    again = api("POST", "/api/calls", json={"calls": [{"id": ids[0], "stage": UNSERVED}]})
+    same = {"id": ids[0], "stage": UNSERVED, "arguments": {"args": [0]}}
+    again = api("POST", "/api/calls", json={"calls": [same]})
     assert again.status_code == 201 and again.json()["calls"][0]["id"] == ids[0]
+    other = api("POST", "/api/calls", json={"calls": [{**same, "arguments": {"args": [9]}}]})
+    assert other.status_code == 409 and "other arguments" in other.json()["message"]
 
 
 @pytest.mark.parametrize("body, status, says", [

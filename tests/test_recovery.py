@@ -253,3 +253,21 @@ def test_a_call_created_while_redis_is_away_runs_once_it_is_back(run, store_of):
         run.start_redis()
     run.worker()
     assert handle.result(timeout=30) == "accepted"
+
+
+def test_a_parent_that_runs_again_resumes_after_its_finished_children(run, store_of, tmp_path):
+    first, second = run.worker(), run.worker()
+    steps, parents = tmp_path / "steps", tmp_path / "parents"
+    handle = recovery.six_steps.submit(str(steps), str(parents), 60)
+    wait_until(lambda: len(steps.read_text().split()) == 3 if steps.exists() else False,
+               "the first three children")
+    victim = first if executions(parents) == [first.pid] else second
+    victim.send_signal(signal.SIGKILL)
+    assert handle.result(timeout=30) == 15
+    assert steps.read_text().split() == ["0", "1", "2", "3", "4", "5"]  # each child ran once
+    assert store_of.get(handle.id)["attempt"] == 2
+    children = store_of.tree(handle.id)[1:]
+    assert [(c["position"], c["status"], c["attempt"]) for c in children] == [
+        (i, "succeeded", 1) for i in range(6)]
+    assert {c["parent_attempt"] for c in children[:3]} == {1}
+    assert {c["parent_attempt"] for c in children[3:]} == {2}

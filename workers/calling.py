@@ -52,10 +52,13 @@ class WorkerCaller:
         if not self._inline or isolate or self._context.current() is None:
             return next(self.finished([self._client.create_call(body)], None))
         worker = self._executor.worker_name
-        record = self._client.create_call({**body, "run_mode": RunMode.INLINE.value, "worker": worker})
-        if record["status"] == Status.RUNNING.value and record["worker"] == worker:
+        record, started = self._client.create_attempt(
+            {**body, "run_mode": RunMode.INLINE.value, "worker": worker}
+        )
+        if started and record["status"] == Status.RUNNING.value and record["worker"] == worker:
             return self._executor.run_in_place(record)
-        return next(self.finished([record], None))  # an earlier call with this id
+        # It existed: made by an earlier attempt of the parent (or a repeated request).
+        return next(self.finished([record], None))
 
     def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self._client.create_calls(bodies)

@@ -179,6 +179,7 @@ class Executor:
             root_id=message.root_id or message.id,
             repo_name=self._version.repo_name,
             commit_hash=self._version.commit_hash,
+            attempt=message.attempt,
         )
         with self._holding(message), self._context.entered(frame):
             try:

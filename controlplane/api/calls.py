@@ -69,7 +69,8 @@ class CallResource(MethodView):
         """A call's status, result or error; ?wait=SECONDS holds until it finishes."""
         with http_errors():
             record = calls().wait(call_id, query.get("wait"))
-            return {**record, "waiting_on": calls().waiting_on(record)}
+            return {**record, "waiting_on": calls().waiting_on(record),
+                    "attempts": calls().earlier_attempts(record)}
 
 
 @blp.route("/calls")

@@ -54,3 +54,23 @@ def logged_nap(log, seconds, value):
     _log_execution(log)
     time.sleep(seconds)
     return value
+
+
+@runner.stage
+def step(log, i):
+    with open(log, "a") as file:
+        file.write(f"{i}\n")
+    return i
+
+
+@runner.stage
+def six_steps(log, parent_log, pause):
+    """Six children in turn; the first execution pauses after the third, so a test
+    can kill its worker there."""
+    execution = _log_execution(parent_log)
+    total = 0
+    for i in range(6):
+        total += step(log, i)
+        if i == 2 and execution == 1:
+            time.sleep(pause)
+    return total
