@@ -150,7 +150,7 @@ class CallService:
             "worker": request.get("worker"),
             "run_mode": run_mode,
             "attempt": 1,
-            "max_attempts": 1,
+            "max_attempts": request.get("max_attempts", 1),
             "created_at": now,
             "started_at": now if runs_in_place else None,
             # Its worker renews the lease of a call it runs in place; a call run

@@ -35,6 +35,10 @@ class CallCreateSchema(Schema):
     arguments = fields.Nested(ArgumentsSchema, load_default=lambda: {"args": [], "kwargs": {}})
     parent_stage_run_id = fields.String(allow_none=True, validate=_id)
     position = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    max_attempts = fields.Integer(
+        validate=validate.Range(min=1, max=100),
+        metadata={"description": "attempts the call may have when it fails (1 + its retries)"},
+    )
     parent_attempt = fields.Integer(
         allow_none=True,
         validate=validate.Range(min=1),

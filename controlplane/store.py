@@ -181,9 +181,11 @@ class Store:
     ) -> list[str]:
         """Apply workers' (kind, call id, body) reports in one transaction.
 
-        Kinds: start, finish, and heartbeat (a worker renewing the leases of the
-        attempts it runs; its body lists [call id, attempt] pairs). Starts and
-        heartbeats give leases until `lease_until`.
+        Kinds: start, finish, retry (an attempt raised and its worker runs the
+        next one), and heartbeat (a worker renewing the leases of the attempts it
+        runs; its body lists [call id, attempt] pairs). Starts, retries and
+        heartbeats give leases until `lease_until`. They apply in the order of a
+        call's life: starts, retries (by attempt), renewals, finishes.
 
         Returns the ids of the reported calls that are finished now, so their
         waiters can be woken (a duplicate report names a call finished before:
@@ -198,6 +200,11 @@ class Store:
         for kind, call_id, body in events:
             if kind == "finish":
                 finishes.setdefault(call_id, body)  # the first report wins; later ones are stale
+        retries = sorted(
+            ((call_id, body) for kind, call_id, body in events if kind == "retry"),
+            key=lambda retry: retry[1]["attempt"],
+        )
+        retried = {call_id for call_id, _ in retries}
         starts = [
             _start_params(
                 call_id,
@@ -208,7 +215,7 @@ class Store:
                 lease_until,
             )
             for kind, call_id, body in events
-            if kind == "start" and call_id not in finishes
+            if kind == "start" and (call_id not in finishes or call_id in retried)
         ]
         renewals = [
             {"p_id": call_id, "p_attempt": attempt, "p_worker": body["worker"], "p_lease": lease_until}
@@ -221,6 +228,8 @@ class Store:
         with self.engine.begin() as conn:
             if starts:
                 conn.execute(_START, starts)
+            for call_id, body in retries:
+                self._retry(conn, call_id, body, lease_until)
             if renewals:
                 conn.execute(_RENEW, renewals)
             if not reports:
@@ -347,6 +356,27 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [_row_dict(row) for row in conn.execute(query)]
+
+    @staticmethod
+    def _retry(conn, call_id: str, body: dict[str, Any], lease_until: datetime | None) -> None:
+        """Its worker runs the next attempt of a call whose attempt raised: the
+        failed attempt goes to call_attempts."""
+        attempt, worker = body["attempt"], body["worker"]
+        changed = conn.execute(
+            stage_runs.update()
+            .where(stage_runs.c.id == call_id, stage_runs.c.status == Status.RUNNING.value,
+                   stage_runs.c.attempt == attempt, stage_runs.c.worker == worker)
+            .values(attempt=attempt + 1, started_at=parse_time(body["next_started_at"]),
+                    lease_expires_at=lease_until)
+        )
+        if changed.rowcount == 1:
+            conn.execute(call_attempts.insert().values(
+                call_id=call_id, attempt=attempt, status=Status.FAILED.value, worker=worker,
+                run_mode=sa.select(stage_runs.c.run_mode).where(stage_runs.c.id == call_id)
+                .scalar_subquery(),
+                error=body["error"], started_at=parse_time(body["started_at"]),
+                finished_at=parse_time(body["finished_at"]),
+            ))
 
     @staticmethod
     def _finish(conn, call_id: str, outcome: dict[str, Any], reported_by_worker: bool) -> bool:

@@ -17,8 +17,10 @@ side by side.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import random
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -37,18 +39,81 @@ R = TypeVar("R")
 STAGE_OPTIONS = {
     "name": "the stage's name (default: the function's name)",
     "isolate": "run each call of this stage in a fresh process of its own (default: False)",
+    "retries": "how many times a call that raised runs again (default: 0)",
+    "backoff": "seconds before the first retry, doubling for each next one, with jitter "
+               "(default: 1.0)",
+    "retry_on": "the exception class(es) that retry (default: Exception: all)",
+    "timeout": "seconds a call may run; past them it is stopped and fails with "
+               "callplane.StageTimeout (runs the call in a process of its own; default: none)",
 }
+#: The longest pause between two attempts, however many retries came before.
+BACKOFF_CAP_SECONDS = 60.0
+#: Attempts a stage may ask for (its first run and its retries).
+MAX_ATTEMPTS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """When a call that raised runs again, and after how long."""
+
+    retries: int = 0
+    backoff: float = 1.0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + self.retries
+
+    def retries_after(self, exc: BaseException, attempt: int) -> bool:
+        """Whether attempt number `attempt`, which raised `exc`, is followed by another."""
+        return attempt < self.max_attempts and isinstance(exc, self.retry_on)
+
+    def pause(self, attempt: int, rng: random.Random) -> float:
+        """Seconds before the attempt after `attempt`: full jitter over an exponential bound."""
+        return rng.uniform(0, min(BACKOFF_CAP_SECONDS, self.backoff * 2 ** (attempt - 1)))
+
+
+def _stage_options(options: dict[str, Any]) -> tuple[RetryPolicy, float | None]:
+    """The retry policy and timeout the options ask for; TypeError or ValueError
+    (saying what to fix) at decoration, not at the first failure."""
+    retries = options.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries < MAX_ATTEMPTS:
+        raise ValueError(f"retries must be a whole number from 0 to {MAX_ATTEMPTS - 1}, not {retries!r}")
+    backoff = options.get("backoff", 1.0)
+    if not isinstance(backoff, (int, float)) or isinstance(backoff, bool) or backoff < 0:
+        raise ValueError(f"backoff must be a number of seconds >= 0, not {backoff!r}")
+    retry_on = options.get("retry_on", Exception)
+    retry_on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    if not retry_on or not all(isinstance(k, type) and issubclass(k, BaseException) for k in retry_on):
+        raise TypeError(f"retry_on takes an exception class or a tuple of them, not {retry_on!r}")
+    timeout = options.get("timeout")
+    if timeout is not None and (
+        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a number of seconds > 0, or None, not {timeout!r}")
+    return RetryPolicy(retries, float(backoff), retry_on), timeout
 
 
 class Stage(Generic[P, R]):
     """A function registered with a runner; calling it makes a distributed call."""
 
-    def __init__(self, runner: WorkflowRunner, fn: Callable[P, R], name: str, isolate: bool):
+    def __init__(
+        self,
+        runner: WorkflowRunner,
+        fn: Callable[P, R],
+        name: str,
+        isolate: bool,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ):
         functools.update_wrapper(self, fn)
         self.runner = runner
         self.fn = fn
         self.name = name
-        self.isolate = isolate
+        # A call with a timeout runs in a process of its own, which can be stopped.
+        self.isolate = isolate or timeout is not None
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
         self.signature = inspect.signature(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -134,6 +199,7 @@ class WorkflowRunner:
         if unknown:
             known = "; ".join(f"{name}: {meaning}" for name, meaning in STAGE_OPTIONS.items())
             raise TypeError(f"unknown stage option(s) {sorted(unknown)}; known options are {known}")
+        retry, timeout = _stage_options(options)
 
         def register(function: Callable[P, R]) -> Stage[P, R]:
             if not inspect.isfunction(function):
@@ -144,7 +210,7 @@ class WorkflowRunner:
                     f"a stage named {name!r} is already registered with this runner; "
                     "rename the function or pass @runner.stage(name=...)"
                 )
-            stage = Stage(self, function, name, bool(options.get("isolate", False)))
+            stage = Stage(self, function, name, bool(options.get("isolate", False)), retry, timeout)
             self.stages[name] = stage
             return stage
 
@@ -203,6 +269,8 @@ class WorkflowRunner:
             "stage": stage.name,
             "arguments": encode_arguments(stage, args, kwargs),
         }
+        if stage.retry.max_attempts > 1:
+            body["max_attempts"] = stage.retry.max_attempts
         if parent is not None:
             position = parent.next_position()
             body.update(

@@ -62,6 +62,11 @@ class StageFailed(CallplaneError):
         return text
 
 
+class StageTimeout(CallplaneError):
+    """A call ran past its stage's timeout and was stopped (recorded as
+    callplane.StageTimeout); retried like any error when the stage retries."""
+
+
 class CallCancelled(CallplaneError):
     """Raised at the call site when the call was cancelled."""
 

@@ -221,6 +221,21 @@ end
 return #KEYS / 2
 """
 
+# A worker runs an attempt that raised again, in its own slot: its job (if it
+# has one: a call run in place has none) moves to the next attempt, so only that
+# attempt can finish it, and the recorder hears of the failed one. Returns 0 if
+# the attempt is no longer this worker's.
+# KEYS: job, events stream.  ARGV: worker, attempt, id, body.
+_RETRY = """
+local job = redis.call('HMGET', KEYS[1], 'status', 'worker_name', 'cp_attempt')
+if job[1] then
+  if job[1] ~= 'started' or job[2] ~= ARGV[1] or job[3] ~= ARGV[2] then return 0 end
+  redis.call('HSET', KEYS[1], 'cp_attempt', tonumber(ARGV[2]) + 1)
+end
+redis.call('XADD', KEYS[2], '*', 'kind', 'retry', 'id', ARGV[3], 'body', ARGV[4])
+return 1
+"""
+
 # Which of these pending calls Redis has lost track of: no job, a job of an
 # earlier attempt, a job taken away from its worker ('stopped'), or a job that
 # says queued while its id is on no queue (a worker died right after popping it,
@@ -330,6 +345,7 @@ class Transport:
         self._finish_and_claim_next = client.register_script(_FINISH_AND_CLAIM_NEXT)
         self._abandon = client.register_script(_ABANDON)
         self._untracked = client.register_script(_UNTRACKED)
+        self._retry = client.register_script(_RETRY)
         self._finish = client.register_script(_FINISH)
         self._take_any = client.register_script(_TAKE_ANY)
         self._enqueue = client.register_script(_ENQUEUE)
@@ -468,6 +484,13 @@ class Transport:
             EVENTS_STREAM,
             {"kind": "finish", "id": call_id, "body": outcome_json, "in_place": "0" if awaited else "1"},
         )
+
+    @translate_errors
+    def report_retry(self, queue: str | None, call_id: str, worker: str, attempt: int, body: str) -> bool:
+        """Move a call this worker runs to its next attempt (see _RETRY); False if
+        the attempt is no longer this worker's."""
+        return bool(self._retry(keys=[job_key(call_id), EVENTS_STREAM],
+                                args=[worker, attempt, call_id, body]))
 
     @translate_errors
     def report_lost(self, call_id: str, body: str) -> None:

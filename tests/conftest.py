@@ -22,6 +22,9 @@ from controlplane.local_cluster import (
 )
 from controlplane.migrate import upgrade
 
+#: The fixtures of the cluster that tests kill and restart parts of.
+pytest_plugins = ["tests.cluster"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "workflows" / "sample.py"
 PARALLEL = ROOT / "tests" / "workflows" / "parallel.py"

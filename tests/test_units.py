@@ -50,7 +50,15 @@ def test_queue_names_keep_versions_apart():
 def test_stage_options_are_checked_at_decoration():
     runner = WorkflowRunner("http://localhost:5001")
     with pytest.raises(TypeError, match="unknown stage option"):
-        runner.stage(retries=3)
+        runner.stage(retry=3)
+    with pytest.raises(ValueError, match="retries must be a whole number"):
+        runner.stage(retries=-1)
+    with pytest.raises(ValueError, match="backoff must be"):
+        runner.stage(retries=2, backoff="soon")
+    with pytest.raises(TypeError, match="retry_on takes an exception class"):
+        runner.stage(retries=2, retry_on=ValueError("x"))
+    with pytest.raises(ValueError, match="timeout must be"):
+        runner.stage(timeout=0)
 
     @runner.stage
     def twice():
@@ -166,3 +174,17 @@ def test_pending_calls_redis_lost_track_of_are_found():
     pending = [(m.queue, m.id, 1) for m in (queued, popped, started, stopped)]
     pending += [(stale.queue, "z", 2), (queued.queue, "never-queued", 1)]
     assert sorted(transport.untracked(pending)) == ["never-queued", "p", "y", "z"]
+
+
+def test_retry_pauses_grow_exponentially_with_jitter_and_only_listed_errors_retry():
+    import random
+
+    from sdk.decorators import BACKOFF_CAP_SECONDS, RetryPolicy
+
+    policy = RetryPolicy(retries=20, backoff=0.5, retry_on=(KeyError,))
+    rng = random.Random(7)
+    pauses = [policy.pause(attempt, rng) for attempt in range(1, 21)]
+    assert all(0 <= p <= min(BACKOFF_CAP_SECONDS, 0.5 * 2 ** i) for i, p in enumerate(pauses))
+    assert max(pauses[:3]) <= 2.0 and max(pauses) > 10
+    assert policy.retries_after(KeyError("k"), 20) and not policy.retries_after(KeyError("k"), 21)
+    assert not policy.retries_after(ValueError("v"), 1)

@@ -8,23 +8,24 @@ running here (its parent runs it in place) skips the queue and the claim.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sdk.backoff import delays
 from sdk.context import CallContext, CallFrame
 from sdk.decorators import Stage
-from sdk.errors import DecodeError, RedisUnavailable, describe
+from sdk.errors import DecodeError, RedisUnavailable, StageTimeout, describe
 from sdk.transport import JOB_GONE, Claimed, FinishReport, StartReport, Transport
 from sdk.wire import CallMessage, RunMode, Status, check_result, dumps
-from workers.isolation import run_in_child
+from workers.isolation import TIMED_OUT, run_in_child
 from workers.output import captured
 
 log = logging.getLogger(__name__)
@@ -78,16 +79,6 @@ class Executor:
         with self._running_lock:
             return list(self._running.items())
 
-    @contextlib.contextmanager
-    def _holding(self, message: CallMessage) -> Iterator[None]:
-        with self._running_lock:
-            self._running[message.id] = message.attempt
-        try:
-            yield
-        finally:
-            with self._running_lock:
-                self._running.pop(message.id, None)
-
     def process(
         self, queue: str, call_id: str, run_mode: RunMode = RunMode.DISPATCHED
     ) -> dict[str, Any] | None:
@@ -111,8 +102,9 @@ class Executor:
     def run(
         self, claimed: Claimed, then_claim_from: list[str] | None = None
     ) -> tuple[dict[str, Any] | None, Claimed | None]:
-        """Run a claimed call; its outcome, and with `then_claim_from`, the next call
-        claimed off those queues in the same round trip as this one's finish."""
+        """Run a claimed call; its outcome (None if its process died), and with
+        `then_claim_from`, the next call claimed off those queues in the same
+        round trip as this one's finish."""
         started_at, run_mode = claimed.start.started_at, RunMode(claimed.start.run_mode)
         try:
             message = CallMessage.decode(claimed.data)
@@ -120,11 +112,13 @@ class Executor:
             log.error("call %s: refusing its job: %s", claimed.call_id, exc)
             message = CallMessage(id=claimed.call_id, stage="?")
             return self._finish(message, claimed.queue, started_at, run_mode, (None, describe(exc), ""))
-        if self._isolated_stage(message.stage):
-            return self._process_isolated(message, claimed.queue, started_at), None
-        return self._finish(
-            message, claimed.queue, started_at, run_mode, self._execute(message), then_claim_from
-        )
+        isolated = self._isolated_stage(message.stage)
+        if isolated:
+            run_mode = RunMode.ISOLATED
+        message, started_at, ran = self._attempts(message, claimed.queue, started_at, isolated)
+        if ran is None:
+            return None, None
+        return self._finish(message, claimed.queue, started_at, run_mode, ran, then_claim_from)
 
     def _run_mode(self, requested: RunMode) -> RunMode:
         return RunMode.ISOLATED if self._fresh is not None and self._isolate_all else requested
@@ -136,7 +130,8 @@ class Executor:
         """Run a call that was created as running here (never queued); its outcome."""
         message = CallMessage.of_record(record)
         started_at = datetime.fromisoformat(record["started_at"])
-        outcome = self._outcome(message, started_at, RunMode.INLINE, self._execute(message))
+        message, started_at, ran = self._attempts(message, None, started_at, isolated=False)
+        outcome = self._outcome(message, started_at, RunMode.INLINE, ran)
         self._transport.report_finish(message.id, dumps(outcome))
         return outcome
 
@@ -147,20 +142,82 @@ class Executor:
         stage = self._stages.get(stage_name)
         return self._isolate_all or (stage is not None and stage.isolate)
 
-    def _process_isolated(
-        self, message: CallMessage, queue: str, started_at: datetime
-    ) -> dict[str, Any] | None:
-        def in_child() -> None:
-            fresh = self._fresh()
-            fresh._finish(message, queue, started_at, RunMode.ISOLATED, fresh._execute(message))
+    def _attempts(
+        self, message: CallMessage, queue: str | None, started_at: datetime, isolated: bool
+    ) -> tuple[CallMessage, datetime, tuple | None]:
+        """Run attempts of a call until one is its outcome: it succeeded, or raised
+        what its stage does not retry, or its retries are used up. Each retried
+        attempt is reported (with its error) before the pause that follows it.
 
-        with self._holding(message):
-            ended = run_in_child(in_child)
-        outcome = self._transport.outcomes([message.id]).get(message.id)
-        if outcome:
-            return json.loads(outcome)
-        # The process died before it reported: this attempt is lost. The call runs
-        # again, or fails with this error once its attempts are used up.
+        Returns the last attempt's message, its start, and (result, error,
+        output); None for the last when the process running it died (the attempt
+        is reported lost: the control plane runs it again or fails it).
+        """
+        stage = self._stages.get(message.stage)
+        rng = random.Random()
+        try:
+            while True:
+                self._hold(message)
+                once = self._once_isolated(message, stage) if isolated else self._once(message, stage)
+                if once is None:
+                    return message, started_at, None
+                ran, retryable = once
+                if not retryable:
+                    return message, started_at, ran
+                pause = stage.retry.pause(message.attempt, rng)
+                next_start = _now() + timedelta(seconds=pause)
+                if not self._report_retry(queue, message, started_at, ran[1], next_start):
+                    return message, started_at, ran  # no longer this worker's to retry
+                message = dataclasses.replace(message, attempt=message.attempt + 1)
+                self._hold(message)
+                time.sleep(pause)
+                started_at = next_start
+        finally:
+            with self._running_lock:
+                self._running.pop(message.id, None)
+
+    def _once(self, message: CallMessage, stage: Stage | None) -> tuple[tuple, bool]:
+        """One attempt in this process: ((result, error, output), whether it retries)."""
+        frame = CallFrame(
+            id=message.id,
+            stage=message.stage,
+            root_id=message.root_id or message.id,
+            repo_name=self._version.repo_name,
+            commit_hash=self._version.commit_hash,
+            attempt=message.attempt,
+        )
+        with self._context.entered(frame):
+            try:
+                if stage is None:
+                    raise LookupError(
+                        f"this worker's workflow file registers no stage {message.stage!r}; "
+                        f"it has {sorted(self._stages)}"
+                    )
+                result = stage.fn(*message.args, **message.kwargs)
+                check_result(message.stage, result)
+                return (result, None, captured(frame.output)), False
+            except Exception as exc:  # noqa: BLE001 - any stage error is the call's outcome
+                retryable = stage is not None and stage.retry.retries_after(exc, message.attempt)
+                return (None, describe(exc), captured(frame.output)), retryable
+
+    def _once_isolated(self, message: CallMessage, stage: Stage | None) -> tuple[tuple, bool] | None:
+        """One attempt in a fresh process, stopped at the stage's timeout; None if
+        the process died (the attempt is then reported lost)."""
+
+        def in_child() -> str:
+            fresh = self._fresh()
+            ran, retryable = fresh._once(message, fresh._stages.get(message.stage))
+            return dumps({"ran": ran, "retryable": retryable})
+
+        timeout = stage.timeout if stage is not None else None
+        ended, sent = run_in_child(in_child, timeout)
+        if sent is not None:
+            answer = json.loads(sent)
+            return tuple(answer["ran"]), answer["retryable"]
+        if ended == TIMED_OUT:
+            exc = StageTimeout(f"the call was stopped after {timeout:g} s, its stage's timeout")
+            error = {"type": "callplane.StageTimeout", "message": str(exc), "traceback": ""}
+            return (None, error, ""), stage.retry.retries_after(exc, message.attempt)
         error = {
             "type": "callplane.ProcessDied",
             "message": f"the process running this call {ended or 'exited without reporting'}",
@@ -172,29 +229,26 @@ class Executor:
         )
         return None
 
-    def _execute(self, message: CallMessage) -> tuple[Any, dict | None, str]:
-        frame = CallFrame(
-            id=message.id,
-            stage=message.stage,
-            root_id=message.root_id or message.id,
-            repo_name=self._version.repo_name,
-            commit_hash=self._version.commit_hash,
-            attempt=message.attempt,
-        )
-        with self._holding(message), self._context.entered(frame):
-            try:
-                stage = self._stages.get(message.stage)
-                if stage is None:
-                    raise LookupError(
-                        f"this worker's workflow file registers no stage {message.stage!r}; "
-                        f"it has {sorted(self._stages)}"
-                    )
-                result = stage.fn(*message.args, **message.kwargs)
-                check_result(message.stage, result)
-                error = None
-            except Exception as exc:  # noqa: BLE001 - any stage error is the call's outcome
-                result, error = None, describe(exc)
-        return result, error, captured(frame.output)
+    def _hold(self, message: CallMessage) -> None:
+        """Renew this attempt's lease from here on (see running_attempts)."""
+        with self._running_lock:
+            self._running[message.id] = message.attempt
+
+    def _report_retry(
+        self,
+        queue: str | None,
+        message: CallMessage,
+        started_at: datetime,
+        error: dict,
+        next_start: datetime,
+    ) -> bool:
+        body = dumps({
+            "worker": self.worker_name, "attempt": message.attempt, "error": error,
+            "started_at": started_at.isoformat(), "finished_at": _now().isoformat(),
+            "next_started_at": next_start.isoformat(),
+        })
+        log.info("call %s: attempt %d raised %s; retrying", message.id, message.attempt, error["type"])
+        return self._transport.report_retry(queue, message.id, self.worker_name, message.attempt, body)
 
     def _report(
         self, report: FinishReport, then_claim_from: list[str] | None

@@ -1,28 +1,46 @@
 """Run one call in a fresh process of its own, for isolation (`--isolate`, or a stage
-with `isolate=True`): whatever the call does to its process (leaks, global state,
-a crash) ends with it. The worker forks, as RQ's default worker does; the child
-builds its own connections, runs the call, reports it, and exits.
+with `isolate=True` or a `timeout`): whatever the call does to its process (leaks,
+global state, a crash) ends with it, and a call past its timeout is stopped for
+real. The worker forks, as RQ's default worker does; the child builds its own
+connections, runs the call and sends back what it gave through a pipe; the
+worker reports it.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
+#: How `run_in_child` says the child was stopped at its timeout.
+TIMED_OUT = "was stopped at its timeout"
 
-def run_in_child(target: Callable[[], None]) -> str | None:
-    """Run `target` in a forked child and wait for it; None if it exited cleanly,
-    else how it ended ("killed by SIGKILL", "exited with code 1")."""
+
+def run_in_child(
+    target: Callable[[], str], timeout: float | None = None
+) -> tuple[str | None, str | None]:
+    """Run `target` in a forked child and wait for it, `timeout` seconds at most
+    (then the child is killed).
+
+    Returns how the child ended (None if it exited cleanly, else "killed by
+    SIGKILL", "exited with code 1" or TIMED_OUT) and the text `target` returned,
+    if the child got to send it.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never return into the worker's loop
+        os.close(read_end)
         code = 0
         try:
-            target()
+            data = target().encode()
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
         except BaseException:  # noqa: BLE001 - report anything, then leave
             traceback.print_exc()
             code = 1
@@ -30,8 +48,34 @@ def run_in_child(target: Callable[[], None]) -> str | None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    os.close(write_end)
+    received, timed_out = _read_until_closed(read_end, timeout)
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
+    if timed_out:
+        return TIMED_OUT, None
     if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}", None
     code = os.WEXITSTATUS(status)
-    return None if code == 0 else f"exited with code {code}"
+    sent = received.decode() if code == 0 and received else None
+    return (None if code == 0 else f"exited with code {code}"), sent
+
+
+def _read_until_closed(fd: int, timeout: float | None) -> tuple[bytes, bool]:
+    """Everything written to the pipe until the child closes it; (data, timed out)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks = []
+    try:
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return b"", True
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if readable:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return b"".join(chunks), False
+                chunks.append(chunk)
+    finally:
+        os.close(fd)

@@ -74,3 +74,29 @@ def six_steps(log, parent_log, pause):
         if i == 2 and execution == 1:
             time.sleep(pause)
     return total
+
+
+@runner.stage(retries=3, backoff=0.05, retry_on=ValueError)
+def flaky(log, failures):
+    """Raises ValueError on its first `failures` executions."""
+    execution = _log_execution(log)
+    if execution <= failures:
+        raise ValueError(f"execution {execution} fails")
+    return execution
+
+
+@runner.stage(retries=3, backoff=0.05, retry_on=ValueError)
+def raises_unlisted(log):
+    _log_execution(log)
+    raise KeyError("not an error this stage retries")
+
+
+@runner.stage
+def calls_flaky(log, failures):
+    return flaky(log, failures)
+
+
+@runner.stage(timeout=1)
+def overrun(seconds):
+    time.sleep(seconds)
+    return "done"

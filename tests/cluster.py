@@ -1,0 +1,121 @@
+"""A cluster of its own for the tests that kill and restart its parts: a private
+redis-server, database and control plane with a 2-second lease (so recovery
+takes seconds), and workers of tests/workflows/recovery.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from controlplane.local_cluster import (
+    free_port,
+    start_redis_server,
+    start_server,
+    start_worker,
+    stop,
+)
+from tests.conftest import ROOT, TEST_COMMIT, fresh_database
+from tests.workflows import recovery
+
+WORKFLOW = ROOT / "tests" / "workflows" / "recovery.py"
+LEASE_SECONDS = 2
+
+
+class Cluster:
+    """A redis-server, a control plane and workers of the recovery workflow, each
+    of which a test may kill and start again on the same port."""
+
+    def __init__(self, directory: Path, env: dict[str, str]):
+        self.logs, self.env = directory, env
+        self.redis_port, self.server_port = free_port(), free_port()
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.server_url = f"http://127.0.0.1:{self.server_port}"
+        self.env.update(REDIS_URL=self.redis_url)
+        self.started: list[subprocess.Popen] = []
+        self.redis_server = start_redis_server(self.redis_port, directory)
+        self.server = self._start_server()
+
+    def _start_server(self) -> subprocess.Popen:
+        log = open(self.logs / "controlplane.log", "a")  # noqa: SIM115 - the server's lifetime
+        # A session of its own, so that killing it kills its gunicorn workers too.
+        return start_server(self.server_port, self.env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def kill_server(self) -> None:
+        os.killpg(self.server.pid, signal.SIGKILL)
+        self.server.wait()
+
+    def restart_server(self) -> None:
+        self.server = self._start_server()
+
+    def kill_redis(self) -> None:
+        self.redis_server.kill()
+        self.redis_server.wait()
+
+    def start_redis(self) -> None:
+        """A new redis-server on the same port, with nothing in it."""
+        self.redis_server = start_redis_server(self.redis_port, self.logs)
+
+    def restart_redis_empty(self) -> None:
+        self.kill_redis()
+        self.start_redis()
+
+    def close(self) -> None:
+        self.stop_workers()
+        stop(self.server)
+        stop(self.redis_server)
+
+    def worker(self, *options: str) -> subprocess.Popen:
+        log = open(self.logs / f"worker-{len(self.started)}.log", "w")  # noqa: SIM115 - the worker's lifetime
+        process = start_worker(self.server_url, self.redis_url, WORKFLOW, "tests", TEST_COMMIT,
+                               self.env, options, stdout=log, stderr=subprocess.STDOUT)
+        process.log_path = Path(log.name)
+        self.started.append(process)
+        return process
+
+    def stop_workers(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+            stop(process)
+        self.started.clear()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("recovery")
+    with fresh_database(directory) as database_url:
+        cluster = Cluster(directory, {
+            "DATABASE_URL": database_url,
+            "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS),
+            "CALLPLANE_LOST_ATTEMPTS": "3",
+        })
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+
+
+@pytest.fixture()
+def run(cluster, store_of):
+    from sdk.calling import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+
+    client = ControlPlaneClient(cluster.server_url)
+    recovery.runner.attach(client, RemoteCaller(client), CallContext())
+    yield cluster
+    cluster.stop_workers()
+
+
+@pytest.fixture(scope="session")
+def store_of(cluster):
+    from controlplane.store import Store, make_engine
+
+    store = Store(make_engine(cluster.env["DATABASE_URL"]))
+    yield store
+    store.engine.dispose()
