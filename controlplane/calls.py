@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
@@ -119,10 +120,45 @@ class CallService:
             # Redis answers again (controlplane.recovery).
             log.warning("%d call(s) recorded but not queued yet: %s", len(records), exc)
 
+    def retry(self, call_id: str) -> dict[str, Any]:
+        """Run a failed or cancelled call again, by hand, as its next attempt."""
+        record = self.get(call_id)
+        if record["status"] not in (Status.FAILED.value, Status.CANCELLED.value):
+            raise CallConflict(
+                f"call {call_id} is {record['status']}: only a failed or cancelled call can be "
+                "retried"
+            )
+        fresh = {"status": Status.PENDING.value, "parent_attempt": record["parent_attempt"],
+                 "worker": None, "run_mode": None, "started_at": None, "lease_expires_at": None}
+        rerun = self.store.rerun(record, fresh)
+        if rerun is None:
+            raise CallConflict(f"call {call_id} changed while it was being retried; try again")
+        self._enqueue([rerun], utcnow())
+        return rerun
+
+    def cancel(self, call_id: str) -> list[dict[str, Any]]:
+        """Cancel a call and every unfinished call under it: queued ones leave their
+        queue, running ones are asked to stop, waiters get a cancellation error.
+        Returns the calls it cancelled (as they were)."""
+        record = self.get(call_id)
+        subtree = _subtree(self.store.tree(record["root_stage_run_id"]), call_id)
+        error = {"type": "callplane.Cancelled", "message": f"cancelled with call {call_id}",
+                 "traceback": ""}
+        cancelled = self.store.cancel(subtree, error)
+        if cancelled:
+            outcome = dumps({"status": Status.CANCELLED.value, "error": error, "result": None,
+                             "output": ""})
+            try:
+                self.transport.cancel([(c["queue"], c["id"]) for c in cancelled], outcome, utcnow())
+            except RedisUnavailable as exc:
+                # The table has it: workers' claims and reports of these calls are refused.
+                log.warning("cancelled %d call(s), but Redis is away: %s", len(cancelled), exc)
+        return cancelled
+
     def _new_record(
         self, request: dict[str, Any], parents: dict[str, dict[str, Any]], now
     ) -> dict[str, Any]:
-        call_id = request.get("id") or new_call_id()
+        call_id = request.get("id") or _keyed_id(request.get("idempotency_key")) or new_call_id()
         parent = parents.get(request.get("parent_stage_run_id") or "")
         repo_name, commit_hash = request.get("repo_name"), request.get("commit_hash")
         if parent is not None and parent["repo_name"]:
@@ -319,3 +355,23 @@ class CallService:
                 "that runs again must make the same calls in the same order (keep what varies "
                 "between runs, like the time or random numbers, out of its calls' arguments)"
             )
+
+
+def _subtree(rows: list[dict[str, Any]], call_id: str) -> list[str]:
+    """`call_id` and the ids of every call under it, from the rows of its tree."""
+    children: dict[str, list[str]] = {}
+    for row in rows:
+        children.setdefault(row["parent_stage_run_id"], []).append(row["id"])
+    found, frontier = [call_id], [call_id]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, ())]
+        found += frontier
+    return found
+
+
+_IDEMPOTENCY_KEYS = uuid.UUID("2f6a4c1e-8d0b-4b7e-a5f3-0c9e7d1b6a52")
+
+
+def _keyed_id(key: str | None) -> str | None:
+    """The id of the call an idempotency key names: the same key, the same call."""
+    return uuid.uuid5(_IDEMPOTENCY_KEYS, key).hex if key else None

@@ -17,6 +17,7 @@ def main():
       callplane demo       run the example workflow on a private cluster
       callplane server     the control plane (REST API on port 5001)
       callplane worker     a worker for a workflow file
+      callplane calls      retry or cancel a call
     """
 
 
@@ -62,6 +63,54 @@ def demo(workflow_file, worker_count):
     from controlplane.demo import run_demo
 
     raise SystemExit(run_demo(Settings.from_env(), workflow_file, worker_count))
+
+
+@main.group()
+@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default="http://localhost:5001",
+              show_default=True, help="The control plane to ask.")
+@click.pass_context
+def calls(ctx, server_url):
+    """Act on recorded calls through the control plane."""
+    from sdk.client import ControlPlaneClient
+
+    ctx.obj = ControlPlaneClient(server_url, outage_seconds=5)
+
+
+@calls.command()
+@click.argument("call_id")
+@click.pass_obj
+def retry(client, call_id):
+    """Run a failed or cancelled call again, as its next attempt.
+
+    \b
+    Example:
+      callplane calls retry 3f2a9c...
+    """
+    call = _ask(client, "POST", f"/api/call/{call_id}/retry")
+    click.echo(f"call {call['id']} ({call['stage']}) is {call['status']} as attempt {call['attempt']}")
+
+
+@calls.command()
+@click.argument("call_id")
+@click.pass_obj
+def cancel(client, call_id):
+    """Cancel a call and every unfinished call under it.
+
+    Queued calls leave their queue, running ones are stopped, and whoever waits
+    on them gets a cancellation error.
+    """
+    answer = _ask(client, "POST", f"/api/call/{call_id}/cancel")
+    click.echo(f"cancelled {len(answer['cancelled'])} call(s); call {call_id} is "
+               f"{answer['call']['status']}")
+
+
+def _ask(client, method: str, path: str):
+    from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
+
+    try:
+        return client.request(method, path)
+    except (ControlPlaneRefused, ControlPlaneUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 main.add_command(worker)

@@ -31,6 +31,11 @@ class CallErrorSchema(Schema):
 
 class CallCreateSchema(Schema):
     id = fields.String(validate=_id, metadata={"description": "chosen by the caller so a retry is safe"})
+    idempotency_key = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "creating a call with a key that was used before returns that "
+                                 "call (also the Idempotency-Key header)"},
+    )
     stage = fields.String(required=True, validate=_name)
     arguments = fields.Nested(ArgumentsSchema, load_default=lambda: {"args": [], "kwargs": {}})
     parent_stage_run_id = fields.String(allow_none=True, validate=_id)
@@ -58,6 +63,9 @@ class CallCreateSchema(Schema):
 
     @validates_schema
     def _version_is_whole(self, data, **_kwargs):
+        if data.get("id") and data.get("idempotency_key"):
+            raise ValidationError("give id or idempotency_key, not both: either names the call",
+                                  "idempotency_key")
         if bool(data.get("repo_name")) != bool(data.get("commit_hash")):
             raise ValidationError(
                 "give repo_name and commit_hash together (a code version), or neither",
@@ -188,6 +196,14 @@ class CallSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     lease_expires_at = fields.DateTime(
         allow_none=True, metadata={"description": "while running: when its worker's lease ends"}
+    )
+
+
+class CancelledSchema(Schema):
+    call = fields.Nested(CallSchema)
+    cancelled = fields.List(
+        fields.String(), metadata={"description": "the calls this request cancelled: the call and "
+                                                  "every unfinished call under it"}
     )
 
 

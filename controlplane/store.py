@@ -249,13 +249,13 @@ class Store:
         return _row_dict(row) if row is not None else None
 
     def rerun(self, failed: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any] | None:
-        """Start the next attempt of a failed call, as `fresh` (a new record of it:
-        pending, or running in place) says; the failed attempt goes to
-        call_attempts. None if the call was no longer failed at that attempt."""
+        """Start the next attempt of a failed (or cancelled) call, as `fresh` (a new
+        record of it: pending, or running in place) says; the ended attempt goes
+        to call_attempts. None if the call was no longer so at that attempt."""
         with self.engine.begin() as conn:
             changed = conn.execute(
                 stage_runs.update()
-                .where(stage_runs.c.id == failed["id"], stage_runs.c.status == Status.FAILED.value,
+                .where(stage_runs.c.id == failed["id"], stage_runs.c.status == failed["status"],
                        stage_runs.c.attempt == failed["attempt"])
                 .values(
                     attempt=failed["attempt"] + 1,
@@ -266,11 +266,32 @@ class Store:
             if changed.rowcount != 1:
                 return None
             conn.execute(call_attempts.insert().values(
-                call_id=failed["id"], attempt=failed["attempt"], status=Status.FAILED.value,
+                call_id=failed["id"], attempt=failed["attempt"], status=failed["status"],
                 worker=failed["worker"], run_mode=failed["run_mode"], error=failed["error"],
                 started_at=failed["started_at"], finished_at=failed["finished_at"],
             ))
             return _row_dict(conn.execute(_ROWS, {"p_ids": [failed["id"]]}).one())
+
+    def cancel(self, call_ids: list[str], error: dict[str, Any]) -> list[dict[str, Any]]:
+        """Cancel those of `call_ids` that are pending or running; their rows before
+        the change (their queue, and whether they were running)."""
+        unfinished = sources_of(Status.CANCELLED)
+        with self.engine.begin() as conn:
+            rows = [
+                _row_dict(row) for row in conn.execute(_ROWS, {"p_ids": call_ids})
+                if row.status in unfinished
+            ]
+            cancelled = []
+            for row in rows:
+                changed = conn.execute(
+                    stage_runs.update()
+                    .where(stage_runs.c.id == row["id"], stage_runs.c.status == row["status"])
+                    .values(status=Status.CANCELLED.value, error=error, finished_at=utcnow(),
+                            lease_expires_at=None)
+                )
+                if changed.rowcount == 1:
+                    cancelled.append(row)
+        return cancelled
 
     def pending(
         self, created_before: datetime, limit: int, after: tuple[datetime, str] | None = None

@@ -48,6 +48,8 @@ EVENTS_STREAM = "callplane:events"
 EPOCH_KEY = "callplane:epoch"
 RECORDERS_GROUP = "recorders"
 DONE_CHANNEL = "callplane:done"
+#: Where workers hear that calls they may be running were cancelled.
+CANCEL_CHANNEL = "callplane:cancel"
 FINISHED_CHANNEL = "callplane:finished"
 #: What finish answers when the job is gone from Redis (it lost its keys).
 JOB_GONE = -1
@@ -73,6 +75,10 @@ def finished_registry(queue: str) -> str:
 
 def failed_registry(queue: str) -> str:
     return f"{RQ_PREFIX}:failed:{queue}"
+
+
+def canceled_registry(queue: str) -> str:
+    return f"{RQ_PREFIX}:canceled:{queue}"
 
 
 def waiting_key(call_id: str) -> str:
@@ -552,6 +558,26 @@ class Transport:
     @translate_errors
     def mark_epoch(self) -> None:
         self.redis.set(EPOCH_KEY, datetime.now(timezone.utc).isoformat())
+
+    @translate_errors
+    def cancel(self, calls: list[tuple[str, str]], outcome_json: str, at: datetime) -> None:
+        """Mirror cancelled calls [(queue, id)]: each job says so (RQ's 'canceled',
+        with the outcome waiting workers read), leaves its queue and the started
+        registry; then one broadcast of their ids to waiting workers, to the
+        control planes' waiters and to the workers that may be running them."""
+        pipe = self.redis.pipeline(transaction=True)
+        for queue, call_id in calls:
+            pipe.hset(job_key(call_id), mapping={
+                "status": "canceled", "ended_at": rq_timestamp(at), "cp_outcome": outcome_json,
+            })
+            pipe.expire(job_key(call_id), RESULT_TTL_SECONDS)
+            pipe.lrem(queue_key(queue), 0, call_id)
+            pipe.zrem(started_registry(queue), call_id)
+            pipe.zadd(canceled_registry(queue), {call_id: at.timestamp() + FAILURE_TTL_SECONDS})
+        message = " ".join(call_id for _, call_id in calls)
+        for channel in (FINISHED_CHANNEL, DONE_CHANNEL, CANCEL_CHANNEL):
+            pipe.publish(channel, message)
+        pipe.execute()
 
     # -- outcomes ---------------------------------------------------------------
 

@@ -119,3 +119,8 @@ def store_of(cluster):
     store = Store(make_engine(cluster.env["DATABASE_URL"]))
     yield store
     store.engine.dispose()
+
+
+def executions(log: Path) -> list[int]:
+    """The pids a recovery stage logged, one per execution."""
+    return [int(pid) for pid in log.read_text().split()] if log.exists() else []

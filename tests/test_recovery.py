@@ -13,12 +13,8 @@ import pytest
 
 from controlplane.local_cluster import wait_until
 from sdk.errors import StageFailed
-from tests.cluster import LEASE_SECONDS
+from tests.cluster import LEASE_SECONDS, executions
 from tests.workflows import recovery
-
-
-def executions(log: Path) -> list[int]:
-    return [int(pid) for pid in log.read_text().split()] if log.exists() else []
 
 
 def test_a_call_whose_worker_is_killed_finishes_on_another_worker(run, store_of, tmp_path):

@@ -20,6 +20,7 @@ from typing import Any
 from sdk.calling import deadline_of, remaining
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
+from sdk.errors import CallCancelled
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
 from sdk.wire import RunMode, Status, dumps
@@ -48,7 +49,15 @@ class WorkerCaller:
         self._context = context
         self._inline = inline
 
+    def _refuse_if_cancelled(self) -> None:
+        """A cancelled call makes no new calls (its stage may have caught the
+        cancellation and gone on)."""
+        parent = self._context.current()
+        if parent is not None and self._executor.is_cancelled(parent.id):
+            raise CallCancelled(f"call {parent.id} was cancelled: it makes no new calls")
+
     def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
+        self._refuse_if_cancelled()
         if not self._inline or isolate or self._context.current() is None:
             return next(self.finished([self._client.create_call(body)], None))
         worker = self._executor.worker_name
@@ -61,6 +70,7 @@ class WorkerCaller:
         return next(self.finished([record], None))
 
     def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self._refuse_if_cancelled()
         return self._client.create_calls(bodies)
 
     def finished(

@@ -8,10 +8,13 @@ running here (its parent runs it in place) skips the queue and the claim.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +76,41 @@ class Executor:
         #: The attempts running here, whose leases this process renews: {call id: attempt}.
         self._running: dict[str, int] = {}
         self._running_lock = threading.Lock()
+        #: Of those, the ones run by this process's main thread, and the forked
+        #: processes running isolated ones: where a cancellation must reach.
+        self._on_main_thread: set[str] = set()
+        self._children: dict[str, int] = {}
+        #: Running calls that were cancelled: they stop and are not retried.
+        self._cancelled: set[str] = set()
+        #: How deep the main thread is in stage code: only there may a
+        #: cancellation interrupt it (never in the worker's own loop).
+        self._main_stage_depth = 0
+
+    def cancel(self, call_ids: list[str]) -> bool:
+        """Stop those of `call_ids` that run here: kill the processes of isolated
+        ones; True if one runs on the main thread (the caller interrupts it)."""
+        with self._running_lock:
+            mine = [call_id for call_id in call_ids if call_id in self._running]
+            self._cancelled.update(mine)
+            children = [self._children[i] for i in mine if i in self._children]
+            on_main = any(call_id in self._on_main_thread for call_id in mine)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return on_main
+
+    def is_cancelled(self, call_id: str) -> bool:
+        with self._running_lock:
+            return call_id in self._cancelled
+
+    def interruption(self) -> str | None:
+        """Why the main thread must stop the stage it runs now: a call it runs was
+        cancelled. None outside stage code."""
+        if self._main_stage_depth == 0:
+            return None
+        with self._running_lock:
+            stopped = self._cancelled & self._on_main_thread
+        return f"call {min(stopped)} was cancelled" if stopped else None
 
     def running_attempts(self) -> list[tuple[str, int]]:
         """The (call id, attempt) pairs this executor runs now."""
@@ -162,7 +200,7 @@ class Executor:
                 if once is None:
                     return message, started_at, None
                 ran, retryable = once
-                if not retryable:
+                if not retryable or message.id in self._cancelled:
                     return message, started_at, ran
                 pause = stage.retry.pause(message.attempt, rng)
                 next_start = _now() + timedelta(seconds=pause)
@@ -175,6 +213,8 @@ class Executor:
         finally:
             with self._running_lock:
                 self._running.pop(message.id, None)
+                self._on_main_thread.discard(message.id)
+                self._cancelled.discard(message.id)
 
     def _once(self, message: CallMessage, stage: Stage | None) -> tuple[tuple, bool]:
         """One attempt in this process: ((result, error, output), whether it retries)."""
@@ -186,15 +226,20 @@ class Executor:
             commit_hash=self._version.commit_hash,
             attempt=message.attempt,
         )
+        on_main = threading.current_thread() is threading.main_thread()
         with self._context.entered(frame):
             try:
-                if stage is None:
-                    raise LookupError(
-                        f"this worker's workflow file registers no stage {message.stage!r}; "
-                        f"it has {sorted(self._stages)}"
-                    )
-                result = stage.fn(*message.args, **message.kwargs)
-                check_result(message.stage, result)
+                self._main_stage_depth += on_main
+                try:
+                    if stage is None:
+                        raise LookupError(
+                            f"this worker's workflow file registers no stage {message.stage!r}; "
+                            f"it has {sorted(self._stages)}"
+                        )
+                    result = stage.fn(*message.args, **message.kwargs)
+                    check_result(message.stage, result)
+                finally:
+                    self._main_stage_depth -= on_main
                 return (result, None, captured(frame.output)), False
             except Exception as exc:  # noqa: BLE001 - any stage error is the call's outcome
                 retryable = stage is not None and stage.retry.retries_after(exc, message.attempt)
@@ -209,8 +254,20 @@ class Executor:
             ran, retryable = fresh._once(message, fresh._stages.get(message.stage))
             return dumps({"ran": ran, "retryable": retryable})
 
+        def started(pid: int) -> None:
+            with self._running_lock:
+                self._children[message.id] = pid
+
         timeout = stage.timeout if stage is not None else None
-        ended, sent = run_in_child(in_child, timeout)
+        try:
+            ended, sent = run_in_child(in_child, timeout, started)
+        finally:
+            with self._running_lock:
+                self._children.pop(message.id, None)
+        if message.id in self._cancelled:
+            error = {"type": "callplane.Cancelled", "message": f"call {message.id} was cancelled",
+                     "traceback": ""}
+            return (None, error, ""), False
         if sent is not None:
             answer = json.loads(sent)
             return tuple(answer["ran"]), answer["retryable"]
@@ -233,6 +290,8 @@ class Executor:
         """Renew this attempt's lease from here on (see running_attempts)."""
         with self._running_lock:
             self._running[message.id] = message.attempt
+            if threading.current_thread() is threading.main_thread():
+                self._on_main_thread.add(message.id)
 
     def _report_retry(
         self,

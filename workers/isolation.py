@@ -21,10 +21,12 @@ TIMED_OUT = "was stopped at its timeout"
 
 
 def run_in_child(
-    target: Callable[[], str], timeout: float | None = None
+    target: Callable[[], str],
+    timeout: float | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> tuple[str | None, str | None]:
     """Run `target` in a forked child and wait for it, `timeout` seconds at most
-    (then the child is killed).
+    (then the child is killed). `started` hears the child's pid.
 
     Returns how the child ended (None if it exited cleanly, else "killed by
     SIGKILL", "exited with code 1" or TIMED_OUT) and the text `target` returned,
@@ -49,6 +51,8 @@ def run_in_child(
             sys.stderr.flush()
             os._exit(code)
     os.close(write_end)
+    if started is not None:
+        started(pid)
     received, timed_out = _read_until_closed(read_end, timeout)
     if timed_out:
         os.kill(pid, signal.SIGKILL)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
-from sdk.errors import RedisUnavailable
+from sdk.errors import CallCancelled, RedisUnavailable
 from sdk.settings import LEASE_SECONDS, RECHECK_SECONDS
-from sdk.transport import FINISHED_CHANNEL, Claimed, RqWorkerRecord, Transport
+from sdk.transport import CANCEL_CHANNEL, FINISHED_CHANNEL, Claimed, RqWorkerRecord, Transport
 from sdk.waiters import Waiters
 from sdk.wire import queue_name
 from workers.calling import WorkerCaller
@@ -37,6 +37,8 @@ POP_TIMEOUT_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10
 #: RQ forgets a worker whose heartbeat is older than this.
 WORKER_TTL_SECONDS = 60
+#: How the cancellation listener interrupts a stage running on the main thread.
+INTERRUPT_SIGNAL = signal.SIGUSR1
 #: Pause before trying Redis again after it became unreachable.
 REDIS_RETRY_SECONDS = 1.0
 
@@ -81,6 +83,9 @@ class Worker:
         #: The call that finishing the last one claimed, to run next.
         self._next: Claimed | None = None
         self._stopping = threading.Event()
+        #: Whether a cancelled call on the main thread can be interrupted (a signal
+        #: handler is installed only when the worker runs on the main thread).
+        self._interruptible = False
 
     def _wire(
         self, context: CallContext, fresh: Callable[[], Executor] | None
@@ -128,6 +133,13 @@ class Worker:
         """Run calls until stopped (or, with `burst`, until the queues are empty)."""
         self.waiters.start()
         leases = LeaseKeeper(self.transport, self.executor, self._lease_seconds).start()
+        cancellations = threading.Thread(
+            target=self.transport.listen_done,
+            args=(CANCEL_CHANNEL, self._cancel, lambda: None, self._stopping),
+            name="callplane-cancellations",
+            daemon=True,
+        )
+        cancellations.start()
         self.rq_record.birth()
         heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
         heartbeat.start()
@@ -157,6 +169,13 @@ class Worker:
         """Finish the current call, then leave the loop."""
         self._stopping.set()
 
+    def _cancel(self, call_ids: list[str]) -> None:
+        """Cancelled calls: stop those running here (a stage on the main thread is
+        interrupted with CallCancelled; one in a thread of its own runs on, and
+        its report is refused)."""
+        if self.executor.cancel(call_ids) and self._interruptible:
+            signal.pthread_kill(threading.main_thread().ident, INTERRUPT_SIGNAL)
+
     def _heartbeat(self) -> None:
         while not self._stopping.wait(HEARTBEAT_SECONDS):
             try:
@@ -175,3 +194,11 @@ class Worker:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+
+        def interrupt(_signum, _frame):
+            reason = self.executor.interruption()
+            if reason is not None:
+                raise CallCancelled(reason)
+
+        signal.signal(INTERRUPT_SIGNAL, interrupt)
+        self._interruptible = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import flask
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -17,6 +18,7 @@ from controlplane.schemas import (
     CallCreateSchema,
     CallListQuerySchema,
     CallSchema,
+    CancelledSchema,
     FinishedQuerySchema,
     FinishSchema,
     StartSchema,
@@ -52,7 +54,12 @@ class CallCreate(MethodView):
     @blp.response(201, CallSchema)
     @blp.alt_response(200, schema=CallSchema, description="the call with this id already existed")
     def post(self, request, query):
-        """Create a call; with ?wait=SECONDS, also wait for it to finish."""
+        """Create a call; with ?wait=SECONDS, also wait for it to finish. The same
+        `id`, or the same idempotency key (body or Idempotency-Key header), returns
+        the call made before."""
+        key = flask.request.headers.get("Idempotency-Key")
+        if key and not request.get("id"):
+            request = {"idempotency_key": key, **request}
         with http_errors():
             if query.get("wait"):
                 record, created = calls().create_and_wait(request, query["wait"])
@@ -119,6 +126,26 @@ class CallStart(MethodView):
         """Claim a queued call for a worker; a second claim gets 409."""
         with http_errors():
             return calls().start(call_id, request["worker"])
+
+
+@blp.route("/call/<call_id>/retry")
+class CallRetry(MethodView):
+    @blp.response(200, CallSchema)
+    def post(self, call_id):
+        """Run a failed or cancelled call again, as its next attempt (409 otherwise)."""
+        with http_errors():
+            return calls().retry(call_id)
+
+
+@blp.route("/call/<call_id>/cancel")
+class CallCancel(MethodView):
+    @blp.response(200, CancelledSchema)
+    def post(self, call_id):
+        """Cancel a call and every unfinished call under it: queued ones leave their
+        queue, running ones are stopped, waiters get a cancellation error."""
+        with http_errors():
+            cancelled = calls().cancel(call_id)
+            return {"call": calls().get(call_id), "cancelled": [c["id"] for c in cancelled]}
 
 
 @blp.route("/call/<call_id>/finish")

@@ -100,3 +100,24 @@ def calls_flaky(log, failures):
 def overrun(seconds):
     time.sleep(seconds)
     return "done"
+
+
+@runner.stage
+def fails_once(log):
+    if _log_execution(log) == 1:
+        raise RuntimeError("the first execution fails")
+    return "the second one does not"
+
+
+@runner.stage
+def tree_of_naps(log, queued, seconds):
+    """`queued` children wait on the queue while one more naps in this slot."""
+    handles = [logged_nap.submit(log, seconds, i) for i in range(queued)]
+    return logged_nap(log, seconds, -1) + sum(handle.result() for handle in handles)
+
+
+@runner.stage(isolate=True)
+def isolated_nap(log, seconds):
+    _log_execution(log)
+    time.sleep(seconds)
+    return "woke up"
