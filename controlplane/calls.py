@@ -24,6 +24,9 @@ from sdk.wire import CallMessage, RunMode, Status, dumps, new_call_id, queue_nam
 
 log = logging.getLogger(__name__)
 
+#: How long after finding a call finished in the table its broadcast may still
+#: be on its way (it is sent right after the commit) before it counts as lost.
+BROADCAST_GRACE_SECONDS = 0.5
 #: A parent's columns its children take; they never change once it exists.
 LINEAGE = ("id", "root_stage_run_id", "repo_name", "commit_hash")
 #: Parents whose lineage a control-plane process keeps in memory.
@@ -48,6 +51,9 @@ class CallService:
         self.transport = transport
         self.waiters = waiters
         self.max_wait = settings.max_wait_seconds
+        #: Finished calls whose completion broadcast never reached a waiter here
+        #: (each found by reading the table instead); 0 while pub/sub loses nothing.
+        self.missed_wakeups = 0
         self._lease = timedelta(seconds=settings.lease_seconds)
         # What a child takes from its parent (id, root, code version) never changes
         # once the parent exists, so a parent making many children is read once.
@@ -278,7 +284,10 @@ class CallService:
         The completion broadcast this process hears is sent only once the table
         has recorded the completion, so a woken call needs no read; the table is
         read first and after each re-check interval (a broadcast may be lost),
-        and the finished rows once at the end.
+        and the finished rows once at the end. At the deadline the table is read
+        once more, so nothing finished is left out of the answer; a call found
+        finished then whose broadcast does not come within BROADCAST_GRACE_SECONDS
+        was a lost wake-up, and is logged as one.
         """
         pending = set(call_ids)
         done: set[str] = set()
@@ -295,6 +304,7 @@ class CallService:
                 break
             woken = watch.next(deadline)
             if woken == set():
+                done |= self._found_at_deadline(pending, watch)
                 break
             if woken is None:
                 to_check = set(pending)
@@ -304,6 +314,22 @@ class CallService:
                 to_check = set()
         rows = self.store.get_many(done) if done else {}
         return [rows[call_id] for call_id in call_ids if call_id in rows]
+
+    def _found_at_deadline(self, pending: set[str], watch: Watch) -> set[str]:
+        """Those of `pending` that the table says have finished, at a wait's deadline."""
+        finished = {i for i, s in self.store.statuses(pending).items() if Status(s).is_terminal}
+        unheard = set(finished)
+        grace_ends = time.monotonic() + BROADCAST_GRACE_SECONDS
+        while unheard:
+            woken = watch.next(grace_ends)
+            if woken == set():
+                break
+            unheard -= woken or set()
+        if unheard:
+            self.missed_wakeups += len(unheard)
+            log.warning("missed wake-up: %d finished call(s) were never announced to this "
+                        "waiter (e.g. %s); found by reading the table", len(unheard), min(unheard))
+        return finished
 
     def _deadline(self, seconds: float) -> float:
         return time.monotonic() + min(seconds, self.max_wait)

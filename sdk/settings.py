@@ -50,6 +50,7 @@ class Settings:
             redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
             host=env.get("HOST", DEFAULT_HOST),
             port=int(env.get("PORT", DEFAULT_PORT)),
+            recheck_seconds=_positive(env, "CALLPLANE_RECHECK_SECONDS", RECHECK_SECONDS, float),
             lease_seconds=_positive(env, "CALLPLANE_LEASE_SECONDS", LEASE_SECONDS, float),
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
         )
