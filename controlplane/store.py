@@ -256,7 +256,7 @@ class Store:
             changed = conn.execute(
                 stage_runs.update()
                 .where(stage_runs.c.id == failed["id"], stage_runs.c.status == failed["status"],
-                       stage_runs.c.attempt == failed["attempt"])
+                       stage_runs.c.status.in_(_RERUNNABLE), stage_runs.c.attempt == failed["attempt"])
                 .values(
                     attempt=failed["attempt"] + 1,
                     result=None, error=None, output=None, finished_at=None,
@@ -337,8 +337,8 @@ class Store:
         Fenced like a report: only the call's current attempt, run by `worker`
         (any worker if None), and with `expired_before`, only if its lease ended
         before then (a heartbeat recorded since saves it). Returns the call's row
-        as it is now, or None if the attempt was not given up. The attempt ends up
-        in call_attempts either way.
+        as it is now, or None if the attempt was not given up. An attempt followed
+        by another goes to call_attempts; a last one stays the row's own.
         """
         now = utcnow()
         with self.engine.begin() as conn:
@@ -362,10 +362,11 @@ class Store:
                           "lease_expires_at": None}
             if conn.execute(stage_runs.update().where(*conditions).values(**change)).rowcount != 1:
                 return None
-            conn.execute(call_attempts.insert().values(
-                call_id=call_id, attempt=attempt, status="lost", worker=row.worker,
-                run_mode=row.run_mode, error=error, started_at=row.started_at, finished_at=now,
-            ))
+            if change["status"] == Status.PENDING.value:
+                conn.execute(call_attempts.insert().values(
+                    call_id=call_id, attempt=attempt, status="lost", worker=row.worker,
+                    run_mode=row.run_mode, error=error, started_at=row.started_at, finished_at=now,
+                ))
             return _row_dict(conn.execute(_ROWS, {"p_ids": [call_id]}).one())
 
     def attempts(self, call_id: str) -> list[dict[str, Any]]:
@@ -431,6 +432,8 @@ def _finish_params(call_id: str, outcome: dict[str, Any], reported_by_worker: bo
     return params
 
 
+#: The statuses a call may run again from (by hand, or its parent's new attempt).
+_RERUNNABLE = (Status.FAILED.value, Status.CANCELLED.value)
 #: What a re-run of a failed call takes from the new request.
 _RERUN_FROM_FRESH = ("status", "parent_attempt", "worker", "run_mode", "started_at",
                      "lease_expires_at")
