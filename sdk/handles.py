@@ -34,7 +34,10 @@ class CallHandle(Generic[R]):
         self._record: dict[str, Any] | None = None
         self._replayed = False
         self._lock = threading.Lock()
-        if Status(call["status"]).is_terminal:
+        # A call that had finished already (made by an earlier attempt of its
+        # parent) is settled now, if the answer carries its outcome: a batch
+        # create answers without one, and the outcome is then read when asked for.
+        if Status(call["status"]).is_terminal and "result" in call:
             self._settle(call)
 
     @property

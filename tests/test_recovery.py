@@ -159,3 +159,16 @@ def test_a_parent_that_runs_again_resumes_after_its_finished_children(run, store
         (i, "succeeded", 1) for i in range(6)]
     assert {c["parent_attempt"] for c in children[:3]} == {1}
     assert {c["parent_attempt"] for c in children[3:]} == {2}
+
+
+def test_a_parent_that_runs_again_gets_the_results_of_its_finished_parallel_children(
+    run, store_of, tmp_path
+):
+    first, second = run.worker(), run.worker()
+    steps, parents = tmp_path / "steps", tmp_path / "parents"
+    handle = recovery.map_then_pause.submit(str(steps), str(parents), 60)
+    wait_until(lambda: executions(parents), "the children, then the pause")
+    victim = first if executions(parents) == [first.pid] else second
+    victim.send_signal(signal.SIGKILL)
+    assert handle.result(timeout=30) == [0, 1, 2]  # recorded results, not run again
+    assert sorted(steps.read_text().split()) == ["0", "1", "2"]

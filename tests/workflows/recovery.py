@@ -121,3 +121,12 @@ def isolated_nap(log, seconds):
     _log_execution(log)
     time.sleep(seconds)
     return "woke up"
+
+
+@runner.stage
+def map_then_pause(log, parent_log, pause):
+    """Three children in parallel; the first execution pauses after them."""
+    results = step.map([log] * 3, range(3))
+    if _log_execution(parent_log) == 1:
+        time.sleep(pause)
+    return results
