@@ -172,3 +172,16 @@ def test_a_parent_that_runs_again_gets_the_results_of_its_finished_parallel_chil
     victim.send_signal(signal.SIGKILL)
     assert handle.result(timeout=30) == [0, 1, 2]  # recorded results, not run again
     assert sorted(steps.read_text().split()) == ["0", "1", "2"]
+
+
+def test_a_call_popped_by_a_worker_that_died_before_claiming_it_is_queued_again(run, store_of):
+    import redis
+
+    handle = recovery.echo.submit("found again")
+    # What a worker's blocking pop leaves when the worker dies before its claim:
+    # the job says queued, but its id is on no queue.
+    queue = f"rq:queue:{handle.call['queue']}"
+    assert redis.Redis.from_url(run.redis_url).lrem(queue, 1, handle.id) == 1
+    run.worker()
+    assert handle.result(timeout=30) == "found again"
+    assert store_of.get(handle.id)["attempt"] == 1  # it never started: the same attempt
