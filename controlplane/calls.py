@@ -96,8 +96,9 @@ class CallService:
         same parent and position (a parent that runs again). Returns the call, and
         whether this request started an attempt of it.
 
-        A different request for the same identity is refused. A failed child made
-        by an earlier attempt of its parent runs again, as its next attempt; any
+        A different request for the same identity is refused. A failed (or
+        cancelled) child made by an earlier attempt of its parent runs again, as
+        its next attempt; any
         other existing call is returned as it is (a succeeded child's result is
         not computed again; a running one is awaited).
         """
@@ -108,7 +109,8 @@ class CallService:
             raise CallConflict(f"call {record['id']!r} conflicts with an existing call")
         self._check_same(existing, request)
         newer_parent = (record["parent_attempt"] or 0) > (existing["parent_attempt"] or 0)
-        if existing["status"] == Status.FAILED.value and newer_parent:
+        ended = existing["status"] in (Status.FAILED.value, Status.CANCELLED.value)
+        if ended and newer_parent:
             rerun = self.store.rerun(existing, record)
             if rerun is not None:
                 self._enqueue([rerun] if rerun["status"] == Status.PENDING.value else [], now)
@@ -213,9 +215,8 @@ class CallService:
                 "and not waiting on its queue (another worker claimed it)"
             )
         self.transport.take(record["queue"], call_id)
-        started_at = claimed.start.started_at
-        self.store.start(call_id, worker, started_at, attempt=record["attempt"],
-                         lease_until=started_at + self._lease)
+        # No lease: a worker driving calls over HTTP has no way to renew one.
+        self.store.start(call_id, worker, claimed.start.started_at, attempt=record["attempt"])
         return self.get(call_id)
 
     def finish(self, call_id: str, report: dict[str, Any]) -> dict[str, Any]:
@@ -261,7 +262,9 @@ class CallService:
         The wait is registered before the call is queued, so its completion
         cannot be missed, and a call created just now needs no first read.
         """
-        request = {**request, "id": request.get("id") or new_call_id()}
+        request = {**request, "id": request.get("id") or _keyed_id(request.get("idempotency_key"))
+                   or new_call_id()}
+        request.pop("idempotency_key", None)
         with self.waiters.watching([request["id"]]) as watch:
             record, created = self.create(request)
             if Status(record["status"]).is_terminal:

@@ -70,7 +70,11 @@ class Recorder:
                         continue
                     if events:
                         self.record(self._linger(events))
-                    if len(events) < BATCH_SIZE and time.monotonic() >= next_sweep:
+                    # Sweep once caught up (no unread heartbeat can make a live
+                    # worker's attempt look lost), or when a lease overdue anyway.
+                    now = time.monotonic()
+                    caught_up = len(events) < BATCH_SIZE
+                    if now >= next_sweep and (caught_up or now >= next_sweep + self._lease.total_seconds()):
                         self._sweep()
                         next_sweep = time.monotonic() + self._sweep_seconds
             except RedisUnavailable as exc:

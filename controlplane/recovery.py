@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timedelta
@@ -74,7 +75,8 @@ class Recovery:
         now = utcnow()
         given_up = 0
         for call in self._store.expired_leases(now, SWEEP_LIMIT):
-            if not self._transport.abandon(call["queue"], call["id"], call["worker"], call["attempt"]):
+            outcome = self._transport.abandon(call["queue"], call["id"], call["worker"], call["attempt"])
+            if outcome is not None and not self._record_late(call, outcome, now):
                 continue  # it finished after all: its report is on its way to the recorder
             error = {
                 "type": "callplane.WorkerLost",
@@ -84,6 +86,22 @@ class Recovery:
             }
             given_up += self.give_up(call["id"], call["attempt"], call["worker"], error, now) is not None
         return given_up
+
+    def _record_late(self, call: dict[str, Any], outcome: str, now: datetime) -> bool:
+        """An attempt whose lease ended but whose job says it finished: its report
+        should reach the recorder soon. If a lease has passed since and the table
+        still says running, the report was lost or refused: record the outcome
+        from the job. True if the attempt must be given up after all (the table
+        refuses that outcome too)."""
+        if call["lease_expires_at"] > now - self._lease:
+            return False
+        log.warning("call %s: attempt %d finished a lease ago but is not recorded; recording "
+                    "its outcome from its job", call["id"], call["attempt"])
+        finished = self._store.apply_events([("finish", call["id"], json.loads(outcome))])
+        if finished:
+            self._transport.announce_recorded(finished)
+            return False
+        return True
 
     def give_up(
         self,

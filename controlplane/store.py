@@ -190,21 +190,19 @@ class Store:
         Returns the ids of the reported calls that are finished now, so their
         waiters can be woken (a duplicate report names a call finished before:
         waking its waiters again is harmless). Reports that are no longer legal
-        (a duplicate, a stale worker or attempt) change nothing. A start whose
-        finish is in the same batch is folded into the finish (the finish
-        carries the start); each kind goes in one executemany, so a batch costs
-        a few statements, however many reports it holds.
+        (a duplicate, a stale worker or attempt) change nothing; every finish is
+        tried, in the order reported, so a stale one cannot hide the current one.
+        A start whose attempt's finish is in the same batch is folded into it
+        (the finish carries the start); each kind goes in one executemany, so a
+        batch costs a few statements, however many reports it holds.
         """
         events = list(events)
-        finishes: dict[str, dict[str, Any]] = {}
-        for kind, call_id, body in events:
-            if kind == "finish":
-                finishes.setdefault(call_id, body)  # the first report wins; later ones are stale
+        finishes = [(call_id, body) for kind, call_id, body in events if kind == "finish"]
+        finished = {(call_id, body.get("attempt", 1)) for call_id, body in finishes}
         retries = sorted(
             ((call_id, body) for kind, call_id, body in events if kind == "retry"),
             key=lambda retry: retry[1]["attempt"],
         )
-        retried = {call_id for call_id, _ in retries}
         starts = [
             _start_params(
                 call_id,
@@ -215,16 +213,17 @@ class Store:
                 lease_until,
             )
             for kind, call_id, body in events
-            if kind == "start" and (call_id not in finishes or call_id in retried)
+            if kind == "start" and (call_id, body.get("attempt", 1)) not in finished
         ]
         renewals = [
             {"p_id": call_id, "p_attempt": attempt, "p_worker": body["worker"], "p_lease": lease_until}
             for kind, _worker, body in events
             if kind == "heartbeat"
             for call_id, attempt in body["calls"]
-            if call_id not in finishes
+            if (call_id, attempt) not in finished
         ]
-        reports = [_finish_params(call_id, body, True) for call_id, body in finishes.items()]
+        reports = [_finish_params(call_id, body, True) for call_id, body in finishes]
+        reported = list(dict.fromkeys(call_id for call_id, _ in finishes))
         with self.engine.begin() as conn:
             if starts:
                 conn.execute(_START, starts)
@@ -235,9 +234,9 @@ class Store:
             if not reports:
                 return []
             conn.execute(_FINISH_REPORTED, reports)
-            rows = conn.execute(_STATUSES, {"p_ids": list(finishes)})
+            rows = conn.execute(_STATUSES, {"p_ids": reported})
             statuses = {call_id: status for call_id, status in rows}
-        return [i for i in finishes if i in statuses and Status(statuses[i]).is_terminal]
+        return [i for i in reported if i in statuses and Status(statuses[i]).is_terminal]
 
     def child_at(self, parent_id: str, position: int | None) -> dict[str, Any] | None:
         """The child a call made at `position`, if any."""
@@ -318,7 +317,7 @@ class Store:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [_row_dict(row) for row in conn.execute(query)]
 
     def end_attempt(
         self,

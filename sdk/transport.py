@@ -193,38 +193,46 @@ return {finish(), claim_next(KEYS[4], 5, 10)}
 
 # Take an attempt away from its worker, which will never report it (it died or
 # hangs): a job still started by that worker at that attempt becomes 'stopped',
-# so a late finish from it is refused. Returns 0 if that attempt has finished
-# after all (its report is on its way to the recorder), else 1.
+# so a late finish from it is refused. If that attempt has finished after all,
+# returns its outcome (its report is on its way to the recorder), else false.
 # KEYS: job, started registry.  ARGV: worker ('' for any), attempt, id.
 _ABANDON = """
-local job = redis.call('HMGET', KEYS[1], 'status', 'worker_name', 'cp_attempt')
-if job[3] ~= ARGV[2] then return 1 end
-if job[1] == 'finished' or job[1] == 'failed' then return 0 end
+local job = redis.call('HMGET', KEYS[1], 'status', 'worker_name', 'cp_attempt', 'cp_outcome')
+if job[3] ~= ARGV[2] then return false end
+if job[1] == 'finished' or job[1] == 'failed' then return job[4] end
 if job[1] == 'started' and (ARGV[1] == '' or job[2] == ARGV[1]) then
   redis.call('HSET', KEYS[1], 'status', 'stopped')
   redis.call('ZREM', KEYS[2], ARGV[3])
 end
-return 1
+return false
 """
 
 # New calls, or new attempts of calls: each job's hash (without an earlier
 # attempt's outcome), then its queue, atomically (a worker never pops an id
-# whose job is not written). One command for a whole batch: a pipeline of
+# whose job is not written). A job that a worker has taken at the same attempt
+# (started, finished, failed or cancelled) is left alone: queueing a call again
+# (after Redis lost track of it) must never hand one attempt to two workers. One command for a whole batch: a pipeline of
 # commands per call cost more to build and parse than the work Redis does.
 # KEYS: the queues set, then (job, queue) per call.  ARGV: timestamp, result
 # ttl, then (id, data, attempt, queue name, description) per call.
 _ENQUEUE = """
+local queued = 0
 for i = 2, #KEYS, 2 do
   local a = 3 + 5 * (i / 2 - 1)
-  redis.call('HSET', KEYS[i], 'data', ARGV[a + 1], 'origin', ARGV[a + 3],
-             'description', ARGV[a + 4], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
-             'status', 'queued', 'timeout', -1, 'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2])
-  redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at')
-  redis.call('PERSIST', KEYS[i])
-  redis.call('RPUSH', KEYS[i + 1], ARGV[a])
-  redis.call('SADD', KEYS[1], KEYS[i + 1])
+  local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt')
+  local held = job[2] == ARGV[a + 2] and job[1] ~= 'queued' and job[1] ~= 'stopped'
+  if not held then
+    redis.call('HSET', KEYS[i], 'data', ARGV[a + 1], 'origin', ARGV[a + 3],
+               'description', ARGV[a + 4], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
+               'status', 'queued', 'timeout', -1, 'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2])
+    redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at')
+    redis.call('PERSIST', KEYS[i])
+    redis.call('RPUSH', KEYS[i + 1], ARGV[a])
+    redis.call('SADD', KEYS[1], KEYS[i + 1])
+    queued = queued + 1
+  end
 end
-return #KEYS / 2
+return queued
 """
 
 # A worker runs an attempt that raised again, in its own slot: its job (if it
@@ -510,12 +518,12 @@ class Transport:
         self.redis.xadd(EVENTS_STREAM, {"kind": "heartbeat", "id": worker, "body": body})
 
     @translate_errors
-    def abandon(self, queue: str, call_id: str, worker: str | None, attempt: int) -> bool:
-        """Take an attempt away from a worker that will never report it; False if
-        it has finished after all (its report is on its way)."""
-        return bool(self._abandon(
+    def abandon(self, queue: str, call_id: str, worker: str | None, attempt: int) -> str | None:
+        """Take an attempt away from a worker that will never report it; None, or
+        the attempt's outcome (JSON) if it has finished after all."""
+        return self._abandon(
             keys=[job_key(call_id), started_registry(queue)], args=[worker or "", attempt, call_id]
-        ))
+        )
 
     @translate_errors
     def settle(

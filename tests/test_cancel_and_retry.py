@@ -71,5 +71,8 @@ def test_an_idempotency_key_returns_the_call_it_made(run):
     other = requests.post(url, json={**body, "arguments": {"args": ["twice"], "kwargs": {}}},
                           headers={"Idempotency-Key": "order-17"}, timeout=10)
     assert other.status_code == 409
+    waited = [requests.post(url, json=body, params={"wait": 0.1}, timeout=10,
+                            headers={"Idempotency-Key": "order-18"}).json()["id"] for _ in range(2)]
+    assert waited[0] == waited[1]
     both = requests.post(url, json={**body, "id": "x1", "idempotency_key": "k"}, timeout=10)
     assert both.status_code == 422 and "not both" in both.text

@@ -153,3 +153,47 @@ def test_reports_a_dead_recorder_left_are_recorded_by_another(store, redis_url):
     assert recorder.take_over_stale() == 1
     assert store.get(call_id)["status"] == "succeeded"
     assert recorder.take_over_stale() == 0  # acknowledged once recorded
+
+
+def test_a_stale_finish_in_a_batch_does_not_hide_the_current_attempts_reports(store):
+    call_id = new_call(store)
+    assert store.start(call_id, "w1", utcnow(), attempt=1, lease_until=utcnow())
+    error = {"type": "callplane.WorkerLost", "message": "gone", "traceback": ""}
+    assert store.end_attempt(call_id, 1, "w1", error, 3)["attempt"] == 2
+    now = utcnow().isoformat()
+    report = {"status": "succeeded", "started_at": now, "finished_at": now}
+    finished = store.apply_events([
+        ("finish", call_id, {**report, "worker": "w1", "attempt": 1, "result": "stale"}),
+        ("start", call_id, {"worker": "w2", "started_at": now, "attempt": 2}),
+        ("finish", call_id, {**report, "worker": "w2", "attempt": 2, "result": "current"}),
+    ])
+    record = store.get(call_id)
+    assert finished == [call_id]
+    assert (record["attempt"], record["worker"], record["result"]) == (2, "w2", "current")
+
+
+def test_an_attempt_finished_in_redis_but_never_recorded_is_recorded_from_its_job(store):
+    import json
+    from datetime import timedelta
+
+    import fakeredis
+
+    from controlplane.recovery import Recovery
+    from sdk.transport import FinishReport, StartReport, Transport
+    from sdk.wire import CallMessage
+
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    call_id = new_call(store)
+    long_ago = utcnow() - timedelta(seconds=120)
+    message = CallMessage(id=call_id, stage="s")
+    transport.enqueue([message], long_ago)
+    transport.claim(message.queue, call_id, StartReport("w1", long_ago))
+    assert store.start(call_id, "w1", long_ago, lease_until=long_ago + timedelta(seconds=30))
+    outcome = {"status": "succeeded", "result": 7, "worker": "w1", "attempt": 1,
+               "started_at": long_ago.isoformat(), "finished_at": long_ago.isoformat()}
+    # The worker finished in Redis; its report never reached the table.
+    assert transport.finish(FinishReport(message.queue, call_id, "w1", 1, json.dumps(outcome),
+                                         True, long_ago)) == 1
+    Recovery(store, transport, lost_attempts=3, lease_seconds=30).give_up_expired()
+    record = store.get(call_id)
+    assert (record["status"], record["result"], record["attempt"]) == ("succeeded", 7, 1)

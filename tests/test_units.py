@@ -188,3 +188,16 @@ def test_retry_pauses_grow_exponentially_with_jitter_and_only_listed_errors_retr
     assert max(pauses[:3]) <= 2.0 and max(pauses) > 10
     assert policy.retries_after(KeyError("k"), 20) and not policy.retries_after(KeyError("k"), 21)
     assert not policy.retries_after(ValueError("v"), 1)
+
+
+def test_queueing_a_call_again_never_resets_a_job_a_worker_holds():
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    now = datetime.now(timezone.utc)
+    message = CallMessage(id="c", stage="s")
+    transport.enqueue([message], now)
+    assert transport.claim_next([message.queue], StartReport("w1", now)).call_id == "c"
+    transport.enqueue([message], now)  # e.g. a rebuild that raced the claim
+    assert transport.redis.hget("rq:job:c", "status") == "started"
+    assert transport.redis.llen(f"rq:queue:{message.queue}") == 0
+    transport.enqueue([CallMessage(id="c", stage="s", attempt=2)], now)  # its next attempt
+    assert transport.redis.hmget("rq:job:c", ["status", "cp_attempt"]) == ["queued", "2"]

@@ -83,9 +83,9 @@ class WorkerCaller:
         willing = timeout is None or timeout > 0
         queued = [c for c in calls if c["status"] == Status.PENDING.value] if willing else []
         with self._waiters.watching(pending) as watch:
-            to_check = list(pending)
+            to_check, ask_table = list(pending), False
             while pending:
-                for call_id, record in self._outcomes(to_check).items():
+                for call_id, record in self._outcomes(to_check, ask_table).items():
                     del pending[call_id]
                     yield record
                 if not pending:
@@ -97,11 +97,19 @@ class WorkerCaller:
                         yield outcome
                     woken = watch.next(time.monotonic())  # look, don't wait
                     to_check = list(pending) if woken is None else [i for i in woken if i in pending]
+                    ask_table = False
                     continue
                 woken = self._wait(watch, pending, deadline)
                 if woken == set():
                     raise TimeoutError(f"{len(pending)} call(s) still running after {timeout:g} s")
-                to_check = list(pending) if woken is None else [i for i in woken if i in pending]
+                if woken is None:
+                    # A re-check: a broadcast may have been lost, or a change made
+                    # only in the table, and calls may be queued again (a lost
+                    # attempt, a Redis rebuilt): read the table, offer them all again.
+                    to_check, ask_table = list(pending), True
+                    queued = list(pending.values()) if willing else []
+                else:
+                    to_check, ask_table = [i for i in woken if i in pending], False
 
     def _wait(
         self, watch: Watch, pending: dict[str, dict[str, Any]], deadline: float | None
@@ -144,15 +152,15 @@ class WorkerCaller:
         queued.extend(reversed([call for call in window if call["id"] != taken]))
         return self._executor.process(pending[taken]["queue"], taken, RunMode.INLINE)
 
-    def _outcomes(self, call_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The final records of those of `call_ids` that have finished."""
+    def _outcomes(self, call_ids: list[str], ask_table: bool = False) -> dict[str, dict[str, Any]]:
+        """The final records of those of `call_ids` that have finished: from their
+        jobs, and from the table for those whose job is gone (expired, never
+        queued, lost) or, with `ask_table`, not finished."""
         if not call_ids:
             return {}
         in_redis = self._transport.outcomes(call_ids)
         finished = {i: json.loads(outcome) for i, outcome in in_redis.items() if outcome}
-        for call_id in call_ids:
-            if call_id not in in_redis:  # its job is gone from Redis (expired, or never queued)
-                record = self._client.get_call(call_id)
-                if Status(record["status"]).is_terminal:
-                    finished[call_id] = record
+        unsure = [i for i in call_ids if i not in finished and (ask_table or i not in in_redis)]
+        if unsure:
+            finished.update((r["id"], r) for r in self._client.finished_calls(unsure, 0))
         return finished

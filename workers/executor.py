@@ -54,6 +54,13 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _cancelled(message: CallMessage) -> tuple:
+    """What a cancelled attempt gave (its report is refused; this is for the log)."""
+    error = {"type": "callplane.Cancelled", "message": f"call {message.id} was cancelled",
+             "traceback": ""}
+    return None, error, ""
+
+
 class Executor:
     def __init__(
         self,
@@ -105,11 +112,14 @@ class Executor:
 
     def interruption(self) -> str | None:
         """Why the main thread must stop the stage it runs now: a call it runs was
-        cancelled. None outside stage code."""
+        cancelled. None outside stage code.
+
+        Called from a signal handler on the main thread, so it takes no lock (the
+        main thread may hold it): the set intersection is one step under the GIL.
+        """
         if self._main_stage_depth == 0:
             return None
-        with self._running_lock:
-            stopped = self._cancelled & self._on_main_thread
+        stopped = self._cancelled & self._on_main_thread
         return f"call {min(stopped)} was cancelled" if stopped else None
 
     def running_attempts(self) -> list[tuple[str, int]]:
@@ -210,6 +220,8 @@ class Executor:
                 self._hold(message)
                 time.sleep(pause)
                 started_at = next_start
+                if message.id in self._cancelled:  # cancelled during the pause
+                    return message, started_at, _cancelled(message)
         finally:
             with self._running_lock:
                 self._running.pop(message.id, None)
@@ -229,7 +241,8 @@ class Executor:
         on_main = threading.current_thread() is threading.main_thread()
         with self._context.entered(frame):
             try:
-                self._main_stage_depth += on_main
+                if on_main:  # only the main thread counts: a signal can only interrupt it
+                    self._main_stage_depth += 1
                 try:
                     if stage is None:
                         raise LookupError(
@@ -239,7 +252,8 @@ class Executor:
                     result = stage.fn(*message.args, **message.kwargs)
                     check_result(message.stage, result)
                 finally:
-                    self._main_stage_depth -= on_main
+                    if on_main:
+                        self._main_stage_depth -= 1
                 return (result, None, captured(frame.output)), False
             except Exception as exc:  # noqa: BLE001 - any stage error is the call's outcome
                 retryable = stage is not None and stage.retry.retries_after(exc, message.attempt)
@@ -265,9 +279,7 @@ class Executor:
             with self._running_lock:
                 self._children.pop(message.id, None)
         if message.id in self._cancelled:
-            error = {"type": "callplane.Cancelled", "message": f"call {message.id} was cancelled",
-                     "traceback": ""}
-            return (None, error, ""), False
+            return _cancelled(message), False
         if sent is not None:
             answer = json.loads(sent)
             return tuple(answer["ran"]), answer["retryable"]

@@ -49,3 +49,5 @@ class LeaseKeeper:
                 self._transport.heartbeat(self._executor.worker_name, attempts)
             except RedisUnavailable as exc:
                 log.warning("could not renew %d lease(s): %s", len(attempts), exc)
+            except Exception:  # this thread must outlive any one failure
+                log.exception("could not renew %d lease(s)", len(attempts))

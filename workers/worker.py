@@ -154,6 +154,9 @@ class Worker:
                 except RedisUnavailable as exc:
                     log.warning("%s; retrying", exc)
                     self._stopping.wait(REDIS_RETRY_SECONDS)
+                except Exception:  # e.g. Redis refusing writes: the worker goes on
+                    log.exception("worker %s: the loop failed; going on", self.name)
+                    self._stopping.wait(REDIS_RETRY_SECONDS)
         finally:
             sys.stdout = self._real_stdout
             self._stopping.set()
