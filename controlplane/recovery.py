@@ -9,8 +9,9 @@
 - Pending calls that Redis lost track of (it restarted empty, a worker died
   right after popping one, a queue was emptied by hand, Redis was away when the
   call was created): they are queued again. After Redis lost its data (its
-  epoch mark is gone) every pending call is checked at once; otherwise those
-  pending for longer than a lease are, every lease.
+  epoch mark is gone) every pending call is checked at once; otherwise, every
+  lease, the oldest 2,000 of those pending for longer than a lease are (a lost
+  call stays pending, so it becomes one of the oldest).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
 #: Pending calls checked against Redis per round trip.
 CHECK_PAGE = 500
+#: Pages of the oldest pending calls checked each lease (a lost call stays
+#: pending and so becomes one of the oldest); after Redis lost its data, all are.
+ROUTINE_CHECK_PAGES = 4
 
 
 class Recovery:
@@ -50,17 +54,20 @@ class Recovery:
             self.requeue_untracked(utcnow())
             self._transport.mark_epoch()
         elif time.monotonic() >= self._next_check:
-            self.requeue_untracked(utcnow() - self._lease)
+            self.requeue_untracked(utcnow() - self._lease, ROUTINE_CHECK_PAGES)
             self._next_check = time.monotonic() + self._lease.total_seconds()
         self.give_up_expired()
 
-    def requeue_untracked(self, created_before: datetime) -> int:
-        """Queue again the pending calls created before then that Redis lost track of."""
+    def requeue_untracked(self, created_before: datetime, pages: int | None = None) -> int:
+        """Queue again the pending calls created before then that Redis lost track
+        of, oldest first (`pages` pages of them at most)."""
         requeued, after = 0, None
-        while True:
+        while pages is None or pages > 0:
             page = self._store.pending(created_before, CHECK_PAGE, after)
             if not page:
                 return requeued
+            if pages is not None:
+                pages -= 1
             by_id = {call["id"]: call for call in page}
             lost = self._transport.untracked([(c["queue"], c["id"], c["attempt"]) for c in page])
             if lost:
@@ -69,6 +76,7 @@ class Recovery:
                 requeued += len(lost)
             last = page[-1]
             after = (last["created_at"], last["id"])
+        return requeued
 
     def give_up_expired(self) -> int:
         """Give up every attempt whose lease has ended; how many were given up."""
