@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlencode
+
 import click
 
 from sdk.settings import Settings
@@ -17,7 +20,7 @@ def main():
       callplane demo       run the example workflow on a private cluster
       callplane server     the control plane (REST API on port 5001)
       callplane worker     a worker for a workflow file
-      callplane calls      retry or cancel a call
+      callplane calls      list runs, show a call or its tree, retry, cancel
     """
 
 
@@ -70,10 +73,51 @@ def demo(workflow_file, worker_count):
               show_default=True, help="The control plane to ask.")
 @click.pass_context
 def calls(ctx, server_url):
-    """Act on recorded calls through the control plane."""
+    """Look at and act on recorded calls, through the control plane.
+
+    \b
+    Examples:
+      callplane calls list --status failed
+      callplane calls tree 3f2a9c...
+      callplane calls retry 3f2a9c...
+    """
     from sdk.client import ControlPlaneClient
 
     ctx.obj = ControlPlaneClient(server_url, outage_seconds=5)
+
+
+@calls.command("list")
+@click.option("--status", help="Only runs in this status (pending, running, succeeded, failed, cancelled).")
+@click.option("--stage", help="Only runs of this stage.")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.pass_obj
+def list_runs(client, status, stage, limit):
+    """The latest runs (root calls), newest first."""
+    query = {"page_size": limit, "status": status, "stage": stage}
+    runs = _ask(client, "GET", "/api/runs?" + urlencode({k: v for k, v in query.items() if v}))
+    if not runs:
+        click.echo("no runs recorded")
+    for run in runs:
+        click.echo(f"{run['created_at'][:19]}  {run['status']:<9}  {run['stage']}  id={run['id']}")
+
+
+@calls.command()
+@click.argument("call_id")
+@click.pass_obj
+def show(client, call_id):
+    """One call: status, arguments, result or error, attempts, timings (JSON)."""
+    click.echo(json.dumps(_ask(client, "GET", f"/api/call/{call_id}"), indent=2))
+
+
+@calls.command()
+@click.argument("call_id")
+@click.pass_obj
+def tree(client, call_id):
+    """The call tree under a call: stage, status, attempt, worker and time of each."""
+    from controlplane.trees import render
+
+    for line in render(_ask(client, "GET", f"/api/call/{call_id}/tree")["calls"]):
+        click.echo(line)
 
 
 @calls.command()

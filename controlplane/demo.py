@@ -28,6 +28,7 @@ from controlplane.local_cluster import (
 )
 from controlplane.migrate import upgrade
 from controlplane.store import Store, make_engine
+from controlplane.trees import render, tree_nodes
 from sdk.errors import WorkflowFileError
 from sdk.settings import DEFAULT_PORT, Settings
 from workers.loader import resolve_commit
@@ -100,21 +101,9 @@ def print_latest_tree(database_url: str) -> None:
     if not roots:
         click.echo("  (no run recorded)")
         return
-    calls = store.tree(roots[0]["root_stage_run_id"])
-    children: dict = {}
-    for call in calls:
-        children.setdefault(call["parent_stage_run_id"], []).append(call)
-
-    def show(call, depth):
-        took = ""
-        if call["started_at"] and call["finished_at"]:
-            took = f" {(call['finished_at'] - call['started_at']).total_seconds() * 1000:.1f} ms"
-        click.echo(f"  {'  ' * depth}{call['stage']}  [{call['status']}] on {call['worker']} "
-                   f"({call['run_mode']}){took}  id={call['id']}")
-        for child in sorted(children.get(call["id"], []), key=lambda c: c["position"] or 0):
-            show(child, depth + 1)
-
-    show(calls[0], 0)
+    root = roots[0]["root_stage_run_id"]
+    for line in render(tree_nodes(store.tree(root), root)):
+        click.echo(f"  {line}")
     store.engine.dispose()
 
 

@@ -117,6 +117,15 @@ class CallListQuerySchema(Schema):
     parent_stage_run_id = fields.String(validate=_id)
 
 
+class RunListQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf([s.value for s in Status]))
+    stage = fields.String(validate=_name)
+    since = fields.DateTime(metadata={"description": "created at or after (ISO 8601)"})
+    until = fields.DateTime(metadata={"description": "created before (ISO 8601)"})
+    repo_name = fields.String(validate=_version)
+    commit_hash = fields.String(validate=_version)
+
+
 class StartSchema(Schema):
     worker = fields.String(required=True, validate=_name)
 
@@ -196,6 +205,31 @@ class CallSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     lease_expires_at = fields.DateTime(
         allow_none=True, metadata={"description": "while running: when its worker's lease ends"}
+    )
+
+
+class TreeNodeSchema(Schema):
+    id = fields.String()
+    parent_stage_run_id = fields.String(allow_none=True)
+    position = fields.Integer(allow_none=True)
+    depth = fields.Integer(metadata={"description": "0 for the call the tree was asked for"})
+    stage = fields.String()
+    status = fields.String()
+    attempt = fields.Integer()
+    worker = fields.String(allow_none=True)
+    run_mode = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "type: first line of message"})
+
+
+class TreeSchema(Schema):
+    call_id = fields.String()
+    calls = fields.List(
+        fields.Nested(TreeNodeSchema),
+        metadata={"description": "the call and every call under it, depth-first, parents first"},
     )
 
 

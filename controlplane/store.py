@@ -137,6 +137,41 @@ class Store:
             total = conn.execute(count).scalar_one()
         return rows, total
 
+    def runs(
+        self,
+        *,
+        status: str | None = None,
+        stage: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        repo_name: str | None = None,
+        commit_hash: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of runs (root calls), newest first, and how many match."""
+        where = [stage_runs.c.parent_stage_run_id.is_(None)]
+        for column, value in (("status", status), ("stage", stage), ("repo_name", repo_name),
+                              ("commit_hash", commit_hash)):
+            if value:
+                where.append(stage_runs.c[column] == value)
+        if since:
+            where.append(stage_runs.c.created_at >= since)
+        if until:
+            where.append(stage_runs.c.created_at < until)
+        query = (
+            stage_runs.select()
+            .where(*where)
+            .order_by(stage_runs.c.created_at.desc(), stage_runs.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        count = sa.select(sa.func.count()).select_from(stage_runs).where(*where)
+        with self.engine.connect() as conn:
+            rows = [_row_dict(r) for r in conn.execute(query)]
+            total = conn.execute(count).scalar_one()
+        return rows, total
+
     def tree(self, root_id: str) -> list[dict[str, Any]]:
         """Every call of one run, in creation order: one indexed query."""
         query = (

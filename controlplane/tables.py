@@ -32,7 +32,7 @@ stage_runs = sa.Table(
     sa.Column("run_mode", sa.String(16), nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, default=1),
     sa.Column("max_attempts", sa.Integer, nullable=False, default=1),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     # While running: when the attempt's lease ends unless its worker renews it.

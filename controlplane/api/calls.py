@@ -21,9 +21,12 @@ from controlplane.schemas import (
     CancelledSchema,
     FinishedQuerySchema,
     FinishSchema,
+    RunListQuerySchema,
     StartSchema,
+    TreeSchema,
     WaitSchema,
 )
+from controlplane.trees import tree_nodes
 
 blp = Blueprint("calls", __name__, url_prefix="/api", description="Calls of stages")
 # Schemas are given as instances: webargs would build a new one from a class on
@@ -126,6 +129,32 @@ class CallStart(MethodView):
         """Claim a queued call for a worker; a second claim gets 409."""
         with http_errors():
             return calls().start(call_id, request["worker"])
+
+
+@blp.route("/call/<call_id>/tree")
+class CallTree(MethodView):
+    @blp.response(200, TreeSchema)
+    def get(self, call_id):
+        """The call and every call under it, depth-first (one query for the whole run)."""
+        with http_errors():
+            record = calls().get(call_id)
+        rows = calls().store.tree(record["root_stage_run_id"])
+        return {"call_id": call_id, "calls": tree_nodes(rows, call_id)}
+
+
+@blp.route("/runs")
+class RunList(MethodView):
+    @blp.arguments(RunListQuerySchema(), location="query")
+    @blp.response(200, CallSchema(many=True))
+    @blp.paginate()
+    def get(self, query, pagination_parameters):
+        """Runs (root calls), newest first, filtered by status, stage, time and code
+        version (X-Pagination header)."""
+        rows, total = calls().store.runs(
+            **query, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return rows
 
 
 @blp.route("/call/<call_id>/retry")

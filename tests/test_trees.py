@@ -1,0 +1,77 @@
+"""Call trees and runs over REST and in the CLI: one query for a whole run, a
+subtree under any call, runs filtered and paged."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from click.testing import CliRunner
+
+from controlplane.cli import main
+from controlplane.trees import tree_nodes
+from tests.workflows import sample
+
+
+def test_the_tree_of_a_run_lists_every_call_depth_first(runner, api):
+    handle = sample.nested.submit(3)
+    assert handle.result(timeout=30) == 3
+    tree = api("GET", f"/api/call/{handle.id}/tree").json()
+    assert [(n["stage"], n["depth"], n["status"]) for n in tree["calls"]] == [
+        ("nested", depth, "succeeded") for depth in range(4)]
+    assert all(n["duration_ms"] is not None and n["worker"] for n in tree["calls"])
+    below = api("GET", f"/api/call/{tree['calls'][2]['id']}/tree").json()["calls"]
+    assert [n["depth"] for n in below] == [0, 1]  # the subtree under a call
+    assert api("GET", "/api/call/nosuchcall/tree").status_code == 404
+
+
+def test_a_tree_node_summarises_its_error(runner, api):
+    handle = sample.survives_child_failure.submit()
+    handle.result(timeout=30)
+    nodes = api("GET", f"/api/call/{handle.id}/tree").json()["calls"]
+    assert nodes[1]["error"] == "ValueError: child broke"
+
+
+def test_tree_nodes_keep_children_in_call_order():
+    now = datetime.now(timezone.utc)
+    row = {"attempt": 1, "worker": "w", "run_mode": "inline", "status": "succeeded",
+           "created_at": now, "started_at": now, "finished_at": now + timedelta(milliseconds=2)}
+    rows = [{**row, "id": "r", "parent_stage_run_id": None, "position": None, "stage": "root"}]
+    rows += [{**row, "id": f"c{p}", "parent_stage_run_id": "r", "position": p, "stage": "c"}
+             for p in (2, 0, 1)]
+    rows.append({**row, "id": "g", "parent_stage_run_id": "c0", "position": 0, "stage": "g"})
+    assert [n["id"] for n in tree_nodes(rows, "r")] == ["r", "c0", "g", "c1", "c2"]
+    assert tree_nodes(rows, "r")[0]["duration_ms"] == 2.0
+
+
+def test_runs_are_listed_newest_first_filtered_and_paged(runner, api):
+    since = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+    first = sample.add.submit(1, 2)
+    time.sleep(0.01)
+    second = sample.add.submit(3, 4)
+    runner.gather(first, second)
+    sample.fan_in(2)  # a run whose children are not runs
+    page = api("GET", "/api/runs", params={"stage": "add", "since": since, "page_size": 1})
+    assert [run["id"] for run in page.json()] == [second.id]
+    assert '"total": 2' in page.headers["X-Pagination"]
+    fan_ins = api("GET", "/api/runs", params={"stage": "fan_in", "since": since}).json()
+    assert len(fan_ins) == 1 and fan_ins[0]["parent_stage_run_id"] is None
+    failed = api("GET", "/api/runs", params={"status": "failed", "stage": "add", "since": since})
+    assert failed.json() == []
+    assert api("GET", "/api/runs", params={"since": "yesterday"}).status_code == 422
+
+
+def test_the_cli_lists_runs_and_shows_a_call_and_its_tree(runner, server_url):
+    handle = sample.nested.submit(1)
+    handle.result(timeout=30)
+    cli = CliRunner()
+    listed = cli.invoke(main, ["calls", "--server-url", server_url, "list", "--stage", "nested"])
+    assert listed.exit_code == 0 and f"id={handle.id}" in listed.output
+    tree = cli.invoke(main, ["calls", "--server-url", server_url, "tree", handle.id])
+    assert tree.exit_code == 0
+    lines = tree.output.splitlines()
+    assert lines[0].startswith("nested  [succeeded]") and lines[1].startswith("  nested  [succeeded]")
+    shown = cli.invoke(main, ["calls", "--server-url", server_url, "show", handle.id])
+    assert shown.exit_code == 0 and '"result": 1' in shown.output
+    missing = cli.invoke(main, ["calls", "--server-url", server_url, "show", "nosuchcall"])
+    assert missing.exit_code != 0 and "no call with id" in missing.output
