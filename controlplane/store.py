@@ -124,18 +124,7 @@ class Store:
             where.append(stage_runs.c.stage == stage)
         if parent_id:
             where.append(stage_runs.c.parent_stage_run_id == parent_id)
-        query = (
-            stage_runs.select()
-            .where(*where)
-            .order_by(stage_runs.c.created_at, stage_runs.c.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        count = sa.select(sa.func.count()).select_from(stage_runs).where(*where)
-        with self.engine.connect() as conn:
-            rows = [_row_dict(r) for r in conn.execute(query)]
-            total = conn.execute(count).scalar_one()
-        return rows, total
+        return self._page(where, stage_runs.c.created_at, offset, limit)
 
     def runs(
         self,
@@ -159,16 +148,14 @@ class Store:
             where.append(stage_runs.c.created_at >= since)
         if until:
             where.append(stage_runs.c.created_at < until)
-        query = (
-            stage_runs.select()
-            .where(*where)
-            .order_by(stage_runs.c.created_at.desc(), stage_runs.c.id)
-            .offset(offset)
-            .limit(limit)
-        )
+        return self._page(where, stage_runs.c.created_at.desc(), offset, limit)
+
+    def _page(self, where: list, order, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The rows matching `where` in `order` (then by id), one page, and their count."""
+        query = stage_runs.select().where(*where).order_by(order, stage_runs.c.id)
         count = sa.select(sa.func.count()).select_from(stage_runs).where(*where)
         with self.engine.connect() as conn:
-            rows = [_row_dict(r) for r in conn.execute(query)]
+            rows = [_row_dict(r) for r in conn.execute(query.offset(offset).limit(limit))]
             total = conn.execute(count).scalar_one()
         return rows, total
 
