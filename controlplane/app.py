@@ -6,11 +6,9 @@ from flask import Flask
 from flask_smorest import Api
 
 from controlplane.api.calls import blp as calls_blueprint
+from controlplane.auth import require_token
 from controlplane.services import Services
 from sdk.settings import Settings
-
-#: Request bodies larger than this get a 413 (arguments and results are JSON, not files).
-MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, *, start_services: bool = False) -> Flask:
@@ -25,8 +23,10 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
+    if settings.token:
+        require_token(app, settings.token)
     services = Services(settings)
     app.extensions["callplane"] = services
     api = Api(app)

@@ -31,15 +31,21 @@ def main():
 @click.option("--threads", type=int, default=32, show_default=True,
               help="Threads per process (each waiting request holds one).")
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema first.")
-def server(host, port, workers, threads, no_migrate):
+@click.option("--allow-no-token", is_flag=True,
+              help="Listen beyond loopback without CALLPLANE_TOKEN (an open API; refused otherwise).")
+def server(host, port, workers, threads, no_migrate, allow_no_token):
     """Serve the control plane: REST API, audit store and recorder.
 
-    Configured by DATABASE_URL (default: a SQLite file callplane.db here) and
-    REDIS_URL (default: redis://localhost:6379/0).
+    Configured by DATABASE_URL (default: a SQLite file callplane.db here),
+    REDIS_URL (default: redis://localhost:6379/0) and CALLPLANE_TOKEN (when set,
+    every request must send 'Authorization: Bearer <token>').
     """
     from controlplane.server import serve
 
-    serve(Settings.from_env().replace(host=host, port=port), workers, threads, not no_migrate)
+    settings = Settings.from_env().replace(
+        host=host, port=port, allow_no_token=True if allow_no_token else None
+    )
+    serve(settings, workers, threads, not no_migrate)
 
 
 @main.group()

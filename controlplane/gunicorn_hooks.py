@@ -2,6 +2,15 @@
 each server process starts its own recorder and completion listener after forking."""
 
 from controlplane.app import services_of
+from controlplane.auth import check_exposure
+from sdk.settings import Settings
+
+
+def on_starting(server):
+    """Before binding: refuse an open API beyond loopback (see check_exposure)."""
+    settings = Settings.from_env()
+    hosts = [address.rsplit(":", 1)[0] for address in server.cfg.bind]
+    check_exposure(hosts, settings.token, settings.allow_no_token)
 
 
 def post_worker_init(worker):

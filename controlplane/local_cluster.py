@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -46,9 +47,12 @@ def redis_answers(url: str) -> bool:
 
 
 def http_answers(url: str) -> bool:
+    """Whether a server answers there (a 401 of one that wants a token counts)."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return response.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
     except OSError:
         return False
 

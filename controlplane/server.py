@@ -6,6 +6,7 @@ from gunicorn.app.base import BaseApplication
 
 from controlplane import gunicorn_hooks
 from controlplane.app import create_app
+from controlplane.auth import check_exposure
 from controlplane.migrate import upgrade
 from sdk.settings import Settings
 
@@ -41,6 +42,7 @@ class ControlPlaneServer(BaseApplication):
 
 def serve(settings: Settings, workers: int = 1, threads: int = DEFAULT_THREADS, migrate: bool = True):
     """Bring the database schema up to date, then serve until stopped."""
+    check_exposure([settings.host], settings.token, settings.allow_no_token)
     if migrate:
         upgrade(settings.database_url)
     ControlPlaneServer(settings, workers, threads).run()

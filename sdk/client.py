@@ -20,6 +20,7 @@ from typing import Any
 
 from sdk.backoff import delays
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
+from sdk.settings import token_from_env
 from sdk.wire import dumps
 
 #: Seconds to wait for the control plane beyond any `?wait=` the request asks for.
@@ -38,7 +39,9 @@ class ControlPlaneClient:
         server_url: str,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         outage_seconds: float = OUTAGE_SECONDS,
+        token: str | None = None,
     ):
+        """`token`: the control plane's API token (default: CALLPLANE_TOKEN, if set)."""
         parsed = urllib.parse.urlsplit(server_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(
@@ -51,6 +54,8 @@ class ControlPlaneClient:
         self._base = parsed.path.rstrip("/")
         self._timeout = timeout
         self._outage_seconds = outage_seconds
+        token = token if token is not None else token_from_env()
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._local = threading.local()
 
     # -- the API -----------------------------------------------------------------
@@ -114,6 +119,7 @@ class ControlPlaneClient:
             timeout += wait
         payload = None if body is None else dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
+        headers.update(self._auth)
         deadline = time.monotonic() + self._outage_seconds
         pauses = delays(0.05, 2.0)
         while True:

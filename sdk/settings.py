@@ -25,6 +25,10 @@ RECHECK_SECONDS = 2.0
 #: renews it every third of this). Past it, the attempt is lost and the call runs
 #: again: the bound on recovering from a dead or hung worker.
 LEASE_SECONDS = 30.0
+#: Request bodies larger than this get a 413 (arguments and results are JSON, not files).
+MAX_BODY_BYTES = 16 * 1024 * 1024
+#: The environment variable that holds the control plane's API token.
+TOKEN_VARIABLE = "CALLPLANE_TOKEN"
 #: Attempts a call gets in all when its worker keeps being lost (killed, hung, or
 #: its own process dying): a poison call must not loop forever. A stage's
 #: `retries` may grant more.
@@ -41,6 +45,11 @@ class Settings:
     recheck_seconds: float = RECHECK_SECONDS
     lease_seconds: float = LEASE_SECONDS
     lost_attempts: int = LOST_ATTEMPTS
+    max_body_bytes: int = MAX_BODY_BYTES
+    #: When set, every request must carry `Authorization: Bearer <token>`.
+    token: str | None = None
+    #: Listen beyond loopback without a token (only when told explicitly).
+    allow_no_token: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,10 +62,19 @@ class Settings:
             recheck_seconds=_positive(env, "CALLPLANE_RECHECK_SECONDS", RECHECK_SECONDS, float),
             lease_seconds=_positive(env, "CALLPLANE_LEASE_SECONDS", LEASE_SECONDS, float),
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
+            max_body_bytes=_positive(env, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int),
+            token=env.get(TOKEN_VARIABLE) or None,
+            allow_no_token=env.get("CALLPLANE_ALLOW_NO_TOKEN", "").lower() in ("1", "true", "yes"),
         )
 
     def replace(self, **changes) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def token_from_env() -> str | None:
+    """The API token the SDK and workers send when the code gives none, so a
+    workflow runs unchanged against a control plane that requires one."""
+    return os.environ.get(TOKEN_VARIABLE) or None
 
 
 def _positive(env: Mapping[str, str], name: str, default, kind):

@@ -1,0 +1,84 @@
+"""The API token: with CALLPLANE_TOKEN set, every request needs it (compared in
+constant time, never echoed); the SDK and workers send it from the environment,
+so a workflow runs unchanged; an open API beyond loopback is refused."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from controlplane.auth import check_exposure
+from controlplane.local_cluster import free_port, start_server, stop
+from tests.conftest import start_parallel_workers
+from tests.workflows import parallel
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture()
+def guarded(env, tmp_path):
+    """A second control plane on the session's Redis and database, with a token."""
+    port = free_port()
+    with open(tmp_path / "controlplane.log", "w") as log:
+        server = start_server(port, {**env, "CALLPLANE_TOKEN": TOKEN}, stdout=log,
+                              stderr=subprocess.STDOUT)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(server)
+
+
+def test_every_route_needs_the_token(guarded):
+    body = {"stage": "square", "arguments": {"args": [3], "kwargs": {}}}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        for method, path in (("POST", "/api/call"), ("GET", "/api/runs"),
+                             ("GET", "/api/openapi.json")):
+            answer = requests.request(method, guarded + path, json=body, headers=headers, timeout=10)
+            assert answer.status_code == 401, (method, path, headers)
+            assert "Authorization: Bearer" in answer.json()["message"]
+            assert TOKEN not in answer.text
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    assert requests.get(guarded + "/api/runs", headers=good, timeout=10).status_code == 200
+
+
+def test_the_sdk_and_workers_send_the_token_from_the_environment(
+    guarded, redis_url, env, monkeypatch
+):
+    from sdk.calling import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+
+    # Workers create children through the guarded control plane, with the token.
+    workers = start_parallel_workers(guarded, redis_url, {**env, "CALLPLANE_TOKEN": TOKEN}, 1)
+    try:
+        monkeypatch.setenv("CALLPLANE_TOKEN", TOKEN)
+        client = ControlPlaneClient(guarded)
+        parallel.runner.attach(client, RemoteCaller(client), CallContext())
+        assert parallel.map_squares(5) == 30
+    finally:
+        for worker in workers:
+            stop(worker)
+    monkeypatch.delenv("CALLPLANE_TOKEN")
+    from controlplane.cli import main
+
+    refused = CliRunner().invoke(main, ["calls", "--server-url", guarded, "list"])
+    assert refused.exit_code != 0 and "401" in refused.output
+
+
+def test_an_open_api_beyond_loopback_is_refused_unless_asked_for():
+    check_exposure(["127.0.0.1", "localhost", "::1"], None, False)
+    check_exposure(["0.0.0.0"], "token", False)
+    check_exposure(["0.0.0.0"], None, True)
+    with pytest.raises(SystemExit, match="without a token"):
+        check_exposure(["0.0.0.0"], None, False)
+
+
+def test_the_server_command_refuses_an_open_api_beyond_loopback():
+    from controlplane.cli import main
+
+    refused = CliRunner().invoke(main, ["server", "--host", "0.0.0.0", "--no-migrate"],
+                                 env={"CALLPLANE_TOKEN": "", "CALLPLANE_ALLOW_NO_TOKEN": ""})
+    assert refused.exit_code != 0 and "CALLPLANE_TOKEN" in refused.output
