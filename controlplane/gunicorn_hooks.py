@@ -9,7 +9,8 @@ from sdk.settings import Settings
 def on_starting(server):
     """Before binding: refuse an open API beyond loopback (see check_exposure)."""
     settings = Settings.from_env()
-    hosts = [address.rsplit(":", 1)[0] for address in server.cfg.bind]
+    hosts = [address.rsplit(":", 1)[0] for address in server.cfg.bind
+             if not address.startswith(("unix:", "fd://"))]  # local sockets are not exposed
     check_exposure(hosts, settings.token, settings.allow_no_token)
 
 
