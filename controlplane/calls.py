@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy.exc
 
 from controlplane.store import Store, utcnow
+from controlplane.trees import tree_nodes
 from sdk.errors import RedisUnavailable
 from sdk.settings import Settings
 from sdk.transport import StartReport, Transport
@@ -149,7 +150,8 @@ class CallService:
         queue, running ones are asked to stop, waiters get a cancellation error.
         Returns the calls it cancelled (as they were)."""
         record = self.get(call_id)
-        subtree = _subtree(self.store.tree(record["root_stage_run_id"]), call_id)
+        rows = self.store.tree(record["root_stage_run_id"])
+        subtree = [node["id"] for node in tree_nodes(rows, call_id)]
         error = {"type": "callplane.Cancelled", "message": f"cancelled with call {call_id}",
                  "traceback": ""}
         cancelled = self.store.cancel(subtree, error)
@@ -384,18 +386,6 @@ class CallService:
                 "that runs again must make the same calls in the same order (keep what varies "
                 "between runs, like the time or random numbers, out of its calls' arguments)"
             )
-
-
-def _subtree(rows: list[dict[str, Any]], call_id: str) -> list[str]:
-    """`call_id` and the ids of every call under it, from the rows of its tree."""
-    children: dict[str, list[str]] = {}
-    for row in rows:
-        children.setdefault(row["parent_stage_run_id"], []).append(row["id"])
-    found, frontier = [call_id], [call_id]
-    while frontier:
-        frontier = [child for parent in frontier for child in children.get(parent, ())]
-        found += frontier
-    return found
 
 
 _IDEMPOTENCY_KEYS = uuid.UUID("2f6a4c1e-8d0b-4b7e-a5f3-0c9e7d1b6a52")

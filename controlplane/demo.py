@@ -95,9 +95,7 @@ def ensure_redis(url: str, scratch: Path, started: ExitStack) -> str:
 
 def print_latest_tree(database_url: str) -> None:
     store = Store(make_engine(database_url))
-    roots, total = store.list(stage="main", limit=1, offset=0)
-    if total:
-        roots, _ = store.list(stage="main", limit=1, offset=total - 1)
+    roots, _total = store.runs(stage="main", limit=1)  # the newest run
     if not roots:
         click.echo("  (no run recorded)")
         return
