@@ -5,14 +5,17 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
+from controlplane import apidocs, pages
 from controlplane.api.calls import blp as calls_blueprint
 from controlplane.auth import require_token
+from controlplane.dashboard import mount_dashboard
 from controlplane.services import Services
 from sdk.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, start_services: bool = False) -> Flask:
-    """Build a control plane. Background threads (recorder, completion listener)
+    """Build a control plane: the REST API and its page (/api/docs), the web view
+    (/), rq-dashboard (/rq). Background threads (recorder, completion listener)
     start only when asked, so each server process starts its own after forking."""
     settings = settings or Settings.from_env()
     app = Flask("controlplane")
@@ -24,6 +27,7 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        **apidocs.api_docs_config(),
     )
     if settings.token:
         require_token(app, settings.token)
@@ -31,6 +35,9 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     app.extensions["callplane"] = services
     api = Api(app)
     api.register_blueprint(calls_blueprint)
+    apidocs.serve_assets(app)
+    app.register_blueprint(pages.blp)
+    mount_dashboard(app, settings.redis_url)
     if start_services:
         services.start()
     return app

@@ -82,3 +82,34 @@ def test_the_server_command_refuses_an_open_api_beyond_loopback():
     refused = CliRunner().invoke(main, ["server", "--host", "0.0.0.0", "--no-migrate"],
                                  env={"CALLPLANE_TOKEN": "", "CALLPLANE_ALLOW_NO_TOKEN": ""})
     assert refused.exit_code != 0 and "CALLPLANE_TOKEN" in refused.output
+
+
+def test_the_web_view_api_page_and_rq_dashboard_need_the_token_too(guarded):
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/", "/calls/abc", "/api/docs", "/rq/", "/rq/0/view/workers"):
+        answer = requests.get(guarded + path, headers=browser, allow_redirects=False, timeout=10)
+        assert answer.status_code == 302, path
+        assert answer.headers["Location"].startswith("/login?next=")
+    for path in ("/rq/0/data/queues.json", "/api/docs/assets/swagger-ui-bundle.js"):
+        assert requests.get(guarded + path, timeout=10).status_code == 401, path
+    # The sign-in page and its stylesheet are all that is open.
+    assert requests.get(guarded + "/static/callplane.css", timeout=10).status_code == 200
+
+
+def test_signing_in_sets_a_session_cookie_that_is_not_the_token(guarded):
+    session = requests.Session()
+    wrong = session.post(guarded + "/login", data={"token": "wrong", "next": "/rq/"},
+                         allow_redirects=False, timeout=10)
+    assert wrong.status_code == 401 and not session.cookies and TOKEN not in wrong.text
+    right = session.post(guarded + "/login", data={"token": TOKEN, "next": "/rq/"},
+                         allow_redirects=False, timeout=10)
+    assert (right.status_code, right.headers["Location"]) == (302, "/rq/")
+    cookie = right.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+    for path in ("/rq/0/data/queues.json", "/api/runs", "/"):
+        assert session.get(guarded + path, timeout=10).status_code == 200, path
+    elsewhere = session.post(guarded + "/login", data={"token": TOKEN, "next": "//evil.example/"},
+                             allow_redirects=False, timeout=10)
+    assert elsewhere.headers["Location"] == "/"
+    session.post(guarded + "/logout", timeout=10)
+    assert session.get(guarded + "/api/runs", timeout=10).status_code == 401

@@ -1,0 +1,53 @@
+/* The runs page: root calls, newest first, filtered and paged; refreshed every few seconds. */
+"use strict";
+
+const REFRESH_MS = 2000;
+const PAGE_SIZE = 25;
+let page = 1;
+
+async function loadRuns() {
+  const query = new URLSearchParams({page, page_size: PAGE_SIZE});
+  for (const [name, value] of new FormData(document.getElementById("filters"))) {
+    if (value) query.set(name, value);
+  }
+  try {
+    const {body: runs, headers} = await api("GET", `/api/runs?${query}`);
+    showMessage("");
+    renderRuns(runs);
+    renderPager(JSON.parse(headers.get("X-Pagination") || "{}"));
+  } catch (error) {
+    showMessage(error.message);
+  }
+}
+
+function renderRuns(runs) {
+  const rows = runs.map((run) => {
+    const open = () => { window.location = `/calls/${encodeURIComponent(run.id)}`; };
+    const took = run.started_at ? formatMs(between(run.started_at, run.finished_at)) : "";
+    return el("tr", {onclick: open, "data-call-id": run.id},
+      el("td", {}, formatTime(run.created_at)),
+      el("td", {class: "stage-cell"}, el("a", {href: `/calls/${encodeURIComponent(run.id)}`}, run.stage)),
+      el("td", {}, statusBadge(run.status)),
+      el("td", {}, took),
+      el("td", {class: "subtle"}, codeVersion(run)),
+      el("td", {class: "subtle"}, el("code", {}, run.id)));
+  });
+  const body = document.querySelector("#runs tbody");
+  body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 6, class: "subtle"},
+    "No runs recorded yet. Run a workflow (callplane demo, or callplane run FILE) and it appears here."))]));
+}
+
+function renderPager(pagination) {
+  const total = pagination.total || 0;
+  const pages = pagination.total_pages || 1;
+  document.getElementById("page-info").textContent = `page ${page} of ${pages} · ${total} runs`;
+  document.getElementById("newer").disabled = page <= 1;
+  document.getElementById("older").disabled = page >= pages;
+}
+
+document.getElementById("newer").addEventListener("click", () => { page -= 1; loadRuns(); });
+document.getElementById("older").addEventListener("click", () => { page += 1; loadRuns(); });
+document.getElementById("filters").addEventListener("input", () => { page = 1; loadRuns(); });
+document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
+loadRuns();
+setInterval(loadRuns, REFRESH_MS);
