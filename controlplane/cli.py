@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import click
 
+from controlplane.run_stage import DEFAULT_SERVER_URL, DEFAULT_STAGE, run_stage
 from sdk.settings import Settings
 from workers.main import worker
 
@@ -20,6 +21,7 @@ def main():
       callplane demo       run the example workflow on a private cluster
       callplane server     the control plane (REST API on port 5001)
       callplane worker     a worker for a workflow file
+      callplane run        call a stage through the control plane and watch it run
       callplane calls      list runs, show a call or its tree, retry, cancel
     """
 
@@ -74,8 +76,32 @@ def demo(workflow_file, worker_count):
     raise SystemExit(run_demo(Settings.from_env(), workflow_file, worker_count))
 
 
+@main.command(context_settings={"ignore_unknown_options": True})  # so that -1 is an argument
+@click.argument("workflow_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.argument("stage", default=DEFAULT_STAGE)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default=DEFAULT_SERVER_URL,
+              show_default=True, help="The control plane to call through.")
+def run(workflow_file, stage, args, server_url):
+    """Call STAGE (default: main) of the workflow FILE and watch it run.
+
+    The workers that serve FILE's stages run the call (any code version that
+    has the stage); the control plane records it. ARGS are the stage's
+    arguments, each a JSON value. While it runs, the call tree's progress goes
+    to stderr; then the tree, and the result as JSON on stdout (exit 0), or the
+    error (exit 1). Ctrl-C stops watching; the call goes on.
+
+    \b
+    Examples:
+      callplane run examples/example_workflow.py
+      callplane run wf.py process '[1, 2, 3]'
+      callplane run wf.py greet '"Ada"' --server-url http://10.0.0.5:5001
+    """
+    raise SystemExit(run_stage(server_url, workflow_file, stage, args))
+
+
 @main.group()
-@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default="http://localhost:5001",
+@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default=DEFAULT_SERVER_URL,
               show_default=True, help="The control plane to ask.")
 @click.pass_context
 def calls(ctx, server_url):
@@ -164,3 +190,7 @@ def _ask(client, method: str, path: str):
 
 
 main.add_command(worker)
+
+
+if __name__ == "__main__":
+    main()
