@@ -69,11 +69,13 @@ def upgrade():
 @click.option("--workflow-file", default=None, type=click.Path(dir_okay=False),
               help="Workflow to run [default: the example ETL workflow].")
 @click.option("--workers", "worker_count", type=int, default=2, show_default=True)
-def demo(workflow_file, worker_count):
+@click.option("--keep", is_flag=True,
+              help="Keep everything running afterwards, to look at the run in the web view.")
+def demo(workflow_file, worker_count, keep):
     """Start a control plane, workers (and Redis if none answers), run the example, show its tree."""
     from controlplane.demo import run_demo
 
-    raise SystemExit(run_demo(Settings.from_env(), workflow_file, worker_count))
+    raise SystemExit(run_demo(Settings.from_env(), workflow_file, worker_count, keep))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})  # so that -1 is an argument

@@ -43,7 +43,8 @@ def find_example() -> Path:
     raise click.ClickException(f"cannot find {EXAMPLE}; run from the callplane checkout or pass --workflow-file")
 
 
-def run_demo(settings: Settings, workflow_file: str | None, worker_count: int) -> int:
+def run_demo(settings: Settings, workflow_file: str | None, worker_count: int,
+             keep: bool = False) -> int:
     workflow = Path(workflow_file) if workflow_file else find_example()
     with ExitStack() as started, tempfile.TemporaryDirectory() as scratch:
         redis_url = ensure_redis(settings.redis_url, Path(scratch), started)
@@ -68,8 +69,23 @@ def run_demo(settings: Settings, workflow_file: str | None, worker_count: int) -
             [sys.executable, str(workflow)], env={**os.environ, **env}, check=False
         )
         click.echo("\nCall tree (from stage_runs):")
-        print_latest_tree(settings.database_url)
+        run_id = print_latest_tree(settings.database_url)
+        if keep:
+            show_and_wait(server_url, run_id)
+        else:
+            click.echo("\n(`callplane demo --keep` keeps it running, to look at the run in the web view)")
         return example.returncode
+
+
+def show_and_wait(server_url: str, run_id: str | None) -> None:
+    """Keep the cluster up so the run can be looked at, until Ctrl-C."""
+    run_page = f"{server_url}/calls/{run_id}" if run_id else server_url
+    click.echo(f"\nweb view:     {run_page}\nrq-dashboard: {server_url}/rq/\n"
+               f"API:          {server_url}/api/docs\nPress Ctrl-C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        click.echo("stopping")
 
 
 def ensure_redis(url: str, scratch: Path, started: ExitStack) -> str:
@@ -93,16 +109,20 @@ def ensure_redis(url: str, scratch: Path, started: ExitStack) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def print_latest_tree(database_url: str) -> None:
+def print_latest_tree(database_url: str) -> str | None:
+    """Print the newest run's tree; its id."""
     store = Store(make_engine(database_url))
-    roots, _total = store.runs(stage="main", limit=1)  # the newest run
-    if not roots:
-        click.echo("  (no run recorded)")
-        return
-    root = roots[0]["root_stage_run_id"]
-    for line in render(tree_nodes(store.tree(root), root)):
-        click.echo(f"  {line}")
-    store.engine.dispose()
+    try:
+        roots, _total = store.runs(stage="main", limit=1)
+        if not roots:
+            click.echo("  (no run recorded)")
+            return None
+        root = roots[0]["root_stage_run_id"]
+        for line in render(tree_nodes(store.tree(root), root)):
+            click.echo(f"  {line}")
+        return root
+    finally:
+        store.engine.dispose()
 
 
 def port_is_free(port: int) -> bool:

@@ -1,0 +1,52 @@
+"""`callplane demo --keep`: the quick start's run, kept up to be looked at in the web
+view (the run page, rq-dashboard, the API page), until Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import requests
+
+from tests.conftest import ROOT
+
+
+def test_the_kept_demo_serves_its_run_until_interrupted(redis_url, tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+           # A Redis database of its own: the demo's control plane has a database of its own.
+           "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/4", "PYTHONUNBUFFERED": "1"}
+    env.pop("CALLPLANE_TOKEN", None)
+    demo = subprocess.Popen([sys.executable, "-m", "controlplane.cli", "demo", "--keep"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        output = "".join(lines)
+        assert "Result: {'status': 'success'" in output, output
+        run_page = re.search(r"web view: +(\S+)", output).group(1)
+        server_url, run_id = run_page.split("/calls/")
+        assert requests.get(run_page, timeout=10).status_code == 200
+        tree = requests.get(f"{server_url}/api/call/{run_id}/tree", timeout=10).json()["calls"]
+        assert tree[0]["stage"] == "main" and {node["status"] for node in tree} == {"succeeded"}
+        assert requests.get(f"{server_url}/rq/", timeout=10).status_code == 200
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+        assert "stopping" in demo.stdout.read()
+        assert not _answers(server_url)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url + "/api/openapi.json", timeout=2)
+        return True
+    except requests.ConnectionError:
+        return False
