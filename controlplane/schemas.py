@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timezone
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from sdk.wire import RunMode, Status
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+#: The largest integer the database's INTEGER columns hold (PostgreSQL's are 32-bit).
+INT_LIMIT = 2**31 - 1
+#: The longest stage name: its queue name, "<repo_name>@<12 of commit_hash>.<stage>",
+#: must fit the 200 characters of stage_runs.queue.
+STAGE_LIMIT = 200 - len("@.") - 64 - 12
 #: A hard bound on `?wait=`; the server also holds no request past its own max_wait.
 WAIT_LIMIT_SECONDS = 3600
 #: Calls one batch create may hold, and ids one wait may name.
 BATCH_LIMIT = 1000
 ID_LIMIT = 10000
 
-_id = validate.Regexp(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
+
+class Whole(validate.Regexp):
+    """A pattern the whole value must match, as the API document says: re.match
+    lets `$` match before a final newline, so "abc\\n" passed as an id."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+_id = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
 _name = validate.Length(min=1, max=200)
-_version = validate.Regexp(r"^[A-Za-z0-9._/-]{1,64}$", error="must be 1-64 of A-Z a-z 0-9 . _ / -")
+_stage = validate.Length(min=1, max=STAGE_LIMIT)
+_attempt = validate.Range(min=1, max=INT_LIMIT)
+_version = Whole(r"^[A-Za-z0-9._/-]{1,64}$", error="must be 1-64 of A-Z a-z 0-9 . _ / -")
+
+
+class Text(fields.String):
+    """A string the database can store: PostgreSQL refuses NUL in text, and a lone
+    surrogate (half a UTF-16 pair, which JSON's \\ud800 escape allows) is not UTF-8."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _UNSTORABLE.search(text):
+            raise ValidationError(
+                "must not contain NUL (\\u0000) or unpaired surrogates (\\ud800-\\udfff)"
+            )
+        return text
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _in_utc_range(value) -> None:
+    """Times are kept in UTC: one with an offset must still be a time there."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("must be between 0001-01-01 and 9999-12-31 in UTC") from None
 
 
 class ArgumentsSchema(Schema):
@@ -31,22 +77,22 @@ class CallErrorSchema(Schema):
 
 class CallCreateSchema(Schema):
     id = fields.String(validate=_id, metadata={"description": "chosen by the caller so a retry is safe"})
-    idempotency_key = fields.String(
+    idempotency_key = Text(
         validate=validate.Length(min=1, max=200),
         metadata={"description": "creating a call with a key that was used before returns that "
                                  "call (also the Idempotency-Key header)"},
     )
-    stage = fields.String(required=True, validate=_name)
+    stage = Text(required=True, validate=_stage)
     arguments = fields.Nested(ArgumentsSchema, load_default=lambda: {"args": [], "kwargs": {}})
     parent_stage_run_id = fields.String(allow_none=True, validate=_id)
-    position = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    position = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=INT_LIMIT))
     max_attempts = fields.Integer(
         validate=validate.Range(min=1, max=100),
         metadata={"description": "attempts the call may have when it fails (1 + its retries)"},
     )
     parent_attempt = fields.Integer(
         allow_none=True,
-        validate=validate.Range(min=1),
+        validate=_attempt,
         metadata={"description": "the parent's attempt that makes this call: a later attempt "
                                  "of the parent runs a failed child at the same position again"},
     )
@@ -59,7 +105,7 @@ class CallCreateSchema(Schema):
         metadata={"description": "the caller runs this call itself, now, on `worker`: "
                   "it is recorded as running and never queued"},
     )
-    worker = fields.String(allow_none=True, validate=_name)
+    worker = Text(allow_none=True, validate=_name)
 
     @validates_schema
     def _version_is_whole(self, data, **_kwargs):
@@ -79,6 +125,14 @@ class CallCreateSchema(Schema):
                 "give run_mode and worker together (the caller runs the call itself), or neither",
                 "worker",
             )
+
+
+class CreateHeadersSchema(Schema):
+    idempotency_key = Text(
+        data_key="Idempotency-Key",
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "the body's idempotency_key, as a header"},
+    )
 
 
 class CallBatchCreateSchema(Schema):
@@ -113,21 +167,25 @@ class WaitSchema(Schema):
 
 class CallListQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf([s.value for s in Status]))
-    stage = fields.String(validate=_name)
+    stage = Text(validate=_name)
     parent_stage_run_id = fields.String(validate=_id)
 
 
 class RunListQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf([s.value for s in Status]))
-    stage = fields.String(validate=_name)
-    since = fields.DateTime(metadata={"description": "created at or after (ISO 8601)"})
-    until = fields.DateTime(metadata={"description": "created before (ISO 8601)"})
+    stage = Text(validate=_name)
+    since = fields.DateTime(
+        validate=_in_utc_range, metadata={"description": "created at or after (ISO 8601)"}
+    )
+    until = fields.DateTime(
+        validate=_in_utc_range, metadata={"description": "created before (ISO 8601)"}
+    )
     repo_name = fields.String(validate=_version)
     commit_hash = fields.String(validate=_version)
 
 
 class StartSchema(Schema):
-    worker = fields.String(required=True, validate=_name)
+    worker = Text(required=True, validate=_name)
 
 
 class FinishSchema(Schema):
@@ -136,12 +194,12 @@ class FinishSchema(Schema):
     )
     result = fields.Raw(allow_none=True, load_default=None)
     error = fields.Nested(CallErrorSchema, allow_none=True, load_default=None)
-    output = fields.String(load_default="")
-    worker = fields.String(
+    output = Text(load_default="")
+    worker = Text(
         validate=_name, metadata={"description": "the worker finishing it: refused if not its holder"}
     )
     attempt = fields.Integer(
-        validate=validate.Range(min=1),
+        validate=_attempt,
         metadata={"description": "the attempt it finishes: refused (409) if no longer current"},
     )
 

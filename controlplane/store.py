@@ -21,6 +21,9 @@ from sdk.wire import TRANSITIONS, RunMode, Status, sources_of
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 #: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
 IN_LIST_LIMIT = 500
+#: The largest OFFSET both databases take (a signed 64-bit integer); a page past
+#: the last row is empty whatever its number.
+OFFSET_LIMIT = 2**63 - 1
 
 
 def utcnow() -> datetime:
@@ -65,6 +68,12 @@ def _as_utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    """A time to compare with the table's, which are UTC: SQLite drops a bound
+    time's offset, so one given in another zone must be converted first."""
+    return _as_utc(value).astimezone(timezone.utc)
 
 
 def _row_dict(row: sa.Row) -> dict[str, Any]:
@@ -145,9 +154,9 @@ class Store:
             if value:
                 where.append(stage_runs.c[column] == value)
         if since:
-            where.append(stage_runs.c.created_at >= since)
+            where.append(stage_runs.c.created_at >= _in_utc(since))
         if until:
-            where.append(stage_runs.c.created_at < until)
+            where.append(stage_runs.c.created_at < _in_utc(until))
         return self._page(where, stage_runs.c.created_at.desc(), offset, limit)
 
     def _page(self, where: list, order, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
@@ -155,7 +164,8 @@ class Store:
         query = stage_runs.select().where(*where).order_by(order, stage_runs.c.id)
         count = sa.select(sa.func.count()).select_from(stage_runs).where(*where)
         with self.engine.connect() as conn:
-            rows = [_row_dict(r) for r in conn.execute(query.offset(offset).limit(limit))]
+            page = query.offset(min(offset, OFFSET_LIMIT)).limit(limit)
+            rows = [_row_dict(r) for r in conn.execute(page)]
             total = conn.execute(count).scalar_one()
         return rows, total
 
