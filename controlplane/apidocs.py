@@ -21,7 +21,7 @@ def api_docs_config() -> dict:
     return {
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
-        "OPENAPI_SWAGGER_UI_CONFIG": {"persistAuthorization": True, "tryItOutEnabled": True},
+        "OPENAPI_SWAGGER_UI_CONFIG": {"tryItOutEnabled": True},  # no token kept in localStorage
         "API_SPEC_OPTIONS": {
             "security": [{"bearerAuth": []}, {}],  # {}: a server without a token needs none
             "components": {"securitySchemes": {"bearerAuth": BEARER_SCHEME}},

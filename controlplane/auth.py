@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import time
 from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, redirect, request, url_for
@@ -21,20 +22,40 @@ from flask import Flask, jsonify, redirect, request, url_for
 LOOPBACK_NAMES = {"localhost", ""}
 #: The browser's session cookie.
 SESSION_COOKIE = "callplane_session"
+#: How long a browser stays signed in.
+SESSION_SECONDS = 12 * 3600
 #: Endpoints open to anyone: the sign-in page and what it needs to show.
 OPEN_ENDPOINTS = {"pages.login", "static"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def session_value(token: str) -> str:
-    """What the session cookie holds: derived from the token, not the token itself
-    (a cookie that leaks does not give away the bearer token programs use)."""
-    return hmac.new(token.encode(), b"callplane web session", hashlib.sha256).hexdigest()
+def session_value(token: str, issued: int | None = None) -> str:
+    """What the session cookie holds: when it was issued, signed with the token
+    (a cookie that leaks neither gives away the bearer token nor lasts for good)."""
+    issued = int(time.time()) if issued is None else issued
+    return f"{issued}.{_signature(token, issued)}"
+
+
+def _signature(token: str, issued: int) -> str:
+    message = f"callplane web session {issued}".encode()
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
 
 def is_signed_in(token: str) -> bool:
-    return hmac.compare_digest(
-        request.cookies.get(SESSION_COOKIE, "").encode(), session_value(token).encode()
-    )
+    issued, _, signature = request.cookies.get(SESSION_COOKIE, "").partition(".")
+    if not issued.isdigit() or time.time() - int(issued) > SESSION_SECONDS:
+        return False
+    return hmac.compare_digest(signature.encode(), _signature(token, int(issued)).encode())
+
+
+def from_this_site() -> bool:
+    """Whether a browser's request comes from this control plane's own pages: a
+    cookie alone must not let another site's form retry or cancel calls."""
+    fetched_from = request.headers.get("Sec-Fetch-Site")
+    if fetched_from is not None:
+        return fetched_from == "same-origin"
+    origin = request.headers.get("Origin")  # older browsers (a TLS proxy may change the scheme)
+    return origin is None or urlsplit(origin).netloc == request.host
 
 
 def require_token(app: Flask, token: str) -> None:
@@ -45,18 +66,28 @@ def require_token(app: Flask, token: str) -> None:
         if request.endpoint in OPEN_ENDPOINTS:
             return None
         given = request.headers.get("Authorization", "").encode()
-        if hmac.compare_digest(given, expected) or is_signed_in(token):
+        if hmac.compare_digest(given, expected):
             return None
+        if is_signed_in(token):
+            if request.method in SAFE_METHODS or from_this_site():
+                return None
+            return _refusal(403, "Forbidden", "a signed-in browser may change things only from "
+                                              "this control plane's own pages")
         if wants_page():
             return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
-        answer = jsonify(code=401, status="Unauthorized", message=(
+        answer = _refusal(401, "Unauthorized", (
             "this control plane requires a token: send the header "
             "'Authorization: Bearer <token>' (the SDK and workers send CALLPLANE_TOKEN), "
             "or sign in at /login in a browser"
         ))
-        answer.status_code = 401
         answer.headers["WWW-Authenticate"] = "Bearer"
         return answer
+
+
+def _refusal(code: int, status: str, message: str):
+    answer = jsonify(code=code, status=status, message=message)
+    answer.status_code = code
+    return answer
 
 
 def wants_page() -> bool:
@@ -72,7 +103,7 @@ def safe_next(target: str | None) -> str:
         return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+            or "\\" in target or any(ord(char) < 0x20 for char in target):
         return "/"
     return target
 

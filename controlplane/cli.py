@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 
 import click
 
-from controlplane.run_stage import DEFAULT_SERVER_URL, DEFAULT_STAGE, run_stage
-from sdk.settings import Settings
+from controlplane.run_stage import DEFAULT_STAGE, run_stage
+from sdk.settings import DEFAULT_SERVER_URL, Settings
 from workers.main import worker
 
 
@@ -18,11 +18,16 @@ def main():
 
     \b
     Start here:
-      callplane demo       run the example workflow on a private cluster
-      callplane server     the control plane (REST API on port 5001)
-      callplane worker     a worker for a workflow file
-      callplane run        call a stage through the control plane and watch it run
-      callplane calls      list runs, show a call or its tree, retry, cancel
+      callplane demo --keep  run the example on a private cluster, then look at it
+      callplane server       the control plane on port 5001: REST API (/api/docs),
+                             web view (/), rq-dashboard (/rq)
+      callplane worker       a worker for a workflow file
+      callplane run FILE     call a stage through the control plane and watch it run
+      callplane calls        list runs, show a call or its tree, retry, cancel
+      callplane db upgrade   create or upgrade the audit tables (the Procfile's release)
+
+    Each command's --help has examples. Configuration comes from the environment:
+    DATABASE_URL, REDIS_URL, PORT, CALLPLANE_TOKEN, CALLPLANE_SERVER_URL.
     """
 
 
@@ -36,11 +41,18 @@ def main():
 @click.option("--allow-no-token", is_flag=True,
               help="Listen beyond loopback without CALLPLANE_TOKEN (an open API; refused otherwise).")
 def server(host, port, workers, threads, no_migrate, allow_no_token):
-    """Serve the control plane: REST API, audit store and recorder.
+    """Serve the control plane: REST API (/api, its page at /api/docs), web view
+    (/), rq-dashboard (/rq), and the recorder that keeps stage_runs.
 
     Configured by DATABASE_URL (default: a SQLite file callplane.db here),
     REDIS_URL (default: redis://localhost:6379/0) and CALLPLANE_TOKEN (when set,
-    every request must send 'Authorization: Bearer <token>').
+    every request must send 'Authorization: Bearer <token>', and a browser signs
+    in at /login).
+
+    \b
+    Examples:
+      callplane server
+      CALLPLANE_TOKEN=$(openssl rand -hex 16) callplane server --host 0.0.0.0 --workers 2
     """
     from controlplane.server import serve
 
@@ -58,11 +70,12 @@ def db():
 @db.command()
 def upgrade():
     """Create or upgrade the stage_runs schema in DATABASE_URL, in place."""
+    from controlplane.migrate import shown
     from controlplane.migrate import upgrade as run_upgrade
 
     settings = Settings.from_env()
     run_upgrade(settings.database_url)
-    click.echo(f"database schema is up to date ({settings.database_url})")
+    click.echo(f"database schema is up to date ({shown(settings.database_url)})")
 
 
 @main.command()

@@ -12,7 +12,7 @@ import rq_dashboard.web
 from flask import Flask, current_app, jsonify
 from rq.serializers import JSONSerializer
 
-from controlplane.calls import CallConflict, CallNotFound
+from controlplane.api.calls import http_errors, refuse_malformed_id
 
 URL_PREFIX = "/rq"
 #: The dashboard's views that change Redis, and what answers them instead.
@@ -33,10 +33,10 @@ def mount_dashboard(app: Flask, redis_url: str) -> None:
 
 
 def _through_callplane(action, call_id: str):
-    try:
+    """The action's refusals answer as the API's do (404, 409, 503)."""
+    refuse_malformed_id(call_id)
+    with http_errors():
         action(call_id)
-    except (CallNotFound, CallConflict) as exc:
-        return jsonify(status="ERROR", message=str(exc)), 409
     return jsonify(status="OK")
 
 

@@ -26,7 +26,7 @@ from controlplane.local_cluster import (
     start_worker,
     stop,
 )
-from controlplane.migrate import upgrade
+from controlplane.migrate import shown, upgrade
 from controlplane.store import Store, make_engine
 from controlplane.trees import render, tree_nodes
 from sdk.errors import WorkflowFileError
@@ -53,7 +53,7 @@ def run_demo(settings: Settings, workflow_file: str | None, worker_count: int,
         server_url = f"http://127.0.0.1:{port}"
         env = {"REDIS_URL": redis_url, "DATABASE_URL": settings.database_url,
                "CALLPLANE_SERVER_URL": server_url}
-        click.echo(f"control plane: {server_url} (database {settings.database_url})")
+        click.echo(f"control plane: {server_url} (database {shown(settings.database_url)})")
         server = start_server(port, env, stderr=subprocess.DEVNULL)
         started.callback(stop, server)
         try:

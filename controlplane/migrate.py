@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
@@ -20,3 +21,8 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
+
+
+def shown(database_url: str) -> str:
+    """The database's URL as callplane prints it: without its password."""
+    return sa.make_url(database_url).render_as_string(hide_password=True)

@@ -11,7 +11,8 @@ import hmac
 
 from flask import Blueprint, current_app, redirect, render_template, request
 
-from controlplane.auth import SESSION_COOKIE, safe_next, session_value
+from controlplane.auth import SESSION_COOKIE, SESSION_SECONDS, safe_next, session_value
+from sdk.wire import Status
 
 blp = Blueprint("pages", __name__)  # templates and static files: the app's own folders
 
@@ -22,7 +23,8 @@ def _token() -> str | None:
 
 @blp.get("/")
 def runs():
-    return render_template("runs.html", signed_in=bool(_token()))
+    return render_template("runs.html", signed_in=bool(_token()),
+                           statuses=[status.value for status in Status])
 
 
 @blp.get("/calls/<call_id>")
@@ -43,8 +45,8 @@ def login():
         return render_template("login.html", target=target,
                                error="That is not this control plane's token (CALLPLANE_TOKEN)."), 401
     answer = redirect(target)
-    answer.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="Strict",
-                      secure=request.is_secure)
+    answer.set_cookie(SESSION_COOKIE, session_value(token), max_age=SESSION_SECONDS,
+                      httponly=True, samesite="Strict", secure=request.is_secure)
     return answer
 
 

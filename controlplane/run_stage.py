@@ -27,10 +27,9 @@ from sdk.errors import (
     WorkflowFileError,
 )
 from sdk.handles import unwrap
-from sdk.settings import DEFAULT_PORT
+from sdk.settings import DEFAULT_SERVER_URL
 from workers.loader import load_workflow
 
-DEFAULT_SERVER_URL = f"http://localhost:{DEFAULT_PORT}"
 DEFAULT_STAGE = "main"
 #: How often the tree is read while the call runs; its end is seen at once (the wait returns).
 POLL_SECONDS = 0.5

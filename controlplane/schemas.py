@@ -34,7 +34,10 @@ class Whole(validate.Regexp):
 
 _id = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
 _name = validate.Length(min=1, max=200)
-_stage = validate.Length(min=1, max=STAGE_LIMIT)
+#: A stage is a function's name: word characters (any script), '.', '@' and '-'.
+#: Nothing a page could take for markup (rq-dashboard shows it unescaped).
+_stage = Whole(rf"^[\w.@-]{{1,{STAGE_LIMIT}}}$",
+               error=f"must be 1-{STAGE_LIMIT} letters, digits, '_', '.', '@' or '-'")
 _attempt = validate.Range(min=1, max=INT_LIMIT)
 _version = Whole(r"^[A-Za-z0-9._/-]{1,64}$", error="must be 1-64 of A-Z a-z 0-9 . _ / -")
 

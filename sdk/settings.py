@@ -14,6 +14,8 @@ DEFAULT_DATABASE_URL = "sqlite:///callplane.db"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 #: The seed's control plane URL is http://localhost:5001.
 DEFAULT_PORT = 5001
+#: Where clients, workers and the CLI find the control plane unless told.
+DEFAULT_SERVER_URL = f"http://localhost:{DEFAULT_PORT}"
 #: Loopback only: a control plane reachable from elsewhere is a choice, not a default.
 DEFAULT_HOST = "127.0.0.1"
 #: The longest a single `?wait=` request may hold; clients loop for longer waits.

@@ -84,6 +84,25 @@ def server_url(env, tmp_path_factory):
         stop(process)
 
 
+@contextlib.contextmanager
+def control_plane_with_token(env: dict[str, str], token: str, directory: Path):
+    """A second control plane on the session's Redis and database, requiring `token`."""
+    port = free_port()
+    with open(directory / "controlplane.log", "w") as log:
+        server = start_server(port, {**env, "CALLPLANE_TOKEN": token}, stdout=log,
+                              stderr=subprocess.STDOUT)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(server)
+
+
+def redis_database(redis_url: str, number: int) -> str:
+    """Another database of the session's Redis: for a control plane with a database
+    of its own (two on one Redis database would take each other's worker reports)."""
+    return f"{redis_url.rsplit('/', 1)[0]}/{number}"
+
+
 @pytest.fixture(scope="session")
 def workers(server_url, redis_url, env):
     """Two workers of the sample workflow, shared by the tests that only run calls."""

@@ -76,6 +76,8 @@ def test_child_records_its_parent_and_inherits_its_version(api):
     ('{"stage": "a\\u0000b"}', "application/json", 422, "NUL"),
     ('{"stage": "s\\ud800"}', "application/json", 422, "surrogates"),
     ('{"stage": "%s"}' % ("s" * 123), "application/json", 422, "stage"),
+    # Pages show stage names (rq-dashboard without escaping them): no markup gets in.
+    ('{"stage": "<img src=x onerror=alert(1)>"}', "application/json", 422, "letters, digits"),
     ('{"stage": "s", "id": "abc\\n"}', "application/json", 422, "id"),
     ('{"stage": "s", "position": 2147483648, "parent_stage_run_id": "p"}', "application/json", 422,
      "position"),

@@ -4,15 +4,15 @@ so a workflow runs unchanged; an open API beyond loopback is refused."""
 
 from __future__ import annotations
 
-import subprocess
+import time
 
 import pytest
 import requests
 from click.testing import CliRunner
 
 from controlplane.auth import check_exposure
-from controlplane.local_cluster import free_port, start_server, stop
-from tests.conftest import start_parallel_workers
+from controlplane.local_cluster import stop
+from tests.conftest import control_plane_with_token, start_parallel_workers
 from tests.workflows import parallel
 
 TOKEN = "s3cret-token-for-tests"
@@ -20,15 +20,8 @@ TOKEN = "s3cret-token-for-tests"
 
 @pytest.fixture()
 def guarded(env, tmp_path):
-    """A second control plane on the session's Redis and database, with a token."""
-    port = free_port()
-    with open(tmp_path / "controlplane.log", "w") as log:
-        server = start_server(port, {**env, "CALLPLANE_TOKEN": TOKEN}, stdout=log,
-                              stderr=subprocess.STDOUT)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop(server)
+    with control_plane_with_token(env, TOKEN, tmp_path) as url:
+        yield url
 
 
 def test_every_route_needs_the_token(guarded):
@@ -108,8 +101,42 @@ def test_signing_in_sets_a_session_cookie_that_is_not_the_token(guarded):
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
     for path in ("/rq/0/data/queues.json", "/api/runs", "/"):
         assert session.get(guarded + path, timeout=10).status_code == 200, path
-    elsewhere = session.post(guarded + "/login", data={"token": TOKEN, "next": "//evil.example/"},
-                             allow_redirects=False, timeout=10)
-    assert elsewhere.headers["Location"] == "/"
+    for away in ("//evil.example/", "/\\evil.example", "https://evil.example/", "/\t/evil.example",
+                 "/runs\r\nSet-Cookie: x=1"):
+        elsewhere = session.post(guarded + "/login", data={"token": TOKEN, "next": away},
+                                 allow_redirects=False, timeout=10)
+        assert (elsewhere.status_code, elsewhere.headers["Location"]) == (302, "/"), away
     session.post(guarded + "/logout", timeout=10)
     assert session.get(guarded + "/api/runs", timeout=10).status_code == 401
+
+
+def test_a_signed_in_browser_changes_things_only_from_the_control_planes_pages(guarded):
+    session = requests.Session()
+    session.post(guarded + "/login", data={"token": TOKEN}, allow_redirects=False, timeout=10)
+    retry = guarded + "/api/call/no-such-call/retry"
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://evil.example"}):
+        refused = session.post(retry, headers=headers, timeout=10)
+        assert refused.status_code == 403, headers
+        assert "own pages" in refused.json()["message"]
+    # From its own page the request goes through (to the 404 of a call that does not exist).
+    assert session.post(retry, headers={"Sec-Fetch-Site": "same-origin"}, timeout=10).status_code == 404
+    assert session.post(retry, headers={"Origin": guarded}, timeout=10).status_code == 404
+    # Programs are not browsers: the bearer header needs no origin.
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Sec-Fetch-Site": "cross-site"}
+    assert requests.post(retry, headers=bearer, timeout=10).status_code == 404
+
+
+def test_a_session_cookie_ends_after_its_time_and_cannot_be_forged(guarded):
+    from controlplane.auth import SESSION_COOKIE, SESSION_SECONDS, session_value
+
+    now = int(time.time())
+    for value in (session_value(TOKEN, now - SESSION_SECONDS - 60),  # expired
+                  session_value("another-token", now),                 # signed with another token
+                  f"{now + 3600}.{session_value(TOKEN, now).split('.')[1]}",  # moved in time
+                  "garbage"):
+        answer = requests.get(guarded + "/api/runs", cookies={SESSION_COOKIE: value}, timeout=10)
+        assert answer.status_code == 401, value
+    fresh = requests.get(guarded + "/api/runs", cookies={SESSION_COOKIE: session_value(TOKEN)},
+                         timeout=10)
+    assert fresh.status_code == 200

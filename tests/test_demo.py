@@ -11,13 +11,13 @@ import sys
 
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, redis_database
 
 
 def test_the_kept_demo_serves_its_run_until_interrupted(redis_url, tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
            # A Redis database of its own: the demo's control plane has a database of its own.
-           "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/4", "PYTHONUNBUFFERED": "1"}
+           "REDIS_URL": redis_database(redis_url, 4), "PYTHONUNBUFFERED": "1"}
     env.pop("CALLPLANE_TOKEN", None)
     demo = subprocess.Popen([sys.executable, "-m", "controlplane.cli", "demo", "--keep"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -15,7 +15,7 @@ import redis
 import requests
 
 from controlplane.local_cluster import free_port, http_answers, wait_until
-from tests.conftest import ROOT, TEST_COMMIT
+from tests.conftest import ROOT, TEST_COMMIT, redis_database
 
 #: The whole configuration is the environment: no .env file is read.
 HONCHO = [sys.executable, "-m", "honcho", "--procfile", str(ROOT / "Procfile"), "--env", os.devnull]
@@ -44,7 +44,7 @@ def procfile_environment(tmp_path: Path, redis_url: str) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'procfile.db'}",
         # A Redis database of its own: two control planes on one would take each
         # other's worker reports (the session's control plane uses database 0).
-        "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/3",
+        "REDIS_URL": redis_database(redis_url, 3),
         # honcho gives the first process it starts PORT, the next PORT+100, ...: web is first.
         "PORT": str(port),
         "CALLPLANE_TOKEN": TOKEN,  # the web line binds 0.0.0.0: refused without a token

@@ -201,3 +201,10 @@ def test_queueing_a_call_again_never_resets_a_job_a_worker_holds():
     assert transport.redis.llen(f"rq:queue:{message.queue}") == 0
     transport.enqueue([CallMessage(id="c", stage="s", attempt=2)], now)  # its next attempt
     assert transport.redis.hmget("rq:job:c", ["status", "cp_attempt"]) == ["queued", "2"]
+
+
+def test_printed_database_urls_hide_their_password():
+    from controlplane.migrate import shown
+
+    assert shown("postgresql://app:hunter2@db:5432/calls") == "postgresql://app:***@db:5432/calls"
+    assert shown("sqlite:///callplane.db") == "sqlite:///callplane.db"

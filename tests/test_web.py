@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
-from controlplane.local_cluster import free_port, start_server, start_worker, stop
-from tests.conftest import ROOT, TEST_COMMIT
+from controlplane.local_cluster import start_worker, stop
+from tests.conftest import ROOT, TEST_COMMIT, control_plane_with_token
 
 TOKEN = "web-view-token"
 WEB = ROOT / "tests" / "workflows" / "web.py"
@@ -32,18 +31,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 @pytest.fixture(scope="module")
 def guarded_cluster(env, redis_url, tmp_path_factory):
     """A control plane with a token, and a worker of the report workflow that sends it."""
-    directory = tmp_path_factory.mktemp("web")
-    port = free_port()
-    server_url = f"http://127.0.0.1:{port}"
-    guarded_env = {**env, "CALLPLANE_TOKEN": TOKEN}
-    with open(directory / "controlplane.log", "w") as log:
-        server = start_server(port, guarded_env, stdout=log, stderr=subprocess.STDOUT)
-        worker = start_worker(server_url, redis_url, WEB, "tests", TEST_COMMIT, guarded_env)
+    with control_plane_with_token(env, TOKEN, tmp_path_factory.mktemp("web")) as server_url:
+        worker = start_worker(server_url, redis_url, WEB, "tests", TEST_COMMIT,
+                              {**env, "CALLPLANE_TOKEN": TOKEN})
         try:
             yield server_url
         finally:
             stop(worker)
-            stop(server)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +47,12 @@ def browser():
         if REQUIRED:
             pytest.fail(message)
         pytest.skip(message)
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        if REQUIRED:
+            raise
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
@@ -152,6 +151,11 @@ def test_a_failed_run_is_retried_from_its_page_and_succeeds(guarded_cluster, pag
     assert page.is_disabled("#retry")
     keep_screenshot(page, tmp_path, "run-retried.png")
 
+    # The same run in rq-dashboard: its job is the call, under the same id.
+    page.goto(f"{guarded_cluster}/rq/0/view/job/{run_id}")
+    page.get_by_text("callplane stage report").first.wait_for()
+    assert run_id in page.text_content("body")
+
     answer = requests.get(f"{guarded_cluster}/api/call/{run_id}/tree", timeout=10,
                           headers={"Authorization": f"Bearer {TOKEN}"}).json()["calls"]
     by_stage = {node["stage"]: node for node in answer}
@@ -165,6 +169,7 @@ def test_the_api_page_and_rq_dashboard_open_after_signing_in(guarded_cluster, pa
     page.get_by_text("/api/call/{call_id}/tree", exact=True).wait_for()
     assert page.locator("button.authorize").count() == 1
     page.goto(guarded_cluster + "/rq/")
-    page.wait_for_selector("text=Queues")
+    page.locator("a.navbar-brand", has_text="RQ-dashboard").wait_for()  # its page, not the sign-in
+    assert page.url == guarded_cluster + "/rq/"
     page.goto(guarded_cluster + "/rq/0/view/workers")
     page.wait_for_selector("td:has-text('worker-')")

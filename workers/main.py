@@ -8,7 +8,7 @@ import sys
 import click
 
 from sdk.errors import RedisUnavailable, WorkflowFileError
-from sdk.settings import Settings
+from sdk.settings import DEFAULT_SERVER_URL, Settings
 from workers.executor import CodeVersion
 from workers.loader import load_workflow, resolve_commit
 from workers.worker import Worker
@@ -21,7 +21,7 @@ RECURSION_LIMIT = 20_000
 
 
 @click.command("worker")
-@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default="http://localhost:5001",
+@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default=DEFAULT_SERVER_URL,
               show_default=True, help="The control plane that records calls.")
 @click.option("--repo-name", envvar="CALLPLANE_REPO_NAME", required=True,
               help="Name of the code repository this worker runs (part of its code version).")

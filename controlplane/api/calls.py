@@ -113,10 +113,15 @@ def refuses(*codes: int):
 
 @blp.before_request
 def _no_call_has_that_id():
+    call_id = (flask.request.view_args or {}).get("call_id")
+    if call_id is not None:
+        refuse_malformed_id(call_id)
+
+
+def refuse_malformed_id(call_id: str) -> None:
     """An id outside ID_PATTERN names no call: 404 before it reaches the database,
     which may refuse it (PostgreSQL refuses NUL in a string)."""
-    call_id = (flask.request.view_args or {}).get("call_id")
-    if call_id is not None and not _CALL_ID.fullmatch(call_id):
+    if not _CALL_ID.fullmatch(call_id):
         abort(404, message=f"no call with id {call_id!r}: ids are 1-64 letters, digits, '_' or '-'")
 
 

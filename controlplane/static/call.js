@@ -73,7 +73,7 @@ function timelineTrack(node, start, span) {
     const ended = node.finished_at ? at(node.finished_at) : at(null);
     if (began - created > 0.3) parts.push(bar("queued", created, began, `queued ${formatMs(between(node.created_at, node.started_at))}`));
     parts.push(bar(`run-${node.status}`, began, Math.min(ended, 100),
-                   `${node.status} on ${node.worker || "?"}: ${formatMs(between(node.started_at, node.finished_at))}`));
+                   `${node.status} on ${node.worker || "?"}: ${took(node)}`));
   } else if (!TERMINAL.has(node.status)) {
     parts.push(bar("queued", created, 100, "queued, not started yet"));
   }
@@ -82,7 +82,9 @@ function timelineTrack(node, start, span) {
 
 async function renderDetails() {
   const pane = document.getElementById("details");
-  const {body: call} = await api("GET", `/api/call/${encodeURIComponent(selectedId)}`);
+  const asked = selectedId;
+  const {body: call} = await api("GET", `/api/call/${encodeURIComponent(asked)}`);
+  if (asked !== selectedId) return;  // another call was selected meanwhile: its answer shows
   pane.hidden = false;
   pane.dataset.callId = call.id;
   pane.dataset.status = call.status;
@@ -114,7 +116,7 @@ function renderFacts(call) {
     ["created", formatTime(call.created_at)],
     ["started", formatTime(call.started_at)],
     ["finished", formatTime(call.finished_at)],
-    ["took", call.started_at ? formatMs(between(call.started_at, call.finished_at)) : ""],
+    ["took", took(call)],
   ];
   const items = facts.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]);
   if (call.parent_stage_run_id) {
@@ -135,9 +137,11 @@ function showBlock(blockId, preId, text) {
   document.getElementById(preId).textContent = text ?? "";
 }
 
+/* Retry or cancel the call the pane shows. */
 async function act(action) {
+  const shown = document.getElementById("details").dataset.callId;
   try {
-    await api("POST", `/api/call/${encodeURIComponent(selectedId)}/${action}`);
+    await api("POST", `/api/call/${encodeURIComponent(shown)}/${action}`);
     showMessage("");
   } catch (error) {
     showMessage(error.message);

@@ -58,6 +58,11 @@ function between(startIso, endIso) {
   return (endIso ? Date.parse(endIso) : Date.now()) - Date.parse(startIso);
 }
 
+/* How long a call ran (so far), or "" before it started. */
+function took(call) {
+  return call.started_at ? formatMs(between(call.started_at, call.finished_at)) : "";
+}
+
 function showMessage(text) {
   const box = document.getElementById("message");
   box.textContent = text || "";

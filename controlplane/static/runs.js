@@ -23,12 +23,11 @@ async function loadRuns() {
 function renderRuns(runs) {
   const rows = runs.map((run) => {
     const open = () => { window.location = `/calls/${encodeURIComponent(run.id)}`; };
-    const took = run.started_at ? formatMs(between(run.started_at, run.finished_at)) : "";
     return el("tr", {onclick: open, "data-call-id": run.id},
       el("td", {}, formatTime(run.created_at)),
       el("td", {class: "stage-cell"}, el("a", {href: `/calls/${encodeURIComponent(run.id)}`}, run.stage)),
       el("td", {}, statusBadge(run.status)),
-      el("td", {}, took),
+      el("td", {}, took(run)),
       el("td", {class: "subtle"}, codeVersion(run)),
       el("td", {class: "subtle"}, el("code", {}, run.id)));
   });
