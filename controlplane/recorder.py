@@ -5,8 +5,8 @@ recorder applies a batch of reports in one transaction, and only then lets the
 jobs expire and broadcasts their completion. So anything a waiter sees is
 already in the table. A report is acknowledged only after it was recorded; when
 the database is away, the batch is read again from this recorder's own pending
-list. A report the database refuses for good is logged and dropped, so it
-cannot stop the reports behind it.
+list. A report the database refuses for good is logged and cannot stop the
+reports behind it; a refused finish is recorded as a failure that says so.
 
 The same thread sweeps for attempts whose lease has ended (controlplane.recovery),
 and only when it has read every report there was: a heartbeat still unread must
@@ -31,6 +31,8 @@ from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
 
 log = logging.getLogger(__name__)
+#: The error of a call whose outcome the database refused to store.
+UNRECORDABLE = "callplane.UnrecordableOutcome"
 
 #: Reports applied per transaction, at most.
 BATCH_SIZE = 512
@@ -143,15 +145,29 @@ class Recorder:
         self._transport.announce_recorded(finished, [event_id for event_id, _ in events])
 
     def _one_by_one(self, reports: list[tuple[str, str, dict]], lease_until) -> list[str]:
-        finished = []
-        for report in reports:
-            try:
-                finished += self._store.apply_events([report], lease_until)
-            except sqlalchemy.exc.OperationalError:
-                raise
-            except Exception:  # dropped, with the reason in the log
-                log.exception("recorder: dropping a report it cannot record: %r", report)
-        return finished
+        return [call_id for report in reports for call_id in self._one(report, lease_until)]
+
+    def _one(self, report: tuple[str, str, dict], lease_until, fallback: bool = True) -> list[str]:
+        try:
+            return self._store.apply_events([report], lease_until)
+        except sqlalchemy.exc.OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("recorder: the database refuses a report: %r", report)
+            if fallback and report[0] == "finish":  # the call must still end, and say why
+                return self._one(refused_outcome(report, exc), lease_until, fallback=False)
+            return []
+
+
+def refused_outcome(report: tuple[str, str, dict], exc: Exception) -> tuple[str, str, dict]:
+    """A finish the database refused for good, as a failure that says so: its call
+    ends (its waiter is told) instead of staying running with nothing to record."""
+    kind, call_id, body = report
+    reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+    error = {"type": UNRECORDABLE, "traceback": "",
+             "message": f"the audit table refused this call's outcome ({type(exc).__name__}: "
+                        f"{reason}); the worker's report is in the control plane's log"}
+    return kind, call_id, {**body, "status": "failed", "result": None, "output": "", "error": error}
 
 
 def _awaited(fields: dict) -> bool:

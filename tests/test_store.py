@@ -76,7 +76,7 @@ def test_tree_and_list(store):
     assert total == 3 and rows[0]["id"] == kids[1]
 
 
-def test_a_report_that_cannot_be_recorded_does_not_stop_the_others(store):
+def test_a_report_that_cannot_be_recorded_does_not_stop_the_others_and_still_ends_its_call(store):
     import fakeredis
 
     from controlplane.recorder import Recorder
@@ -93,7 +93,11 @@ def test_a_report_that_cannot_be_recorded_does_not_stop_the_others(store):
         ("2-0", {"kind": "finish", "id": good, "body": body % ("succeeded", now, now)}),
     ])
     assert store.get(good)["status"] == "succeeded"
-    assert store.get(bad)["status"] == "pending"
+    # The refused finish still ends its call, with the reason.
+    refused = store.get(bad)
+    assert refused["status"] == "failed"
+    assert refused["error"]["type"] == "callplane.UnrecordableOutcome"
+    assert "refused this call's outcome" in refused["error"]["message"]
 
 
 def test_reports_count_only_for_the_current_attempt_of_its_worker(store):

@@ -126,6 +126,14 @@ def test_deep_nesting_and_output_travels_to_the_caller(runner, capsys):
     assert out.splitlines() == [f"nested {d}" for d in range(5, -1, -1)]
 
 
+def test_printed_nul_is_recorded_and_the_call_settles(runner, api, capsys):
+    """The table takes what stages print as text: a NUL (refused by PostgreSQL)
+    is kept as U+FFFD, instead of a report the database refuses for good."""
+    handle = sample.prints_nul.submit()
+    assert handle.result(timeout=30) == "kept\x00as given"
+    assert api("GET", f"/api/call/{handle.id}").json()["output"] == "before\ufffdafter\n"
+
+
 def test_stages_called_from_threads_of_a_stage_get_the_right_parent(runner, api):
     assert sample.threaded(4) == [1, 2, 3, 4]
     parent = api("GET", "/api/calls", params={"stage": "threaded"}).json()[-1]

@@ -42,7 +42,10 @@ class RoutedStdout(io.TextIOBase):
 
 
 def captured(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
+    """What a call printed, as the audit table can keep it: cut at MAX_OUTPUT_CHARS,
+    NUL (which PostgreSQL's text refuses, so the report would be refused for good)
+    shown as U+FFFD."""
+    text = buffer.getvalue().replace("\x00", "\ufffd")
     if len(text) > MAX_OUTPUT_CHARS:
         dropped = len(text) - MAX_OUTPUT_CHARS
         text = text[:MAX_OUTPUT_CHARS] + f"\n[callplane: {dropped} more characters of output dropped]\n"

@@ -64,3 +64,10 @@ def survives_child_failure():
 @runner.stage
 def returns_set():
     return {1, 2}
+
+
+@runner.stage
+def prints_nul():
+    """Prints a NUL, which a PostgreSQL text column refuses, and returns one in JSON."""
+    print("before\x00after")
+    return "kept\x00as given"
