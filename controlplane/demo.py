@@ -8,6 +8,7 @@ and the call tree recorded in stage_runs, and stops everything it started.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,14 +79,16 @@ def run_demo(settings: Settings, workflow_file: str | None, worker_count: int,
 
 
 def show_and_wait(server_url: str, run_id: str | None) -> None:
-    """Keep the cluster up so the run can be looked at, until Ctrl-C."""
+    """Keep the cluster up so the run can be looked at, until Ctrl-C (or SIGTERM,
+    so a process manager stopping the demo stops what it started too)."""
     run_page = f"{server_url}/calls/{run_id}" if run_id else server_url
     click.echo(f"\nweb view:     {run_page}\nrq-dashboard: {server_url}/rq/\n"
                f"API:          {server_url}/api/docs\nPress Ctrl-C to stop.")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        click.echo("stopping")
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+    click.echo("stopping")
 
 
 def ensure_redis(url: str, scratch: Path, started: ExitStack) -> str:

@@ -1,5 +1,5 @@
 """`callplane demo --keep`: the quick start's run, kept up to be looked at in the web
-view (the run page, rq-dashboard, the API page), until Ctrl-C stops all of it."""
+view (the run page, rq-dashboard, the API page), until Ctrl-C or SIGTERM stops all of it."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_the_kept_demo_serves_its_run_until_interrupted(redis_url, tmp_path):
         tree = requests.get(f"{server_url}/api/call/{run_id}/tree", timeout=10).json()["calls"]
         assert tree[0]["stage"] == "main" and {node["status"] for node in tree} == {"succeeded"}
         assert requests.get(f"{server_url}/rq/", timeout=10).status_code == 200
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(signal.SIGTERM)  # as a process manager stops it (Ctrl-C is SIGINT)
         assert demo.wait(timeout=60) == 0
         assert "stopping" in demo.stdout.read()
         assert not _answers(server_url)
