@@ -75,3 +75,50 @@ def test_the_cli_lists_runs_and_shows_a_call_and_its_tree(runner, server_url):
     assert shown.exit_code == 0 and '"result": 1' in shown.output
     missing = cli.invoke(main, ["calls", "--server-url", server_url, "show", "nosuchcall"])
     assert missing.exit_code != 0 and "no call with id" in missing.output
+
+
+def test_a_tree_of_thousands_of_calls_costs_the_same_few_queries_as_a_small_one(
+    database_url, redis_url
+):
+    """The tree endpoint reads a run in one indexed query, whatever its size."""
+    import uuid
+
+    from sqlalchemy import event
+
+    from controlplane.app import create_app, services_of
+    from controlplane.store import utcnow
+    from sdk.settings import Settings
+
+    app = create_app(Settings(database_url=database_url, redis_url=redis_url))
+    store = services_of(app).store
+
+    def run_of(size: int) -> str:
+        root = uuid.uuid4().hex
+        rows = [{"id": root, "root_stage_run_id": root, "stage": "main",
+                 "arguments": {"args": [], "kwargs": {}}, "status": "running",
+                 "queue": "any.main", "attempt": 1, "max_attempts": 1, "created_at": utcnow(),
+                 "parent_stage_run_id": None, "position": None}]
+        rows += [{**rows[0], "id": uuid.uuid4().hex, "stage": "child", "status": "succeeded",
+                  "parent_stage_run_id": root, "position": i} for i in range(size)]
+        store.insert(rows)
+        return root
+
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _conn, _cursor, sql, *_rest: statements.append(sql))
+    client = app.test_client()
+    counts = {}
+    for size in (3, 3000):
+        root = run_of(size)
+        statements.clear()
+        answer = client.get(f"/api/call/{root}/tree")
+        assert answer.status_code == 200 and len(answer.json["calls"]) == size + 1
+        counts[size] = len(statements)
+    assert counts[3000] == counts[3] <= 2  # the call asked for, then its run
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT * FROM stage_runs WHERE root_stage_run_id = 'x'"
+            ).fetchall()
+        assert "INDEX" in str(plan)
+    services_of(app).stop()
