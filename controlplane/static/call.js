@@ -49,7 +49,11 @@ function renderTree() {
   const rows = nodes.map((node) => el("tr", {
       "data-call-id": node.id, "data-status": node.status,
       class: node.id === selectedId ? "selected" : null,
-      onclick: () => { selectedId = node.id; renderTree(); renderDetails(); },
+      onclick: () => {
+        selectedId = node.id;
+        renderTree();
+        renderDetails().catch((error) => showMessage(error.message));
+      },
     },
     el("td", {class: "stage-cell"}, el("span", {class: "indent", style: `width:${node.depth * 1.2}rem`}),
        el("span", {class: "stage-name"}, node.stage), node.error ? el("span", {class: "error-summary", title: node.error}, node.error) : null),
