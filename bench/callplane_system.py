@@ -23,7 +23,7 @@ import psutil
 from bench import callplane_tasks
 from bench.common import Processes, free_port, python_command, wait_until
 from bench.peers.base import PeerSystem
-from sdk.calling import RemoteCaller
+from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.handles import CallHandle

@@ -39,7 +39,7 @@ from controlplane.local_cluster import (
 )
 from controlplane.store import Store, make_engine
 from controlplane.tables import stage_runs
-from sdk.calling import RemoteCaller
+from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 
@@ -160,7 +160,7 @@ def run_round(cluster: Cluster, store: Store, rng: random.Random, number: int) -
 def _tree_ids(store: Store, roots: list[str]) -> dict[str, str]:
     found = {}
     for root in roots:
-        found.update({row["id"]: row["status"] for row in store.tree(root)})
+        found.update({row.id: row.status.value for row in store.tree(root)})
     return found
 
 

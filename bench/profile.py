@@ -29,7 +29,7 @@ from controlplane.local_cluster import (
     start_worker,
     stop,
 )
-from sdk.calling import RemoteCaller
+from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 

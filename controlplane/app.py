@@ -6,7 +6,8 @@ from flask import Flask
 from flask_smorest import Api
 
 from controlplane import apidocs, pages
-from controlplane.api.calls import blp as calls_blueprint
+from controlplane.api import calls, runs
+from controlplane.api.errors import register_error_handlers
 from controlplane.auth import require_token
 from controlplane.dashboard import mount_dashboard
 from controlplane.services import Services
@@ -34,7 +35,9 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     services = Services(settings)
     app.extensions["callplane"] = services
     api = Api(app)
-    api.register_blueprint(calls_blueprint)
+    for resources in (calls, runs):
+        api.register_blueprint(resources.blp)
+    register_error_handlers(app, api)
     apidocs.serve_assets(app)
     app.register_blueprint(pages.blp)
     mount_dashboard(app, settings.redis_url)

@@ -8,8 +8,11 @@ from urllib.parse import urlencode
 import click
 
 from controlplane.run_stage import DEFAULT_STAGE, run_stage
-from sdk.settings import DEFAULT_SERVER_URL, Settings
+from sdk.settings import Settings
 from workers.main import worker
+
+#: How `--server-url` explains its default.
+SERVER_URL_HELP = "[default: $CALLPLANE_SERVER_URL or http://localhost:5001]"
 
 
 @click.group()
@@ -32,8 +35,8 @@ def main():
 
 
 @main.command()
-@click.option("--host", envvar="HOST", default=None, help="Interface to listen on [default: 127.0.0.1].")
-@click.option("--port", envvar="PORT", type=int, default=None, help="Port [default: 5001].")
+@click.option("--host", default=None, help="Interface to listen on [default: $HOST or 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [default: $PORT or 5001].")
 @click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
 @click.option("--threads", type=int, default=32, show_default=True,
               help="Threads per process (each waiting request holds one).")
@@ -95,8 +98,7 @@ def demo(workflow_file, worker_count, keep):
 @click.argument("workflow_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.argument("stage", default=DEFAULT_STAGE)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default=DEFAULT_SERVER_URL,
-              show_default=True, help="The control plane to call through.")
+@click.option("--server-url", default=None, help=f"The control plane to call through {SERVER_URL_HELP}.")
 def run(workflow_file, stage, args, server_url):
     """Call STAGE (default: main) of the workflow FILE and watch it run.
 
@@ -112,12 +114,12 @@ def run(workflow_file, stage, args, server_url):
       callplane run wf.py process '[1, 2, 3]'
       callplane run wf.py greet '"Ada"' --server-url http://10.0.0.5:5001
     """
-    raise SystemExit(run_stage(server_url, workflow_file, stage, args))
+    settings = Settings.from_env().replace(server_url=server_url)
+    raise SystemExit(run_stage(settings.server_url, workflow_file, stage, args))
 
 
 @main.group()
-@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default=DEFAULT_SERVER_URL,
-              show_default=True, help="The control plane to ask.")
+@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
 @click.pass_context
 def calls(ctx, server_url):
     """Look at and act on recorded calls, through the control plane.
@@ -130,7 +132,8 @@ def calls(ctx, server_url):
     """
     from sdk.client import ControlPlaneClient
 
-    ctx.obj = ControlPlaneClient(server_url, outage_seconds=5)
+    settings = Settings.from_env().replace(server_url=server_url)
+    ctx.obj = ControlPlaneClient(settings.server_url, outage_seconds=5)
 
 
 @calls.command("list")
@@ -161,9 +164,11 @@ def show(client, call_id):
 @click.pass_obj
 def tree(client, call_id):
     """The call tree under a call: stage, status, attempt, worker and time of each."""
-    from controlplane.trees import render
+    from controlplane.trees import TreeNode, render
+    from sdk.records import convert
 
-    for line in render(_ask(client, "GET", f"/api/call/{call_id}/tree")["calls"]):
+    nodes = _ask(client, "GET", f"/api/call/{call_id}/tree")["calls"]
+    for line in render(convert(nodes, list[TreeNode], "the call tree")):
         click.echo(line)
 
 

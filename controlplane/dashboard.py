@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import rq_dashboard.web
 from flask import Flask, current_app, jsonify
-from rq.serializers import JSONSerializer
 
-from controlplane.api.calls import http_errors, refuse_malformed_id
+from controlplane.api.parsing import refuse_malformed_id
+from sdk.transport.rq_compat import serializer
 
 URL_PREFIX = "/rq"
 #: The dashboard's views that change Redis, and what answers them instead.
@@ -22,7 +22,7 @@ BLOCKED_ENDPOINTS = ("requeue_all", "empty_queue", "compact_queue")
 def mount_dashboard(app: Flask, redis_url: str) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = [redis_url]
     # callplane's jobs hold JSON; the dashboard's default serializer is pickle.
-    rq_dashboard.web.config.serializer = JSONSerializer
+    rq_dashboard.web.config.serializer = serializer()
     app.register_blueprint(rq_dashboard.web.blueprint, url_prefix=URL_PREFIX)
     rq_dashboard.web.setup_rq_connection(app)
     views = app.view_functions
@@ -33,21 +33,21 @@ def mount_dashboard(app: Flask, redis_url: str) -> None:
 
 
 def _through_callplane(action, call_id: str):
-    """The action's refusals answer as the API's do (404, 409, 503)."""
+    """The action's refusals answer as the API's do (404, 409, 503: see
+    controlplane.api.errors)."""
     refuse_malformed_id(call_id)
-    with http_errors():
-        action(call_id)
+    action(call_id)
     return jsonify(status="OK")
 
 
 def retry_job(job_id: str):
     """Requeue = retry the call (a new attempt, recorded in stage_runs)."""
-    return _through_callplane(current_app.extensions["callplane"].calls.retry, job_id)
+    return _through_callplane(current_app.extensions["callplane"].commands.retry, job_id)
 
 
 def cancel_job(job_id: str, registry=None):
     """Delete = cancel the call and everything under it."""
-    return _through_callplane(current_app.extensions["callplane"].calls.cancel, job_id)
+    return _through_callplane(current_app.extensions["callplane"].commands.cancel, job_id)
 
 
 def refuse(**_route):

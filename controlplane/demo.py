@@ -7,7 +7,6 @@ and the call tree recorded in stage_runs, and stops everything it started.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -21,7 +20,6 @@ import click
 
 from controlplane.local_cluster import (
     free_port,
-    redis_answers,
     start_redis_server,
     start_server,
     start_worker,
@@ -29,9 +27,11 @@ from controlplane.local_cluster import (
 )
 from controlplane.migrate import shown, upgrade
 from controlplane.store import Store, make_engine
+from controlplane.store.reads import RunQuery
 from controlplane.trees import render, tree_nodes
 from sdk.errors import WorkflowFileError
-from sdk.settings import DEFAULT_PORT, Settings
+from sdk.settings import DEFAULT_PORT, Settings, environment_with
+from sdk.transport import answers
 from workers.loader import resolve_commit
 
 EXAMPLE = Path("examples") / "example_workflow.py"
@@ -67,7 +67,7 @@ def run_demo(settings: Settings, workflow_file: str | None, worker_count: int,
             started.callback(stop, process)
         click.echo(f"workers: {worker_count}, running {workflow}\n")
         example = subprocess.run(
-            [sys.executable, str(workflow)], env={**os.environ, **env}, check=False
+            [sys.executable, str(workflow)], env=environment_with(env), check=False
         )
         click.echo("\nCall tree (from stage_runs):")
         run_id = print_latest_tree(settings.database_url)
@@ -93,7 +93,7 @@ def show_and_wait(server_url: str, run_id: str | None) -> None:
 
 def ensure_redis(url: str, scratch: Path, started: ExitStack) -> str:
     """REDIS_URL if it answers; else a private redis-server, or an embedded fakeredis."""
-    if redis_answers(url):
+    if answers(url):
         click.echo(f"redis: {url}")
         return url
     port = free_port()
@@ -116,11 +116,11 @@ def print_latest_tree(database_url: str) -> str | None:
     """Print the newest run's tree; its id."""
     store = Store(make_engine(database_url))
     try:
-        roots, _total = store.runs(stage="main", limit=1)
+        roots, _total = store.runs(RunQuery(stage="main"), limit=1)
         if not roots:
             click.echo("  (no run recorded)")
             return None
-        root = roots[0]["root_stage_run_id"]
+        root = roots[0].root_stage_run_id
         for line in render(tree_nodes(store.tree(root), root)):
             click.echo(f"  {line}")
         return root

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -14,6 +13,9 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from sdk.settings import environment_with
+from sdk.transport import Transport, answers
 
 #: How long a started process may take to answer before it is declared failed.
 START_TIMEOUT_SECONDS = 30.0
@@ -37,15 +39,6 @@ def wait_until(ready: Callable[[], bool], what: str, process: subprocess.Popen |
     raise RuntimeError(f"{what} was not ready after {timeout:.0f} s")
 
 
-def redis_answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return False
-
-
 def http_answers(url: str) -> bool:
     """Whether a server answers there (a 401 of one that wants a token counts)."""
     try:
@@ -67,7 +60,7 @@ def start_redis_server(port: int, directory: Path) -> subprocess.Popen:
          "--dir", str(directory)],
         stdout=subprocess.DEVNULL,
     )
-    wait_until(lambda: redis_answers(f"redis://127.0.0.1:{port}/0"), "redis-server", process)
+    wait_until(lambda: answers(f"redis://127.0.0.1:{port}/0"), "redis-server", process)
     return process
 
 
@@ -75,7 +68,7 @@ def start_server(port: int, env: dict[str, str], **popen) -> subprocess.Popen:
     """`python -m controlplane` on `port`, returned once it answers."""
     process = subprocess.Popen(
         [sys.executable, "-m", "controlplane", "--port", str(port)],
-        env={**os.environ, **env}, **popen,
+        env=environment_with(env), **popen,
     )
     wait_until(lambda: http_answers(f"http://127.0.0.1:{port}/api/openapi.json"),
                "the control plane", process)
@@ -87,17 +80,15 @@ def start_worker(server_url: str, redis_url: str, workflow_file: str | Path,
                  env: dict[str, str] | None = None, options: tuple[str, ...] = (),
                  **popen) -> subprocess.Popen:
     """`python -m sdk.worker` with the seed's flags (and `options`), returned once RQ lists it."""
-    import redis
-
     name = f"worker-{uuid.uuid4().hex[:8]}"
     process = subprocess.Popen(
         [sys.executable, "-m", "sdk.worker", "--server-url", server_url, "--repo-name", repo_name,
          "--workflow-file", str(workflow_file), "--commit-hash", commit_hash, "--name", name,
          *options],
-        env={**os.environ, **(env or {}), "REDIS_URL": redis_url}, **popen,
+        env=environment_with({**(env or {}), "REDIS_URL": redis_url}), **popen,
     )
-    client = redis.Redis.from_url(redis_url)
-    wait_until(lambda: client.exists(f"rq:worker:{name}") == 1, f"worker {name}", process)
+    workers = Transport.from_url(redis_url).rq_workers
+    wait_until(lambda: workers.registered(name), f"worker {name}", process)
     process.worker_name = name
     return process
 

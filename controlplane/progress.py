@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from typing import Any, TextIO
+from typing import TextIO
 
-from controlplane.trees import render
+from controlplane.trees import TreeNode, render
 from sdk.wire import Status
 
 #: Seconds a root call may wait in its queue before the view says no worker took it.
@@ -17,10 +17,10 @@ UNTAKEN_HINT_SECONDS = 5.0
 ERASE_UP = "\x1b[{n}F\x1b[J"
 
 
-def status_counts(nodes: list[dict[str, Any]]) -> str:
+def status_counts(nodes: list[TreeNode]) -> str:
     """'5 calls: 1 running, 4 succeeded': the statuses in their life order."""
-    counts = Counter(node["status"] for node in nodes)
-    parts = [f"{counts[status.value]} {status.value}" for status in Status if counts[status.value]]
+    counts = Counter(node.status for node in nodes)
+    parts = [f"{counts[status]} {status}" for status in Status if counts[status]]
     return f"{len(nodes)} call{'s' if len(nodes) != 1 else ''}: {', '.join(parts)}"
 
 
@@ -34,10 +34,10 @@ class Progress:
         self._drawn = 0  # lines of the live view on screen (a terminal only)
         self._said = ""  # the last line written (a log only)
 
-    def show(self, nodes: list[dict[str, Any]]) -> None:
+    def show(self, nodes: list[TreeNode]) -> None:
         elapsed = time.monotonic() - self.started
         summary = status_counts(nodes)
-        if nodes and nodes[0]["status"] == Status.PENDING.value and elapsed > UNTAKEN_HINT_SECONDS:
+        if nodes and nodes[0].status is Status.PENDING and elapsed > UNTAKEN_HINT_SECONDS:
             summary += " (no worker took it yet: is one serving this stage?)"
         if not self.tty:
             if summary != self._said:
@@ -46,7 +46,7 @@ class Progress:
                 self.stream.flush()
             return
         columns, rows = _size(self.stream)
-        running = [node for node in nodes if not Status(node["status"]).is_terminal]
+        running = [node for node in nodes if not node.status.is_terminal]
         lines = [f"{elapsed:.1f} s  {summary}", *render(running)]
         if len(lines) > rows - 1:
             lines = lines[:rows - 2] + [f"... and {len(lines) - rows + 2} more"]

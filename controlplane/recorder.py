@@ -15,24 +15,26 @@ not let a live worker's attempt look lost.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import msgspec
 import sqlalchemy.exc
 
 from controlplane.recovery import Recovery
 from controlplane.store import Store, utcnow
-from sdk.errors import RedisUnavailable
+from sdk.errors import DecodeError, RedisUnavailable, UnrecordableOutcome
+from sdk.records import ErrorRecord, Outcome
+from sdk.reports import LostReport, Report, decode_report
 from sdk.transport import Transport
+from sdk.transport.events import Entry
+from sdk.wire import Status
 
 log = logging.getLogger(__name__)
-#: The error of a call whose outcome the database refused to store.
-UNRECORDABLE = "callplane.UnrecordableOutcome"
 
 #: Reports applied per transaction, at most.
 BATCH_SIZE = 512
@@ -62,9 +64,9 @@ class Recorder:
         next_sweep = time.monotonic() + self._sweep_seconds
         while not stopping.is_set():
             try:
-                self._transport.ensure_recorder_group()
+                self._transport.events.ensure_group()
                 while not stopping.is_set():
-                    events = self._transport.read_events(
+                    events = self._transport.events.read(
                         self.consumer, BATCH_SIZE, block_ms, own_pending
                     )
                     if own_pending and not events:
@@ -94,7 +96,7 @@ class Recorder:
     def take_over_stale(self) -> int:
         """Record the reports another recorder was handed and has not acknowledged
         for a lease (its control plane died mid-batch); how many there were."""
-        stale = self._transport.claim_stale_events(
+        stale = self._transport.events.claim_stale(
             self.consumer, int(self._lease.total_seconds() * 1000), BATCH_SIZE
         )
         if stale:
@@ -102,7 +104,7 @@ class Recorder:
             self.record(stale)
         return len(stale)
 
-    def _linger(self, events: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    def _linger(self, events: list[Entry]) -> list[Entry]:
         """Grow a batch that nobody waits on, for up to LINGER_MILLISECONDS.
 
         A start, or the finish of a call its caller ran in place (the caller
@@ -115,61 +117,68 @@ class Recorder:
             left_ms = int((deadline - time.monotonic()) * 1000)
             if left_ms <= 0:
                 break
-            more = self._transport.read_events(self.consumer, BATCH_SIZE - len(events), left_ms)
+            more = self._transport.events.read(self.consumer, BATCH_SIZE - len(events), left_ms)
             if not more:
                 break
             events += more
         return events
 
-    def record(self, events: list[tuple[str, dict]]) -> None:
-        reports, lost = [], []
+    def record(self, events: list[Entry]) -> None:
+        """Apply a batch of reports, then announce the finished calls and forget the
+        batch. A report that is not one callplane wrote is logged and dropped."""
+        reports: list[tuple[str, Report]] = []
+        lost: list[tuple[str, LostReport]] = []
         for event_id, fields in events:
             try:
-                kind, call_id, body = fields["kind"], fields["id"], json.loads(fields["body"])
-                if kind == "start":  # the claim adds the attempt it started
-                    body["attempt"] = int(fields.get("attempt") or 1)
-            except (KeyError, ValueError, TypeError):
-                log.error("recorder: dropping malformed report %s: %r", event_id, fields)
+                subject, report = decode_report(fields)
+            except DecodeError as exc:
+                log.error("recorder: dropping malformed report %s (%s): %r", event_id, exc, fields)
                 continue
-            (lost if kind == "lost" else reports).append((kind, call_id, body))
+            if isinstance(report, LostReport):
+                lost.append((subject, report))
+            else:
+                reports.append((subject, report))
         lease_until = utcnow() + self._lease
         try:
-            finished = self._store.apply_events(reports, lease_until)
+            finished = self._store.apply_reports(reports, lease_until)
         except sqlalchemy.exc.OperationalError:
             raise
         except Exception:  # one bad report must not stop the others
             log.exception("recorder: a batch failed; recording its reports one by one")
             finished = self._one_by_one(reports, lease_until)
-        for _kind, call_id, body in lost:
-            self._recovery.give_up(call_id, body["attempt"], body["worker"], body["error"])
-        self._transport.announce_recorded(finished, [event_id for event_id, _ in events])
+        for call_id, report in lost:
+            self._recovery.give_up(call_id, report.attempt, report.worker, report.error)
+        self._transport.broadcasts.announce_recorded(finished, [event_id for event_id, _ in events])
 
-    def _one_by_one(self, reports: list[tuple[str, str, dict]], lease_until) -> list[str]:
+    def _one_by_one(self, reports: list[tuple[str, Report]], lease_until: datetime) -> list[str]:
         return [call_id for report in reports for call_id in self._one(report, lease_until)]
 
-    def _one(self, report: tuple[str, str, dict], lease_until, fallback: bool = True) -> list[str]:
+    def _one(self, report: tuple[str, Report], lease_until: datetime, fallback: bool = True) -> list[str]:
         try:
-            return self._store.apply_events([report], lease_until)
+            return self._store.apply_reports([report], lease_until)
         except sqlalchemy.exc.OperationalError:
             raise
         except Exception as exc:
             log.exception("recorder: the database refuses a report: %r", report)
-            if fallback and report[0] == "finish":  # the call must still end, and say why
-                return self._one(refused_outcome(report, exc), lease_until, fallback=False)
+            call_id, body = report
+            if fallback and isinstance(body, Outcome):  # the call must still end, and say why
+                return self._one((call_id, refused_outcome(body, exc)), lease_until, fallback=False)
             return []
 
 
-def refused_outcome(report: tuple[str, str, dict], exc: Exception) -> tuple[str, str, dict]:
+def refused_outcome(outcome: Outcome, exc: Exception) -> Outcome:
     """A finish the database refused for good, as a failure that says so: its call
     ends (its waiter is told) instead of staying running with nothing to record."""
-    kind, call_id, body = report
     reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
-    error = {"type": UNRECORDABLE, "traceback": "",
-             "message": f"the audit table refused this call's outcome ({type(exc).__name__}: "
-                        f"{reason}); the worker's report is in the control plane's log"}
-    return kind, call_id, {**body, "status": "failed", "result": None, "output": "", "error": error}
+    error = ErrorRecord.system(
+        UnrecordableOutcome,
+        f"the audit table refused this call's outcome ({type(exc).__name__}: {reason}); "
+        "the worker's report is in the control plane's log",
+    )
+    return msgspec.structs.replace(outcome, status=Status.FAILED, result=None, output="",
+                                   error=error)
 
 
-def _awaited(fields: dict) -> bool:
+def _awaited(fields: dict[str, str]) -> bool:
     """Whether someone may be waiting for this report to be recorded."""
     return fields.get("kind") == "finish" and fields.get("in_place") != "1"

@@ -16,16 +16,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any
 
 from controlplane.store import Store, utcnow
-from sdk.errors import RedisUnavailable
+from controlplane.store.rows import ExpiredLease
+from sdk.errors import RedisUnavailable, WorkerLost
+from sdk.records import CallRecord, ErrorRecord, Outcome
 from sdk.transport import Transport
-from sdk.wire import CallMessage, Status, dumps
+from sdk.wire import Status
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,12 @@ class Recovery:
 
     def sweep(self) -> None:
         """Everything above that is due: called often (a few times a lease)."""
-        if not self._transport.has_epoch():
+        jobs = self._transport.jobs
+        if not jobs.has_epoch():
             log.warning("Redis holds no epoch mark (it restarted empty, or is new): "
                         "checking every pending call")
             self.requeue_untracked(utcnow())
-            self._transport.mark_epoch()
+            jobs.mark_epoch()
         elif time.monotonic() >= self._next_check:
             self.requeue_untracked(utcnow() - self._lease, ROUTINE_CHECK_PAGES)
             self._next_check = time.monotonic() + self._lease.total_seconds()
@@ -68,46 +69,45 @@ class Recovery:
                 return requeued
             if pages is not None:
                 pages -= 1
-            by_id = {call["id"]: call for call in page}
-            lost = self._transport.untracked([(c["queue"], c["id"], c["attempt"]) for c in page])
+            by_id = {call.id: call for call in page}
+            lost = self._transport.jobs.untracked([(c.queue, c.id, c.attempt) for c in page])
             if lost:
                 log.warning("queueing %d pending call(s) again that Redis had lost", len(lost))
-                self._transport.enqueue([CallMessage.of_record(by_id[i]) for i in lost], utcnow())
+                self._transport.queues.enqueue([by_id[i].message() for i in lost], utcnow())
                 requeued += len(lost)
             last = page[-1]
-            after = (last["created_at"], last["id"])
+            after = (last.created_at, last.id)
         return requeued
 
     def give_up_expired(self) -> int:
         """Give up every attempt whose lease has ended; how many were given up."""
         now = utcnow()
         given_up = 0
-        for call in self._store.expired_leases(now, SWEEP_LIMIT):
-            outcome = self._transport.abandon(call["queue"], call["id"], call["worker"], call["attempt"])
-            if outcome is not None and not self._record_late(call, outcome, now):
+        for lease in self._store.expired_leases(now, SWEEP_LIMIT):
+            outcome = self._transport.jobs.abandon(lease.queue, lease.id, lease.worker, lease.attempt)
+            if outcome is not None and not self._record_late(lease, outcome, now):
                 continue  # it finished after all: its report is on its way to the recorder
-            error = {
-                "type": "callplane.WorkerLost",
-                "message": f"worker {call['worker']} stopped renewing the lease of attempt "
-                           f"{call['attempt']} (it ended at {call['lease_expires_at']:%H:%M:%S})",
-                "traceback": "",
-            }
-            given_up += self.give_up(call["id"], call["attempt"], call["worker"], error, now) is not None
+            error = ErrorRecord.system(
+                WorkerLost,
+                f"worker {lease.worker} stopped renewing the lease of attempt {lease.attempt} "
+                f"(it ended at {lease.lease_expires_at:%H:%M:%S})",
+            )
+            given_up += self.give_up(lease.id, lease.attempt, lease.worker, error, now) is not None
         return given_up
 
-    def _record_late(self, call: dict[str, Any], outcome: str, now: datetime) -> bool:
+    def _record_late(self, lease: ExpiredLease, outcome: Outcome, now: datetime) -> bool:
         """An attempt whose lease ended but whose job says it finished: its report
         should reach the recorder soon. If a lease has passed since and the table
         still says running, the report was lost or refused: record the outcome
         from the job. True if the attempt must be given up after all (the table
         refuses that outcome too)."""
-        if call["lease_expires_at"] > now - self._lease:
+        if lease.lease_expires_at > now - self._lease:
             return False
         log.warning("call %s: attempt %d finished a lease ago but is not recorded; recording "
-                    "its outcome from its job", call["id"], call["attempt"])
-        finished = self._store.apply_events([("finish", call["id"], json.loads(outcome))])
+                    "its outcome from its job", lease.id, lease.attempt)
+        finished = self._store.apply_reports([(lease.id, outcome)])
         if finished:
-            self._transport.announce_recorded(finished)
+            self._transport.broadcasts.announce_recorded(finished)
             return False
         return True
 
@@ -116,9 +116,9 @@ class Recovery:
         call_id: str,
         attempt: int,
         worker: str | None,
-        error: dict[str, Any],
+        error: ErrorRecord,
         expired_before: datetime | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> CallRecord | None:
         """End a running attempt for good, then queue the next or settle the failure."""
         record = self._store.end_attempt(
             call_id, attempt, worker, error, self._lost_attempts, expired_before=expired_before
@@ -126,17 +126,14 @@ class Recovery:
         if record is None:
             return None
         try:
-            if record["status"] == Status.PENDING.value:
+            if record.status is Status.PENDING:
                 log.warning("call %s: attempt %d lost (%s); queued as attempt %d",
-                            call_id, attempt, error["message"], record["attempt"])
-                self._transport.enqueue([CallMessage.of_record(record)], utcnow())
+                            call_id, attempt, error.message, record.attempt)
+                self._transport.queues.enqueue([record.message()], utcnow())
             else:
                 log.warning("call %s: attempt %d lost (%s); no attempts left, failed",
-                            call_id, attempt, error["message"])
-                outcome = {"id": call_id, "status": record["status"], "error": record["error"],
-                           "attempt": attempt, "result": None, "output": ""}
-                self._transport.settle(record["queue"], call_id, dumps(outcome), False,
-                                       record["finished_at"])
+                            call_id, attempt, error.message)
+                self._transport.jobs.settle(record.queue, record.outcome())
         except RedisUnavailable as exc:
             # The table has it; the pending-call check puts it back on its queue.
             log.warning("call %s: given up, but Redis is away: %s", call_id, exc)

@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from controlplane.progress import Progress
-from controlplane.trees import render
-from sdk.calling import RemoteCaller
+from controlplane.trees import TreeNode, render
+from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.decorators import Stage
@@ -27,6 +27,7 @@ from sdk.errors import (
     WorkflowFileError,
 )
 from sdk.handles import unwrap
+from sdk.records import CallRecord, convert
 from sdk.settings import DEFAULT_SERVER_URL
 from workers.loader import load_workflow
 
@@ -110,21 +111,22 @@ def follow(client: ControlPlaneClient, call_id: str, progress: Progress):
     """Show the call's tree until the call finishes; its final record and tree."""
     while True:
         finished = client.finished_calls([call_id], wait=POLL_SECONDS)
-        nodes = client.request("GET", f"/api/call/{call_id}/tree")["calls"]
+        nodes = convert(client.request("GET", f"/api/call/{call_id}/tree")["calls"],
+                        list[TreeNode], "the call tree")
         progress.show(nodes)
         if finished:
             progress.clear()
             return finished[0], nodes
 
 
-def report(record: dict[str, Any], nodes: list[dict[str, Any]]) -> int:
+def report(record: CallRecord, nodes: list[TreeNode]) -> int:
     """What the stages printed, the tree, then the result (stdout) or the failure."""
-    if record.get("output"):
-        click.echo(record["output"], err=True, nl=not record["output"].endswith("\n"))
+    if record.output:
+        click.echo(record.output, err=True, nl=not record.output.endswith("\n"))
     for line in render(nodes):
         click.echo(line, err=True)
     try:
-        result = unwrap(record)
+        result = unwrap(record.outcome())
     except (StageFailed, CallCancelled) as exc:
         click.echo(f"Error: {exc}", err=True)
         return 1

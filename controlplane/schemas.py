@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from datetime import timezone
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+import msgspec
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from controlplane.store.reads import CallQuery, RunQuery
+from sdk.records import CallRequest, FinishRequest
 from sdk.wire import RunMode, Status
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -67,6 +70,16 @@ def _in_utc_range(value) -> None:
             raise ValidationError("must be between 0001-01-01 and 9999-12-31 in UTC") from None
 
 
+class TypedSchema(Schema):
+    """A schema that loads into a typed record (`RECORD`): the views get records."""
+
+    RECORD: type
+
+    @post_load
+    def _typed(self, data, **_kwargs):
+        return msgspec.convert(data, self.RECORD)
+
+
 class ArgumentsSchema(Schema):
     args = fields.List(fields.Raw(allow_none=True), load_default=list)
     kwargs = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
@@ -78,7 +91,9 @@ class CallErrorSchema(Schema):
     traceback = fields.String(load_default="")
 
 
-class CallCreateSchema(Schema):
+class CallCreateSchema(TypedSchema):
+    RECORD = CallRequest
+
     id = fields.String(validate=_id, metadata={"description": "chosen by the caller so a retry is safe"})
     idempotency_key = Text(
         validate=validate.Length(min=1, max=200),
@@ -168,13 +183,17 @@ class WaitSchema(Schema):
     )
 
 
-class CallListQuerySchema(Schema):
+class CallListQuerySchema(TypedSchema):
+    RECORD = CallQuery
+
     status = fields.String(validate=validate.OneOf([s.value for s in Status]))
     stage = Text(validate=_name)
     parent_stage_run_id = fields.String(validate=_id)
 
 
-class RunListQuerySchema(Schema):
+class RunListQuerySchema(TypedSchema):
+    RECORD = RunQuery
+
     status = fields.String(validate=validate.OneOf([s.value for s in Status]))
     stage = Text(validate=_name)
     since = fields.DateTime(
@@ -191,7 +210,9 @@ class StartSchema(Schema):
     worker = Text(required=True, validate=_name)
 
 
-class FinishSchema(Schema):
+class FinishSchema(TypedSchema):
+    RECORD = FinishRequest
+
     status = fields.String(
         required=True, validate=validate.OneOf([Status.SUCCEEDED.value, Status.FAILED.value])
     )
@@ -226,7 +247,7 @@ class AttemptSchema(Schema):
     status = fields.String(metadata={"description": "lost (its worker or process was gone) or failed"})
     worker = fields.String(allow_none=True)
     run_mode = fields.String(allow_none=True)
-    error = fields.Dict(allow_none=True)
+    error = fields.Nested(CallErrorSchema, allow_none=True)
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime()
 
@@ -235,9 +256,9 @@ class CallSchema(Schema):
     id = fields.String()
     stage = fields.String()
     status = fields.String()
-    arguments = fields.Dict()
+    arguments = fields.Nested(ArgumentsSchema)
     result = fields.Raw(allow_none=True)
-    error = fields.Dict(allow_none=True)
+    error = fields.Nested(CallErrorSchema, allow_none=True)
     output = fields.String(allow_none=True)
     parent_stage_run_id = fields.String(allow_none=True)
     root_stage_run_id = fields.String()

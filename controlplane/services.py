@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import threading
 
-from controlplane.calls import CallService
+from controlplane.commands import CallCommands
+from controlplane.creation import CallCreation
+from controlplane.dispatch import Dispatch
+from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
 from controlplane.store import Store, make_engine
+from controlplane.waiting import CallWaiting
 from sdk.settings import Settings
-from sdk.transport import DONE_CHANNEL, Transport
+from sdk.transport import Transport
+from sdk.transport.keys import DONE_CHANNEL
 from sdk.waiters import Waiters
 
 
 class Services:
-    """Store, Redis, waiters and recorder; start() runs their background threads."""
+    """Store, Redis, waiters, what the API does with calls, and the recorder; start()
+    runs their background threads."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = Store(make_engine(settings.database_url))
         self.transport = Transport.from_url(settings.redis_url)
         self.waiters = Waiters(self.transport, DONE_CHANNEL, settings.recheck_seconds)
-        self.calls = CallService(self.store, self.transport, self.waiters, settings)
+        dispatch = Dispatch(self.transport)
+        self.reading = CallReading(self.store, self.transport)
+        self.creation = CallCreation(self.store, self.reading, dispatch, settings.lease_seconds)
+        self.waiting = CallWaiting(self.store, self.reading, self.creation, self.waiters,
+                                   settings.max_wait_seconds)
+        self.commands = CallCommands(self.store, self.reading, self.transport, dispatch)
         self.recovery = Recovery(
             self.store, self.transport, settings.lost_attempts, settings.lease_seconds
         )

@@ -1,1 +1,31 @@
-"""What user code imports: `from sdk.decorators import WorkflowRunner`."""
+"""What user code imports: `from sdk import WorkflowRunner` (or, as the seed has it,
+`from sdk.decorators import WorkflowRunner`)."""
+
+from sdk.decorators import Stage, WorkflowRunner
+from sdk.errors import (
+    CallCancelled,
+    CallplaneError,
+    ControlPlaneRefused,
+    ControlPlaneUnavailable,
+    ProcessDied,
+    StageFailed,
+    StageTimeout,
+    UnrecordableOutcome,
+    WorkerLost,
+)
+from sdk.handles import CallHandle
+
+__all__ = [
+    "CallCancelled",
+    "CallHandle",
+    "CallplaneError",
+    "ControlPlaneRefused",
+    "ControlPlaneUnavailable",
+    "ProcessDied",
+    "Stage",
+    "StageFailed",
+    "StageTimeout",
+    "UnrecordableOutcome",
+    "WorkerLost",
+    "WorkflowRunner",
+]

@@ -14,14 +14,18 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 import urllib.parse
-from typing import Any
+from typing import Any, TypeVar
 
-from sdk.backoff import delays
-from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
+import msgspec
+
+from sdk.backoff import retry_until
+from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable, DecodeError
+from sdk.records import CallRecord, CallRequest, Outcome, convert
 from sdk.settings import token_from_env
 from sdk.wire import dumps
+
+T = TypeVar("T")
 
 #: Seconds to wait for the control plane beyond any `?wait=` the request asks for.
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -60,37 +64,49 @@ class ControlPlaneClient:
 
     # -- the API -----------------------------------------------------------------
 
-    def create_call(self, body: dict[str, Any], wait: float | None = None) -> dict[str, Any]:
-        return self.request("POST", "/api/call", body, wait=wait)
+    def create_call(self, request: CallRequest, wait: float | None = None) -> CallRecord:
+        return self._call_record(self.request("POST", "/api/call", _body(request), wait=wait))
 
-    def create_attempt(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def create_attempt(self, request: CallRequest) -> tuple[CallRecord, bool]:
         """Create a call; (the call, whether this request started an attempt of it:
         False when the call existed and was returned as it is)."""
-        status, call = self.request_with_status("POST", "/api/call", body)
-        return call, status == 201
+        status, call = self.request_with_status("POST", "/api/call", _body(request))
+        return self._call_record(call), status == 201
 
-    def create_calls(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def create_calls(self, requests: list[CallRequest]) -> list[CallRecord]:
         """Create many calls, a batch per request (one transaction, one Redis round trip)."""
         calls = []
-        for start in range(0, len(bodies), CREATE_BATCH):
-            batch = bodies[start:start + CREATE_BATCH]
+        for start in range(0, len(requests), CREATE_BATCH):
+            batch = [_body(request) for request in requests[start:start + CREATE_BATCH]]
             calls += self.request("POST", "/api/calls", {"calls": batch})["calls"]
-        return calls
+        return self._answer(calls, list[CallRecord])
 
-    def finished_calls(self, ids: list[str], wait: float, every: bool = False) -> list[dict[str, Any]]:
+    def finished_calls(self, ids: list[str], wait: float, every: bool = False) -> list[CallRecord]:
         """Those of `ids` that have finished, once at least one (with `every`: all) has,
         or after `wait` seconds."""
         body = {"ids": ids, "wait": wait, "every": every}
-        return self.request("POST", "/api/calls/finished", body, timeout_extra=wait)["calls"]
+        answer = self.request("POST", "/api/calls/finished", body, timeout_extra=wait)
+        return self._answer(answer["calls"], list[CallRecord])
 
-    def get_call(self, call_id: str, wait: float | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/api/call/{call_id}", wait=wait)
+    def get_call(self, call_id: str, wait: float | None = None) -> CallRecord:
+        return self._call_record(self.request("GET", f"/api/call/{call_id}", wait=wait))
 
-    def start_call(self, call_id: str, worker: str) -> dict[str, Any]:
-        return self.request("POST", f"/api/call/{call_id}/start", {"worker": worker})
+    def finish_call(self, call_id: str, outcome: Outcome) -> CallRecord:
+        """Record how a running call ended (status, result, error)."""
+        body = {"status": outcome.status.value, "result": outcome.result,
+                "error": msgspec.to_builtins(outcome.error)}
+        return self._call_record(self.request("POST", f"/api/call/{call_id}/finish", body))
 
-    def finish_call(self, call_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", f"/api/call/{call_id}/finish", body)
+    def _call_record(self, answer: Any) -> CallRecord:
+        return self._answer(answer, CallRecord)
+
+    def _answer(self, answer: Any, kind: type[T]) -> T:
+        """An answer as the record it should be; one that is not is the control
+        plane's fault (a proxy's page, another version), reported as unavailable."""
+        try:
+            return convert(answer, kind, "the control plane's answer")
+        except DecodeError as exc:
+            raise ControlPlaneUnavailable(f"control plane at {self.server_url}: {exc}") from None
 
     # -- transport ---------------------------------------------------------------
 
@@ -120,22 +136,20 @@ class ControlPlaneClient:
         payload = None if body is None else dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
         headers.update(self._auth)
-        deadline = time.monotonic() + self._outage_seconds
-        pauses = delays(0.05, 2.0)
-        while True:
-            try:
-                status, raw = self._send(method, url, payload, headers, timeout)
-                if status not in TRANSIENT_STATUSES:
-                    return status, self._decode(status, raw)
-                problem = f"answered {status}: {raw[:300]!r}"
-            except ControlPlaneUnavailable as exc:
-                problem = str(exc)
-            if time.monotonic() >= deadline:
-                raise ControlPlaneUnavailable(
-                    f"control plane at {self.server_url} {problem} "
-                    f"(still, after retrying for {self._outage_seconds:g} s)"
-                )
-            time.sleep(next(pauses))
+
+        def attempt() -> tuple[int, Any]:
+            status, raw = self._send(method, url, payload, headers, timeout)
+            if status in TRANSIENT_STATUSES:
+                raise ControlPlaneUnavailable(f"answered {status}: {raw[:300]!r}")
+            return status, self._decode(status, raw)
+
+        try:
+            return retry_until(attempt, ControlPlaneUnavailable, self._outage_seconds)
+        except ControlPlaneUnavailable as exc:
+            raise ControlPlaneUnavailable(
+                f"control plane at {self.server_url} {exc} "
+                f"(still, after retrying for {self._outage_seconds:g} s)"
+            ) from None
 
     def _send(
         self, method: str, url: str, payload: bytes | None, headers: dict, timeout: float
@@ -159,9 +173,7 @@ class ControlPlaneClient:
         except ValueError:
             data = None
         if status >= 500 or (data is None and status >= 400):
-            raise ControlPlaneUnavailable(
-                f"control plane at {self.server_url} answered {status}: {raw[:300]!r}"
-            )
+            raise ControlPlaneUnavailable(f"answered {status}: {raw[:300]!r}")
         if status >= 400:
             raise ControlPlaneRefused(status, data.get("message", ""), data.get("errors"))
         return data
@@ -182,3 +194,7 @@ class ControlPlaneClient:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _body(request: CallRequest) -> dict[str, Any]:
+    return msgspec.to_builtins(request)

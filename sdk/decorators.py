@@ -10,110 +10,47 @@ Called outside a worker, a stage creates a root call and waits for it; called
 inside a stage running on a worker, it creates a child of that call.
 `stage.submit(...)` returns a handle at once, `stage.map(items)` runs calls in
 parallel, and `runner.run(main, local=True)` runs everything in this process.
-How calls are made and awaited is the attached `Caller`'s business (sdk.calling).
+How calls are made and awaited is the attached `Caller`'s business (sdk.caller).
 The runner holds no module-level state: two runners with different URLs live
 side by side.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
-import random
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from sdk.calling import Caller, RemoteCaller
+import msgspec
+
+from sdk.caller import Caller, RemoteCaller
 from sdk.client import OUTAGE_SECONDS, ControlPlaneClient
 from sdk.context import CallContext, CallFrame
 from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
+from sdk.options import StageOptions
+from sdk.records import Arguments, CallRequest
 from sdk.wire import child_call_id, dumps, new_call_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: What @runner.stage(...) accepts, and what each option means.
-STAGE_OPTIONS = {
-    "name": "the stage's name (default: the function's name)",
-    "isolate": "run each call of this stage in a fresh process of its own (default: False)",
-    "retries": "how many times a call that raised runs again (default: 0)",
-    "backoff": "seconds before the first retry, doubling for each next one, with jitter "
-               "(default: 1.0)",
-    "retry_on": "the exception class(es) that retry (default: Exception: all)",
-    "timeout": "seconds a call may run; past them it is stopped and fails with "
-               "callplane.StageTimeout (runs the call in a process of its own; default: none)",
-}
-#: The longest pause between two attempts, however many retries came before.
-BACKOFF_CAP_SECONDS = 60.0
-#: Attempts a stage may ask for (its first run and its retries).
-MAX_ATTEMPTS = 100
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """When a call that raised runs again, and after how long."""
-
-    retries: int = 0
-    backoff: float = 1.0
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-
-    @property
-    def max_attempts(self) -> int:
-        return 1 + self.retries
-
-    def retries_after(self, exc: BaseException, attempt: int) -> bool:
-        """Whether attempt number `attempt`, which raised `exc`, is followed by another."""
-        return attempt < self.max_attempts and isinstance(exc, self.retry_on)
-
-    def pause(self, attempt: int, rng: random.Random) -> float:
-        """Seconds before the attempt after `attempt`: full jitter over an exponential bound."""
-        return rng.uniform(0, min(BACKOFF_CAP_SECONDS, self.backoff * 2 ** (attempt - 1)))
-
-
-def _stage_options(options: dict[str, Any]) -> tuple[RetryPolicy, float | None]:
-    """The retry policy and timeout the options ask for; TypeError or ValueError
-    (saying what to fix) at decoration, not at the first failure."""
-    retries = options.get("retries", 0)
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries < MAX_ATTEMPTS:
-        raise ValueError(f"retries must be a whole number from 0 to {MAX_ATTEMPTS - 1}, not {retries!r}")
-    backoff = options.get("backoff", 1.0)
-    if not isinstance(backoff, (int, float)) or isinstance(backoff, bool) or backoff < 0:
-        raise ValueError(f"backoff must be a number of seconds >= 0, not {backoff!r}")
-    retry_on = options.get("retry_on", Exception)
-    retry_on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
-    if not retry_on or not all(isinstance(k, type) and issubclass(k, BaseException) for k in retry_on):
-        raise TypeError(f"retry_on takes an exception class or a tuple of them, not {retry_on!r}")
-    timeout = options.get("timeout")
-    if timeout is not None and (
-        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0
-    ):
-        raise ValueError(f"timeout must be a number of seconds > 0, or None, not {timeout!r}")
-    return RetryPolicy(retries, float(backoff), retry_on), timeout
-
 
 class Stage(Generic[P, R]):
     """A function registered with a runner; calling it makes a distributed call."""
 
-    def __init__(
-        self,
-        runner: WorkflowRunner,
-        fn: Callable[P, R],
-        name: str,
-        isolate: bool,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ):
+    def __init__(self, runner: WorkflowRunner, fn: Callable[P, R], options: StageOptions):
         functools.update_wrapper(self, fn)
         self.runner = runner
         self.fn = fn
-        self.name = name
+        self.options = options
+        self.name = options.name or fn.__name__
         # A call with a timeout runs in a process of its own, which can be stopped.
-        self.isolate = isolate or timeout is not None
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.isolate = options.isolate or options.timeout is not None
+        self.retry = options.retry
+        self.timeout = options.timeout
         self.signature = inspect.signature(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -132,7 +69,7 @@ class Stage(Generic[P, R]):
         return f"<Stage {self.name} of {self.runner!r}>"
 
 
-def encode_arguments(stage: Stage, args: tuple, kwargs: dict) -> dict[str, Any]:
+def encode_arguments(stage: Stage, args: tuple, kwargs: dict) -> Arguments:
     """The wire form of one call's arguments, checked before anything is sent.
 
     Raises TypeError at the call site when the arguments do not fit the function
@@ -142,9 +79,9 @@ def encode_arguments(stage: Stage, args: tuple, kwargs: dict) -> dict[str, Any]:
         bound = stage.signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise TypeError(f"{stage.name}(): {exc}") from None
-    arguments = {"args": list(args), "kwargs": kwargs}
+    arguments = Arguments(list(args), kwargs)
     try:
-        dumps(arguments)
+        dumps([arguments.args, arguments.kwargs])
     except (TypeError, ValueError):
         for name, value in _named_values(stage.signature, bound.arguments):
             try:
@@ -195,23 +132,18 @@ class WorkflowRunner:
 
     def stage(self, fn: Callable[P, R] | None = None, **options: Any):
         """Register a function as a stage: `@runner.stage` or `@runner.stage(name=..., isolate=...)`."""
-        unknown = set(options) - set(STAGE_OPTIONS)
-        if unknown:
-            known = "; ".join(f"{name}: {meaning}" for name, meaning in STAGE_OPTIONS.items())
-            raise TypeError(f"unknown stage option(s) {sorted(unknown)}; known options are {known}")
-        retry, timeout = _stage_options(options)
+        parsed = StageOptions.parse(options)
 
         def register(function: Callable[P, R]) -> Stage[P, R]:
             if not inspect.isfunction(function):
                 raise TypeError(f"@runner.stage decorates plain functions, not {function!r}")
-            name = options.get("name") or function.__name__
-            if name in self.stages:
+            stage = Stage(self, function, parsed)
+            if stage.name in self.stages:
                 raise ValueError(
-                    f"a stage named {name!r} is already registered with this runner; "
+                    f"a stage named {stage.name!r} is already registered with this runner; "
                     "rename the function or pass @runner.stage(name=...)"
                 )
-            stage = Stage(self, function, name, bool(options.get("isolate", False)), retry, timeout)
-            self.stages[name] = stage
+            self.stages[stage.name] = stage
             return stage
 
         return register(fn) if fn is not None else register
@@ -232,17 +164,17 @@ class WorkflowRunner:
     def call(self, stage: Stage, args: tuple, kwargs: dict) -> Any:
         """Create a call of `stage`, wait for it, and return its result or raise its error."""
         caller, parent = self._route()
-        record = caller.call(self._body(stage, args, kwargs, parent), stage.isolate)
-        if record.get("output"):
-            self._replayer(parent)(record["output"])
-        return unwrap(record)
+        outcome = caller.call(self.request(stage, args, kwargs, parent), stage.isolate)
+        if outcome.output:
+            self._replayer(parent)(outcome.output)
+        return unwrap(outcome)
 
     def submit(self, stage: Stage, arguments: list[tuple[tuple, dict]]) -> list[CallHandle]:
         """Create calls of `stage` without waiting; one handle per (args, kwargs)."""
         caller, parent = self._route()
-        bodies = [self._body(stage, args, kwargs, parent) for args, kwargs in arguments]
+        requests = [self.request(stage, args, kwargs, parent) for args, kwargs in arguments]
         replay = self._replayer(parent)
-        return [CallHandle(caller, stage.name, call, replay) for call in caller.submit(bodies)]
+        return [CallHandle(caller, stage.name, call, replay) for call in caller.submit(requests)]
 
     @staticmethod
     def gather(*handles: CallHandle, return_exceptions: bool = False) -> list[Any]:
@@ -261,19 +193,20 @@ class WorkflowRunner:
             return parent.caller, parent
         return self._caller, parent
 
-    def _body(
+    def request(
         self, stage: Stage, args: tuple, kwargs: dict, parent: CallFrame | None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": new_call_id(),
-            "stage": stage.name,
-            "arguments": encode_arguments(stage, args, kwargs),
-        }
-        if stage.retry.max_attempts > 1:
-            body["max_attempts"] = stage.retry.max_attempts
+    ) -> CallRequest:
+        """The request that creates a call of `stage` from `parent` (None: a root call)."""
+        request = CallRequest(
+            stage=stage.name,
+            arguments=encode_arguments(stage, args, kwargs),
+            id=new_call_id(),
+            max_attempts=stage.retry.max_attempts,
+        )
         if parent is not None:
             position = parent.next_position()
-            body.update(
+            request = msgspec.structs.replace(
+                request,
                 id=child_call_id(parent.id, position),
                 parent_stage_run_id=parent.id,
                 position=position,
@@ -283,8 +216,8 @@ class WorkflowRunner:
         else:
             version = (self.repo_name, self.commit_hash)
         if all(version):
-            body["repo_name"], body["commit_hash"] = version
-        return body
+            request = msgspec.structs.replace(request, repo_name=version[0], commit_hash=version[1])
+        return request
 
     @staticmethod
     def _replayer(parent: CallFrame | None) -> Callable[[str], Any]:

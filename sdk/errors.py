@@ -1,18 +1,35 @@
-"""callplane's exceptions. Transport errors are translated at the boundary, so no
-`redis.*` or `http.client` exception reaches user code; remote failures come back
-as data (type, message, traceback) inside StageFailed."""
+"""callplane's exceptions: one root, a shallow tree, one recorded name per class.
+
+Transport errors are translated at the boundary, so no `redis.*` or
+`http.client` exception reaches user code. A call's failure comes back as data
+(an ErrorRecord: type, message, traceback) and is raised at the call site as
+StageFailed, or as the class that callplane itself recorded it under
+(StageTimeout, WorkerLost, ProcessDied, UnrecordableOutcome), which are
+StageFailed too.
+"""
 
 from __future__ import annotations
 
-import traceback
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdk.records import ErrorRecord
+
+#: The prefix of the names under which callplane records its own errors.
+RECORDED_PREFIX = "callplane."
 
 
 class CallplaneError(Exception):
     """Root of every error callplane raises."""
 
+    @classmethod
+    def recorded_name(cls) -> str:
+        """The one name an audit record gives this error, wherever it was raised."""
+        return RECORDED_PREFIX + cls.__name__
+
 
 class DecodeError(CallplaneError):
-    """Raised when a job or event read from Redis is not in callplane's wire format."""
+    """Raised when a job or report read from Redis is not in callplane's wire format."""
 
 
 class ControlPlaneUnavailable(CallplaneError):
@@ -38,19 +55,25 @@ class WorkflowFileError(CallplaneError):
     """Raised when a workflow file cannot be loaded or registers no stage."""
 
 
+class CallCancelled(CallplaneError):
+    """Raised at the call site when the call was cancelled, and inside a cancelled
+    stage running on a worker's main thread."""
+
+
 class StageFailed(CallplaneError):
-    """Raised at the call site when the stage raised on its worker.
+    """Raised at the call site when the call failed on its worker.
 
     Carries the remote exception's type name, message and traceback; the local
     traceback of this exception still points at the line that made the call.
     """
 
-    def __init__(self, stage: str, call_id: str, error: dict):
+    def __init__(self, stage: str, call_id: str, error: ErrorRecord):
         self.stage = stage
         self.call_id = call_id
-        self.remote_type = error.get("type", "Exception")
-        self.remote_message = error.get("message", "")
-        self.remote_traceback = error.get("traceback", "")
+        self.error = error
+        self.remote_type = error.type
+        self.remote_message = error.message
+        self.remote_traceback = error.traceback
         super().__init__(
             f"stage {stage!r} (call {call_id}) raised {self.remote_type}: {self.remote_message}"
         )
@@ -62,21 +85,33 @@ class StageFailed(CallplaneError):
         return text
 
 
-class StageTimeout(CallplaneError):
-    """A call ran past its stage's timeout and was stopped (recorded as
-    callplane.StageTimeout); retried like any error when the stage retries."""
+class StageTimeout(StageFailed):
+    """Raised when a call ran past its stage's timeout and was stopped; retried like
+    any error when the stage retries (`retry_on` may name it)."""
 
 
-class CallCancelled(CallplaneError):
-    """Raised at the call site when the call was cancelled."""
+class WorkerLost(StageFailed):
+    """Raised when the worker running a call stopped renewing its lease (killed,
+    hung, cut off) on its last allowed attempt."""
 
 
-def describe(exc: BaseException) -> dict[str, str]:
-    """An exception as the audit record keeps it: type, message, traceback."""
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {
-        "type": name,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
+class ProcessDied(StageFailed):
+    """Raised when the process running a call's last allowed attempt died (an
+    isolated call's forked process, killed or crashed)."""
+
+
+class UnrecordableOutcome(StageFailed):
+    """Raised when the audit table refused to store a call's outcome (the reason is
+    in the message); the call is recorded as failed instead of staying running."""
+
+
+#: The failures callplane records under its own names, by that name: a client
+#: that reads one raises its class.
+SYSTEM_FAILURES: dict[str, type[StageFailed]] = {
+    cls.recorded_name(): cls for cls in (StageTimeout, WorkerLost, ProcessDied, UnrecordableOutcome)
+}
+
+
+def failure(stage: str, call_id: str, error: ErrorRecord) -> StageFailed:
+    """The exception a call's recorded error raises at the call site."""
+    return SYSTEM_FAILURES.get(error.type, StageFailed)(stage, call_id, error)

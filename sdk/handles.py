@@ -2,7 +2,7 @@
 
 A handle answers like a `concurrent.futures.Future` (`done()`, `result()`,
 `exception()`), and is safe to share between threads: the first thread to see
-the call finish stores its record, everyone reads that. What the call printed is
+the call finish stores its outcome, everyone reads that. What the call printed is
 replayed into the caller's output once, when its outcome is first read.
 """
 
@@ -12,8 +12,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-from sdk.calling import Caller
-from sdk.errors import CallCancelled, StageFailed
+from sdk.caller import Caller
+from sdk.errors import CallCancelled, StageFailed, failure
+from sdk.records import CallRecord, ErrorRecord, Outcome
 from sdk.wire import Status
 
 R = TypeVar("R")
@@ -24,32 +25,27 @@ class CallHandle(Generic[R]):
         self,
         caller: Caller,
         stage: str,
-        call: dict[str, Any],
+        call: CallRecord,
         replay: Callable[[str], Any],
     ):
         self._caller = caller
         self.stage = stage
         self.call = call
         self._replay = replay
-        self._record: dict[str, Any] | None = None
+        self._settled: Outcome | None = None
         self._replayed = False
         self._lock = threading.Lock()
-        # A call that had finished already (made by an earlier attempt of its
-        # parent) is settled now, if the answer carries its outcome: a batch
-        # create answers without one, and the outcome is then read when asked for.
-        if Status(call["status"]).is_terminal and "result" in call:
-            self._settle(call)
 
     @property
     def id(self) -> str:
-        return self.call["id"]
+        return self.call.id
 
     def done(self) -> bool:
         """Whether the call has finished (succeeded, failed or cancelled); never blocks."""
-        if self._record is None:
+        if self._settled is None:
             try:
-                for record in self._caller.finished([self.call], 0):
-                    self._settle(record)
+                for outcome in self._caller.finished([self.call], 0):
+                    self._settle(outcome)
             except TimeoutError:
                 return False
         return True
@@ -67,38 +63,36 @@ class CallHandle(Generic[R]):
             return exc
         return None
 
-    def _outcome(self, timeout: float | None) -> dict[str, Any]:
-        if self._record is None:
-            for record in self._caller.finished([self.call], timeout):
-                self._settle(record)
+    def _outcome(self, timeout: float | None) -> Outcome:
+        if self._settled is None:
+            for outcome in self._caller.finished([self.call], timeout):
+                self._settle(outcome)
         with self._lock:
             if not self._replayed:
                 self._replayed = True
-                if self._record.get("output"):
-                    self._replay(self._record["output"])
-        return self._record
+                if self._settled.output:
+                    self._replay(self._settled.output)
+        return self._settled
 
-    def _settle(self, record: dict[str, Any]) -> None:
+    def _settle(self, outcome: Outcome) -> None:
         with self._lock:
-            if self._record is None:
-                self._record = record
+            if self._settled is None:
+                self._settled = outcome
 
     def __repr__(self) -> str:
-        state = self._record["status"] if self._record else "not finished"
+        state = self._settled.status if self._settled else "not finished"
         return f"<CallHandle {self.stage} {self.id} {state}>"
 
 
-def unwrap(record: dict[str, Any]) -> Any:
+def unwrap(outcome: Outcome) -> Any:
     """A finished call's result, or its failure raised as an exception."""
-    status = Status(record["status"])
-    if status is Status.SUCCEEDED:
-        return record.get("result")
-    if status is Status.CANCELLED:
-        raise CallCancelled(f"stage {record['stage']!r} (call {record['id']}) was cancelled")
+    if outcome.status is Status.SUCCEEDED:
+        return outcome.result
+    if outcome.status is Status.CANCELLED:
+        raise CallCancelled(f"stage {outcome.stage!r} (call {outcome.id}) was cancelled")
+    error = outcome.error or ErrorRecord("Exception", "")
     # A local run keeps the exception itself, so a debugger reaches the stage's frame.
-    raise StageFailed(record["stage"], record["id"], record.get("error") or {}) from record.get(
-        "_exception"
-    )
+    raise failure(outcome.stage, outcome.id, error) from outcome.exception
 
 
 def as_completed(handles: Iterable[CallHandle], timeout: float | None = None) -> Iterator[CallHandle]:
@@ -130,15 +124,16 @@ def _settling(handles: list[CallHandle], timeout: float | None, every: bool) -> 
     """Settle `handles` through their callers, yielding each as it finishes."""
     by_caller: dict[int, list[CallHandle]] = {}
     for handle in handles:
-        if handle._record is not None:
+        if handle._settled is not None:
             yield handle
         else:
             by_caller.setdefault(id(handle._caller), []).append(handle)
     for group in by_caller.values():
         waiting = {handle.id: handle for handle in group}
         calls = [handle.call for handle in group]
-        for record in group[0]._caller.finished(calls, timeout, every):
-            handle = waiting.pop(record["id"], None)
+        for outcome in group[0]._caller.finished(calls, timeout, every):
+            handle = waiting.pop(outcome.id, None)
             if handle is not None:
-                handle._settle(record)
+                handle._settle(outcome)
                 yield handle
+

@@ -15,11 +15,14 @@ import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from sdk.client import ControlPlaneClient
 from sdk.context import CallFrame
-from sdk.errors import ControlPlaneUnavailable, describe
+from sdk.errors import ControlPlaneUnavailable
 from sdk.handles import unwrap
-from sdk.wire import Status, check_result
+from sdk.records import CallRecord, CallRequest, ErrorRecord, Outcome
+from sdk.wire import RunMode, Status, check_result
 
 if TYPE_CHECKING:
     from sdk.decorators import Stage, WorkflowRunner
@@ -34,64 +37,73 @@ class LocalCaller:
         self._client = ControlPlaneClient(runner.client.server_url, outage_seconds=0)
         self._recording = True
         self.worker = f"local:{socket.gethostname()}:{os.getpid()}"
+        #: How each call this caller ran ended: submit() runs them at once.
+        self._outcomes: dict[str, Outcome] = {}
 
     def run(self, main: Stage, args: tuple, kwargs: dict) -> Any:
-        body = self._runner._body(main, args, kwargs, None)
-        return unwrap(self.call(body, main.isolate))
+        return unwrap(self.call(self._runner.request(main, args, kwargs, None), main.isolate))
 
     # -- the Caller protocol -------------------------------------------------------
 
-    def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
-        """Run the call here and now; its final record. (`isolate` has no meaning here.)"""
-        stage = self._runner.stages[body["stage"]]
+    def call(self, request: CallRequest, isolate: bool) -> Outcome:
+        """Run the call here and now; its outcome. (`isolate` has no meaning here.)"""
+        stage = self._runner.stages[request.stage]
         parent = self._runner.context.current()
-        record = self._record_start(body)
+        recorded = self._record_start(request)
         frame = CallFrame(
-            id=body["id"],
+            id=request.id,
             stage=stage.name,
-            root_id=parent.root_id if parent else body["id"],
-            repo_name=body.get("repo_name"),
-            commit_hash=body.get("commit_hash"),
+            root_id=parent.root_id if parent else request.id,
+            repo_name=request.repo_name,
+            commit_hash=request.commit_hash,
             caller=self,
         )
-        outcome: dict[str, Any] = {"id": body["id"], "stage": stage.name, "output": ""}
         with self._runner.context.entered(frame):
             try:
-                result = stage.fn(*body["arguments"]["args"], **body["arguments"]["kwargs"])
+                result = stage.fn(*request.arguments.args, **request.arguments.kwargs)
                 check_result(stage.name, result)
-                outcome.update(status=Status.SUCCEEDED.value, result=result, error=None)
+                outcome = Outcome(request.id, stage.name, Status.SUCCEEDED, result=result)
             except Exception as exc:  # noqa: BLE001 - the call's failure is its outcome
-                outcome.update(status=Status.FAILED.value, result=None, error=describe(exc))
-                outcome["_exception"] = exc
-        self._record_finish(record, outcome)
+                outcome = Outcome(request.id, stage.name, Status.FAILED, error=ErrorRecord.of(exc),
+                                  exception=exc)
+        if recorded:
+            self._record_finish(outcome)
+        self._outcomes[outcome.id] = outcome
         return outcome
 
-    def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         """Local calls run as they are submitted, one after another."""
-        return [self.call(body, False) for body in bodies]
+        return [self._as_record(self.call(request, False)) for request in requests]
 
     def finished(
-        self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False
-    ) -> Iterator[dict[str, Any]]:
-        yield from calls  # submit() returned them finished
+        self, calls: list[CallRecord], timeout: float | None, every: bool = False
+    ) -> Iterator[Outcome]:
+        yield from (self._outcomes[call.id] for call in calls)  # submit() ran them
+
+    @staticmethod
+    def _as_record(outcome: Outcome) -> CallRecord:
+        return CallRecord(outcome.id, outcome.stage, outcome.status, result=outcome.result,
+                          error=outcome.error, run_mode=RunMode.LOCAL)
 
     # -- the audit record, when the control plane answers --------------------------
 
-    def _record_start(self, body: dict[str, Any]) -> dict[str, Any] | None:
+    def _record_start(self, request: CallRequest) -> bool:
         if not self._recording:
-            return None
+            return False
         try:
-            return self._client.create_call({**body, "run_mode": "local", "worker": self.worker})
+            self._client.create_call(
+                msgspec.structs.replace(request, run_mode=RunMode.LOCAL, worker=self.worker)
+            )
         except ControlPlaneUnavailable as exc:
             self._stop_recording(exc)
-            return None
+            return False
+        return True
 
-    def _record_finish(self, record: dict[str, Any] | None, outcome: dict[str, Any]) -> None:
-        if record is None or not self._recording:
+    def _record_finish(self, outcome: Outcome) -> None:
+        if not self._recording:
             return
-        report = {key: outcome[key] for key in ("status", "result", "error")}
         try:
-            self._client.finish_call(record["id"], report)
+            self._client.finish_call(outcome.id, outcome)
         except ControlPlaneUnavailable as exc:
             self._stop_recording(exc)
 

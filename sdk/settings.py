@@ -31,6 +31,8 @@ LEASE_SECONDS = 30.0
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: The environment variable that holds the control plane's API token.
 TOKEN_VARIABLE = "CALLPLANE_TOKEN"
+#: A worker's commit unless told: the checkout its workflow file is in.
+DEFAULT_COMMIT = "HEAD"
 #: Attempts a call gets in all when its worker keeps being lost (killed, hung, or
 #: its own process dying): a poison call must not loop forever. A stage's
 #: `retries` may grant more.
@@ -52,6 +54,11 @@ class Settings:
     token: str | None = None
     #: Listen beyond loopback without a token (only when told explicitly).
     allow_no_token: bool = False
+    #: The control plane that clients, workers and the CLI talk to.
+    server_url: str = DEFAULT_SERVER_URL
+    #: A worker's code version, when its command line names none.
+    repo_name: str | None = None
+    commit_hash: str = DEFAULT_COMMIT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,13 +67,16 @@ class Settings:
             database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
             redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
             host=env.get("HOST", DEFAULT_HOST),
-            port=int(env.get("PORT", DEFAULT_PORT)),
+            port=_positive(env, "PORT", DEFAULT_PORT, int),
             recheck_seconds=_positive(env, "CALLPLANE_RECHECK_SECONDS", RECHECK_SECONDS, float),
             lease_seconds=_positive(env, "CALLPLANE_LEASE_SECONDS", LEASE_SECONDS, float),
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
             max_body_bytes=_positive(env, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int),
             token=env.get(TOKEN_VARIABLE) or None,
             allow_no_token=env.get("CALLPLANE_ALLOW_NO_TOKEN", "").lower() in ("1", "true", "yes"),
+            server_url=env.get("CALLPLANE_SERVER_URL") or DEFAULT_SERVER_URL,
+            repo_name=env.get("CALLPLANE_REPO_NAME") or None,
+            commit_hash=env.get("CALLPLANE_COMMIT_HASH") or DEFAULT_COMMIT,
         )
 
     def replace(self, **changes) -> Settings:
@@ -77,6 +87,11 @@ def token_from_env() -> str | None:
     """The API token the SDK and workers send when the code gives none, so a
     workflow runs unchanged against a control plane that requires one."""
     return os.environ.get(TOKEN_VARIABLE) or None
+
+
+def environment_with(changes: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with `changes`: for a child process it starts."""
+    return {**os.environ, **changes}
 
 
 def _positive(env: Mapping[str, str], name: str, default, kind):

@@ -71,11 +71,8 @@ class Waiters:
         self._thread: threading.Thread | None = None
 
     def start(self) -> Waiters:
-        self._thread = threading.Thread(
-            target=self._transport.listen_done,
-            args=(self._channel, self._wake, self._on_subscribed, self._stopping),
-            name="callplane-waiters",
-            daemon=True,
+        self._thread = self._transport.broadcasts.listener(
+            self._channel, self._wake, self._stopping, self._on_subscribed
         )
         self._thread.start()
         if not self._subscribed.wait(SUBSCRIBE_TIMEOUT_SECONDS):

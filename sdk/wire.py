@@ -1,7 +1,7 @@
-"""The shapes that cross process boundaries: call status, the call message, queue names.
-
-Everything a worker takes off a queue is decoded here, in one place, so a
-malformed or hostile job is refused with a DecodeError that says what was wrong.
+"""The vocabulary every process shares: call statuses and their allowed moves, run
+modes, call ids, queue names, and JSON as callplane writes it. The typed records
+built from it (a call, an outcome, an error, the job a worker runs) are in
+sdk.records.
 """
 
 from __future__ import annotations
@@ -9,15 +9,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
-
-from sdk.errors import DecodeError
-
-#: The dotted name stored as an RQ job's function. A stock RQ worker would import
-#: and call it; callplane's worker refuses any job whose function is not this one.
-ENTRY_POINT = "workers.executor.run_call"
 
 
 class Status(str, Enum):
@@ -29,9 +22,18 @@ class Status(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    __str__ = str.__str__  # its value, in f-strings and wherever text is wanted
+    __hash__ = str.__hash__  # equal to its value, so hashed as its value (sets, dict keys)
+
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
+
+    @property
+    def is_rerunnable(self) -> bool:
+        """Whether the call may run again as its next attempt (by hand, or because
+        its parent runs again)."""
+        return self in RERUNNABLE_STATUSES
 
 
 class RunMode(str, Enum):
@@ -46,8 +48,14 @@ class RunMode(str, Enum):
     #: `runner.run(..., local=True)` ran it in the calling process.
     LOCAL = "local"
 
+    __str__ = str.__str__
+    __hash__ = str.__hash__
+
 
 TERMINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+#: The ends a call may start over from, as a new attempt that keeps the old one's
+#: record; a succeeded call never runs again.
+RERUNNABLE_STATUSES = frozenset({Status.FAILED, Status.CANCELLED})
 
 #: The allowed moves. The store's conditional UPDATEs and the API's 409s both read
 #: this table, so "finishing a call that is not running" means the same everywhere.
@@ -96,68 +104,6 @@ def queue_name(stage: str, repo_name: str | None, commit_hash: str | None) -> st
 def dumps(value: Any) -> str:
     """JSON as callplane writes it everywhere: compact, no NaN (other languages choke on it)."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-@dataclass(frozen=True)
-class CallMessage:
-    """What a worker needs to run one attempt of a call; the argument of the RQ job."""
-
-    id: str
-    stage: str
-    args: list = field(default_factory=list)
-    kwargs: dict = field(default_factory=dict)
-    parent_id: str | None = None
-    root_id: str | None = None
-    repo_name: str | None = None
-    commit_hash: str | None = None
-    attempt: int = 1
-
-    @property
-    def queue(self) -> str:
-        return queue_name(self.stage, self.repo_name, self.commit_hash)
-
-    def encode(self) -> str:
-        """The RQ job's `data` field: RQ's JSON serializer layout (func, instance, args, kwargs)."""
-        return dumps([ENTRY_POINT, None, [asdict(self)], {}])
-
-    @classmethod
-    def of_record(cls, record: dict[str, Any]) -> CallMessage:
-        """The message of a call as the API returns it (a `stage_runs` row)."""
-        return cls(
-            id=record["id"],
-            stage=record["stage"],
-            args=record["arguments"]["args"],
-            kwargs=record["arguments"]["kwargs"],
-            parent_id=record["parent_stage_run_id"],
-            root_id=record["root_stage_run_id"],
-            repo_name=record["repo_name"],
-            commit_hash=record["commit_hash"],
-            attempt=record.get("attempt", 1),
-        )
-
-    @classmethod
-    def decode(cls, data: str | bytes) -> CallMessage:
-        try:
-            func, _instance, args, _kwargs = json.loads(data)
-        except (TypeError, ValueError) as exc:
-            raise DecodeError(f"job data is not callplane's JSON job layout: {exc}") from None
-        if func != ENTRY_POINT:
-            raise DecodeError(f"job function {func!r} is not {ENTRY_POINT!r}; refusing to run it")
-        if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)):
-            raise DecodeError("job arguments must be one call message object")
-        body = args[0]
-        unknown = set(body) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise DecodeError(f"call message has unknown fields: {sorted(unknown)}")
-        try:
-            message = cls(**body)
-        except TypeError as exc:
-            raise DecodeError(f"call message is incomplete: {exc}") from None
-        if not isinstance(message.id, str) or not isinstance(message.stage, str):
-            raise DecodeError("call message id and stage must be strings")
-        if not isinstance(message.args, list) or not isinstance(message.kwargs, dict):
-            raise DecodeError("call message args must be a list and kwargs an object")
-        return message
 
 
 def check_result(stage: str, value: Any) -> None:

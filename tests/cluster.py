@@ -102,7 +102,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture()
 def run(cluster, store_of):
-    from sdk.calling import RemoteCaller
+    from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
 

@@ -115,7 +115,7 @@ def workers(server_url, redis_url, env):
 @pytest.fixture()
 def runner(server_url, workers):
     """The sample workflow's runner, pointed at the test control plane, in this process."""
-    from sdk.calling import RemoteCaller
+    from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
     from tests.workflows import sample
@@ -148,7 +148,7 @@ def store(database_url):
 @pytest.fixture
 def parallel_runner(server_url):
     """The parallel workflow's runner, pointed at the test control plane, in this process."""
-    from sdk.calling import RemoteCaller
+    from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
     from tests.workflows import parallel

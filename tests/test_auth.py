@@ -40,7 +40,7 @@ def test_every_route_needs_the_token(guarded):
 def test_the_sdk_and_workers_send_the_token_from_the_environment(
     guarded, redis_url, env, monkeypatch
 ):
-    from sdk.calling import RemoteCaller
+    from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
 

@@ -25,8 +25,8 @@ def test_cancelling_a_running_tree_stops_it_and_tells_its_waiter(run, store_of, 
     with pytest.raises(CallCancelled):
         handle.result(timeout=30)
     rows = store_of.tree(handle.id)
-    assert {row["status"] for row in rows} == {"cancelled"} and len(rows) == 5
-    queue = next(row["queue"] for row in rows[1:] if row["run_mode"] is None)
+    assert {row.status for row in rows} == {"cancelled"} and len(rows) == 5
+    queue = next(row.queue for row in rows[1:] if row.run_mode is None)
     assert redis.Redis.from_url(run.redis_url).llen(f"rq:queue:{queue}") == 0
     # The napping child was interrupted: the worker is free at once, and no queued child ran.
     assert recovery.echo.submit("free").result(timeout=30) == "free"
@@ -43,7 +43,7 @@ def test_cancelling_an_isolated_call_kills_its_process(run, store_of, tmp_path):
         handle.result(timeout=30)
     assert recovery.echo.submit("free").result(timeout=30) == "free"
     assert worker.poll() is None
-    assert store_of.get(handle.id)["status"] == "cancelled"
+    assert store_of.get(handle.id).status == "cancelled"
 
 
 def test_a_failed_call_retried_by_hand_runs_as_its_next_attempt(run, store_of, tmp_path):

@@ -22,7 +22,7 @@ def test_it_shows_callplane_queues_jobs_and_workers(run, store_of):
     worker = run.worker()
     handle = recovery.echo.submit("seen")
     assert handle.result(timeout=30) == "seen"
-    queue = store_of.get(handle.id)["queue"]
+    queue = store_of.get(handle.id).queue
 
     queues = dashboard(run, "GET", "/0/data/queues.json").json()["queues"]
     assert queue in [q["name"] for q in queues]
@@ -52,7 +52,7 @@ def test_requeue_retries_the_call_as_its_next_attempt(run, store_of, tmp_path):
 
     again = dashboard(run, "POST", f"/job/{handle.id}/requeue")
     assert again.status_code == 409 and "only a failed or cancelled call" in again.json()["message"]
-    assert store_of.get(handle.id)["attempt"] == 2
+    assert store_of.get(handle.id).attempt == 2
 
 
 def test_delete_cancels_the_call_and_tells_its_waiter(run, store_of, tmp_path):
@@ -65,12 +65,12 @@ def test_delete_cancels_the_call_and_tells_its_waiter(run, store_of, tmp_path):
     assert answer.status_code == 200 and answer.json()["status"] == "OK"
     with pytest.raises(CallCancelled):
         handle.result(timeout=30)
-    assert store_of.get(handle.id)["status"] == "cancelled"
+    assert store_of.get(handle.id).status == "cancelled"
 
 
 def test_emptying_compacting_and_requeueing_a_whole_queue_are_refused(run, store_of):
     handle = recovery.echo.submit("still queued")  # no worker yet: it waits in its queue
-    queue = store_of.get(handle.id)["queue"]
+    queue = store_of.get(handle.id).queue
     queued = redis.Redis.from_url(run.redis_url)
     assert queued.llen(f"rq:queue:{queue}") == 1
 
@@ -81,7 +81,7 @@ def test_emptying_compacting_and_requeueing_a_whole_queue_are_refused(run, store
         assert answer.status_code == 403, path
         assert "read-only" in answer.json()["message"]
     assert queued.llen(f"rq:queue:{queue}") == 1
-    assert store_of.get(handle.id)["status"] == "pending"
+    assert store_of.get(handle.id).status == "pending"
 
     run.worker()
     assert handle.result(timeout=30) == "still queued"

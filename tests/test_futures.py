@@ -26,7 +26,7 @@ def pair(server_url, redis_url, env):
 
 def test_submit_returns_a_handle_at_once(pair, parallel_runner):
     handle = parallel.nap.submit(1.0, "x")
-    assert handle.call["status"] == "pending"  # submit returned without waiting for the call
+    assert handle.call.status == "pending"  # submit returned without waiting for the call
     assert isinstance(handle, CallHandle) and len(handle.id) == 32
     assert not handle.done()
     with pytest.raises(TimeoutError):
@@ -63,16 +63,16 @@ def test_as_completed_from_a_client(pair, parallel_runner):
 def test_a_handle_read_from_many_threads_prints_once(pair, parallel_runner, store):
     handle = parallel.handle_from_threads.submit(4)
     assert handle.result(timeout=30) == ["shared"] * 4
-    assert store.get(handle.id)["output"].count("nap shared") == 1
+    assert store.get(handle.id).output.count("nap shared") == 1
 
 
 def test_a_map_of_1000_uses_both_workers(pair, parallel_runner, store):
     handle = parallel.map_squares.submit(1000)
     assert handle.result(timeout=120) == sum(i * i for i in range(1000))
-    children = [row for row in store.tree(handle.id) if row["id"] != handle.id]
+    children = [row for row in store.tree(handle.id) if row.id != handle.id]
     assert len(children) == 1000
-    assert {row["worker"] for row in children} == {w.worker_name for w in pair}
-    assert {row["run_mode"] for row in children} == {"inline", "dispatched"}
+    assert {row.worker for row in children} == {w.worker_name for w in pair}
+    assert {row.run_mode for row in children} == {"inline", "dispatched"}
 
 
 def test_long_idle_and_long_waits_outlive_socket_timeouts(pair, parallel_runner, server_url):

@@ -34,7 +34,7 @@ def isolating(server_url, redis_url, env):
 
 
 def _mode(store, handle):
-    return store.get(handle.id)["run_mode"]
+    return store.get(handle.id).run_mode
 
 
 def test_every_call_gets_its_own_process(isolating, parallel_runner, store):
@@ -48,8 +48,8 @@ def test_children_of_an_isolated_call_run_in_its_process(isolating, parallel_run
     handle = parallel.map_squares.submit(20)
     assert handle.result(timeout=60) == sum(i * i for i in range(20))
     rows = store.tree(handle.id)
-    assert rows[0]["run_mode"] == "isolated"
-    assert {row["run_mode"] for row in rows[1:]} == {"inline"}
+    assert rows[0].run_mode == "isolated"
+    assert {row.run_mode for row in rows[1:]} == {"inline"}
 
 
 def test_a_call_that_kills_its_process_fails_alone(isolating, parallel_runner, store):

@@ -9,17 +9,21 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from controlplane.store import Store, make_engine, utcnow
+from sdk.records import CallRecord, ErrorRecord, Outcome
+from sdk.reports import Heartbeat
+from sdk.wire import Status
 
 WORKERS = st.sampled_from(["w1", "w2"])
 ATTEMPTS = st.integers(min_value=1, max_value=4)
 LOST_ATTEMPTS = 3
-ERROR = {"type": "E", "message": "m", "traceback": ""}
+ERROR = ErrorRecord("E", "m")
 
 
 class Model:
@@ -49,11 +53,10 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(target=calls, max_attempts=st.integers(min_value=1, max_value=4))
     def create(self, max_attempts):
         call_id = uuid.uuid4().hex
-        self.store.insert([{
-            "id": call_id, "root_stage_run_id": call_id, "stage": "s",
-            "arguments": {"args": [], "kwargs": {}}, "status": "pending", "queue": "any.s",
-            "attempt": 1, "max_attempts": max_attempts, "created_at": utcnow(),
-        }])
+        self.store.insert([CallRecord(
+            call_id, "s", Status.PENDING, root_stage_run_id=call_id, queue="any.s",
+            max_attempts=max_attempts, created_at=utcnow(),
+        )])
         self.models[call_id] = Model(max_attempts)
         return call_id
 
@@ -71,12 +74,11 @@ class Lifecycle(RuleBasedStateMachine):
     def heartbeat(self, call, worker, attempt):
         before = self.store.get(call)
         later = utcnow() + timedelta(seconds=60)
-        self.store.apply_events([("heartbeat", worker, {"worker": worker, "calls": [[call, attempt]]})],
-                                later)
+        self.store.apply_reports([(worker, Heartbeat(worker, [(call, attempt)]))], later)
         model = self.models[call]
         renewed = (model.status, model.worker, model.attempt) == ("running", worker, attempt)
-        expected = later if renewed else before["lease_expires_at"]
-        assert self.store.get(call)["lease_expires_at"] == expected
+        expected = later if renewed else before.lease_expires_at
+        assert self.store.get(call).lease_expires_at == expected
 
     @rule(call=calls, worker=WORKERS, attempt=ATTEMPTS,
           outcome=st.sampled_from(["succeeded", "failed"]))
@@ -84,9 +86,9 @@ class Lifecycle(RuleBasedStateMachine):
         model = self.models[call]
         legal = attempt == model.attempt and (
             model.status == "pending" or (model.status == "running" and model.worker == worker))
-        report = {"status": outcome, "worker": worker, "attempt": attempt,
-                  "started_at": utcnow().isoformat(), "error": ERROR if outcome == "failed" else None}
-        assert self.store.finish(call, report, reported_by_worker=True) == legal
+        report = Outcome(call, "s", Status(outcome), worker=worker, attempt=attempt,
+                         started_at=utcnow(), error=ERROR if outcome == "failed" else None)
+        assert self.store.finish_reported(call, report) == legal
         if legal:
             model.status, model.worker = outcome, worker
 
@@ -108,9 +110,10 @@ class Lifecycle(RuleBasedStateMachine):
     def retry(self, call):
         model = self.models[call]
         legal = model.status in ("failed", "cancelled")
-        fresh = {"status": "pending", "parent_attempt": None, "worker": None, "run_mode": None,
-                 "started_at": None, "lease_expires_at": None}
-        assert (self.store.rerun(self.store.get(call), fresh) is not None) == legal
+        ended = self.store.get(call)
+        fresh = msgspec.structs.replace(ended, status=Status.PENDING, worker=None, run_mode=None,
+                                        started_at=None, lease_expires_at=None)
+        assert (self.store.rerun(ended, fresh) is not None) == legal
         if legal:
             model.ended_attempts += 1
             model.status, model.attempt, model.worker = "pending", model.attempt + 1, None
@@ -130,11 +133,11 @@ class Lifecycle(RuleBasedStateMachine):
         rows = self.store.get_many(self.models)
         for call_id, model in self.models.items():
             row = rows[call_id]
-            assert (row["status"], row["attempt"]) == (model.status, model.attempt)
+            assert (row.status, row.attempt) == (model.status, model.attempt)
             if model.status == "running":
-                assert row["worker"] == model.worker and row["lease_expires_at"] is not None
+                assert row.worker == model.worker and row.lease_expires_at is not None
             else:
-                assert row["lease_expires_at"] is None
+                assert row.lease_expires_at is None
             assert len(self.store.attempts(call_id)) == model.ended_attempts
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.local_cluster import free_port
+from controlplane.store.reads import CallQuery
 from sdk.decorators import WorkflowRunner
 from sdk.errors import StageFailed
 from tests.workflows import parallel
@@ -16,17 +17,17 @@ def test_a_local_run_is_recorded_as_the_same_tree(parallel_runner, store):
     # No worker of the parallel workflow runs during this module: only local mode can do it.
     assert parallel_runner.run(parallel.map_squares, 10, local=True) == 285
     (root,) = [
-        row for row in store.list(stage="map_squares", limit=1000)[0]
-        if row["run_mode"] == "local" and row["arguments"]["args"] == [10]
+        row for row in store.list(CallQuery(stage="map_squares"), limit=1000)[0]
+        if row.run_mode == "local" and row.arguments.args == [10]
     ]
-    rows = store.tree(root["id"])
+    rows = store.tree(root.id)
     assert len(rows) == 11
-    assert {row["status"] for row in rows} == {"succeeded"}
-    assert {row["run_mode"] for row in rows} == {"local"}
-    assert all(row["worker"].startswith("local:") for row in rows)
+    assert {row.status for row in rows} == {"succeeded"}
+    assert {row.run_mode for row in rows} == {"local"}
+    assert all(row.worker.startswith("local:") for row in rows)
     children = rows[1:]
-    assert {row["parent_stage_run_id"] for row in children} == {root["id"]}
-    assert sorted(row["result"] for row in children) == sorted(i * i for i in range(10))
+    assert {row.parent_stage_run_id for row in children} == {root.id}
+    assert sorted(row.result for row in children) == sorted(i * i for i in range(10))
 
 
 def test_a_local_failure_keeps_the_original_exception(parallel_runner, store):
@@ -34,7 +35,7 @@ def test_a_local_failure_keeps_the_original_exception(parallel_runner, store):
         parallel_runner.run(parallel.fail_on, 3, 3, local=True)
     assert isinstance(failure.value.__cause__, ValueError)
     row = store.get(failure.value.call_id)
-    assert row["status"] == "failed" and row["error"]["message"] == "3 is bad"
+    assert row.status == "failed" and row.error.message == "3 is bad"
 
 
 def test_without_a_control_plane_a_local_run_is_in_memory(capsys):

@@ -15,11 +15,11 @@ def test_a_failing_call_runs_again_until_it_succeeds(run, store_of, tmp_path):
     handle = recovery.flaky.submit(str(tmp_path / "log"), 2)
     assert handle.result(timeout=30) == 3
     record = store_of.get(handle.id)
-    assert (record["status"], record["attempt"], record["max_attempts"]) == ("succeeded", 3, 4)
+    assert (record.status, record.attempt, record.max_attempts) == ("succeeded", 3, 4)
     shown = requests.get(f"{run.server_url}/api/call/{handle.id}", timeout=10).json()
     assert [(a["attempt"], a["status"], a["error"]["message"]) for a in shown["attempts"]] == [
         (1, "failed", "execution 1 fails"), (2, "failed", "execution 2 fails")]
-    assert all(a["worker"] == record["worker"] for a in shown["attempts"])
+    assert all(a["worker"] == record.worker for a in shown["attempts"])
 
 
 def test_a_call_fails_once_its_retries_are_used_up(run, store_of, tmp_path):
@@ -37,7 +37,7 @@ def test_an_error_the_stage_does_not_list_is_not_retried(run, store_of, tmp_path
     with pytest.raises(StageFailed) as failure:
         handle.result(timeout=30)
     assert failure.value.remote_type == "KeyError"
-    assert len(log.read_text().split()) == 1 and store_of.get(handle.id)["attempt"] == 1
+    assert len(log.read_text().split()) == 1 and store_of.get(handle.id).attempt == 1
 
 
 def test_a_child_run_in_place_retries_in_its_parents_slot(run, store_of, tmp_path):
@@ -45,8 +45,8 @@ def test_a_child_run_in_place_retries_in_its_parents_slot(run, store_of, tmp_pat
     handle = recovery.calls_flaky.submit(str(tmp_path / "log"), 1)
     assert handle.result(timeout=30) == 2
     (child,) = store_of.tree(handle.id)[1:]
-    assert (child["run_mode"], child["attempt"], child["status"]) == ("inline", 2, "succeeded")
-    assert [a["status"] for a in store_of.attempts(child["id"])] == ["failed"]
+    assert (child.run_mode, child.attempt, child.status) == ("inline", 2, "succeeded")
+    assert [a.status for a in store_of.attempts(child.id)] == ["failed"]
 
 
 def test_a_call_past_its_timeout_is_stopped_and_its_waiter_told(run, store_of):
@@ -57,5 +57,5 @@ def test_a_call_past_its_timeout_is_stopped_and_its_waiter_told(run, store_of):
     assert failure.value.remote_type == "callplane.StageTimeout"
     assert "after 1 s" in failure.value.remote_message
     record = store_of.get(handle.id)
-    assert (record["status"], record["run_mode"]) == ("failed", "isolated")
+    assert (record.status, record.run_mode) == ("failed", "isolated")
     assert worker.poll() is None and recovery.overrun(0) == "done"

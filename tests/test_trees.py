@@ -6,10 +6,14 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+import msgspec
+import pytest
 from click.testing import CliRunner
 
 from controlplane.cli import main
 from controlplane.trees import tree_nodes
+from sdk.records import CallRecord, ErrorRecord
+from sdk.wire import RunMode, Status
 from tests.workflows import sample
 
 
@@ -32,16 +36,21 @@ def test_a_tree_node_summarises_its_error(runner, api):
     assert nodes[1]["error"] == "ValueError: child broke"
 
 
+@pytest.mark.unit
 def test_tree_nodes_keep_children_in_call_order():
     now = datetime.now(timezone.utc)
-    row = {"attempt": 1, "worker": "w", "run_mode": "inline", "status": "succeeded",
-           "created_at": now, "started_at": now, "finished_at": now + timedelta(milliseconds=2)}
-    rows = [{**row, "id": "r", "parent_stage_run_id": None, "position": None, "stage": "root"}]
-    rows += [{**row, "id": f"c{p}", "parent_stage_run_id": "r", "position": p, "stage": "c"}
-             for p in (2, 0, 1)]
-    rows.append({**row, "id": "g", "parent_stage_run_id": "c0", "position": 0, "stage": "g"})
-    assert [n["id"] for n in tree_nodes(rows, "r")] == ["r", "c0", "g", "c1", "c2"]
-    assert tree_nodes(rows, "r")[0]["duration_ms"] == 2.0
+
+    def call(call_id, stage, parent=None, position=None):
+        return CallRecord(call_id, stage, Status.SUCCEEDED, parent_stage_run_id=parent,
+                          position=position, worker="w", run_mode=RunMode.INLINE, created_at=now,
+                          started_at=now, finished_at=now + timedelta(milliseconds=2),
+                          error=ErrorRecord("E", "first line\nsecond"))
+
+    calls = [call("r", "root"), *(call(f"c{p}", "c", "r", p) for p in (2, 0, 1)),
+             call("g", "g", "c0", 0)]
+    nodes = tree_nodes(calls, "r")
+    assert [(n.id, n.depth) for n in nodes] == [("r", 0), ("c0", 1), ("g", 2), ("c1", 1), ("c2", 1)]
+    assert (nodes[0].duration_ms, nodes[0].error) == (2.0, "E: first line")
 
 
 def test_runs_are_listed_newest_first_filtered_and_paged(runner, api):
@@ -94,13 +103,13 @@ def test_a_tree_of_thousands_of_calls_costs_the_same_few_queries_as_a_small_one(
 
     def run_of(size: int) -> str:
         root = uuid.uuid4().hex
-        rows = [{"id": root, "root_stage_run_id": root, "stage": "main",
-                 "arguments": {"args": [], "kwargs": {}}, "status": "running",
-                 "queue": "any.main", "attempt": 1, "max_attempts": 1, "created_at": utcnow(),
-                 "parent_stage_run_id": None, "position": None}]
-        rows += [{**rows[0], "id": uuid.uuid4().hex, "stage": "child", "status": "succeeded",
-                  "parent_stage_run_id": root, "position": i} for i in range(size)]
-        store.insert(rows)
+        first = CallRecord(root, "main", Status.RUNNING, root_stage_run_id=root, queue="any.main",
+                           created_at=utcnow())
+        store.insert([first] + [
+            msgspec.structs.replace(first, id=uuid.uuid4().hex, stage="child",
+                                    status=Status.SUCCEEDED, parent_stage_run_id=root, position=i)
+            for i in range(size)
+        ])
         return root
 
     statements: list[str] = []

@@ -33,7 +33,7 @@ def deaf_to_rereads(env, tmp_path):
 
 
 def test_no_waiter_misses_a_completion(deaf_to_rereads, server_url, redis_url, env):
-    from sdk.calling import RemoteCaller
+    from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
 

@@ -70,7 +70,7 @@ def page(browser, tmp_path):
 
 def failed_report_run(server_url: str, flag: Path) -> str:
     """Run the report workflow while its downstream is down: the run fails."""
-    from sdk.calling import RemoteCaller
+    from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
     from sdk.errors import StageFailed

@@ -16,8 +16,58 @@ import time
 import traceback
 from collections.abc import Callable
 
+from sdk.decorators import Stage
+from sdk.errors import ProcessDied, StageTimeout
+from sdk.records import CallMessage, ErrorRecord, from_json, to_json
+from sdk.reports import LostReport
+from workers.attempts import Ran
+from workers.reporting import Reporter
+from workers.running import RunningCalls
+
 #: How `run_in_child` says the child was stopped at its timeout.
 TIMED_OUT = "was stopped at its timeout"
+
+
+class Isolation:
+    """One attempt of a call in a fresh process, stopped at its stage's timeout."""
+
+    def __init__(self, running: RunningCalls, reporter: Reporter, worker_name: str,
+                 once_in_fresh_process: Callable[[CallMessage], Ran]):
+        self._running = running
+        self._reporter = reporter
+        self._worker = worker_name
+        #: Runs the attempt inside the forked process, on everything built anew there.
+        self._once_there = once_in_fresh_process
+
+    def once(self, message: CallMessage, stage: Stage | None) -> Ran | None:
+        """What the attempt gave; None if its process died (it is reported lost)."""
+        timeout = stage.timeout if stage is not None else None
+
+        def in_child() -> str:
+            return to_json(self._once_there(message))
+
+        def started(pid: int) -> None:
+            self._running.child_started(message.id, pid)
+
+        try:
+            ended, sent = run_in_child(in_child, timeout, started)
+        finally:
+            self._running.child_ended(message.id)
+        if self._running.is_cancelled(message.id):
+            return Ran.cancelled(message.id)
+        if sent is not None:
+            return from_json(sent, Ran, "an isolated attempt's answer")
+        if ended == TIMED_OUT:
+            error = ErrorRecord.system(
+                StageTimeout, f"the call was stopped after {timeout:g} s, its stage's timeout"
+            )
+            timed_out = StageTimeout(message.stage, message.id, error)
+            return Ran(error=error, retryable=stage.retry.retries_after(timed_out, message.attempt))
+        error = ErrorRecord.system(
+            ProcessDied, f"the process running this call {ended or 'exited without reporting'}"
+        )
+        self._reporter.lost(message.id, LostReport(self._worker, message.attempt, error))
+        return None
 
 
 def run_in_child(

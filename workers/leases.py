@@ -13,8 +13,9 @@ import logging
 import threading
 
 from sdk.errors import RedisUnavailable
+from sdk.reports import Heartbeat
 from sdk.transport import Transport
-from workers.executor import Executor
+from workers.running import RunningCalls
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,12 @@ RENEWALS_PER_LEASE = 3
 
 
 class LeaseKeeper:
-    def __init__(self, transport: Transport, executor: Executor, lease_seconds: float):
+    def __init__(
+        self, transport: Transport, running: RunningCalls, worker_name: str, lease_seconds: float
+    ):
         self._transport = transport
-        self._executor = executor
+        self._running = running
+        self._worker = worker_name
         self._interval = lease_seconds / RENEWALS_PER_LEASE
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -42,11 +46,11 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):
-            attempts = self._executor.running_attempts()
+            attempts = self._running.attempts()
             if not attempts:
                 continue
             try:
-                self._transport.heartbeat(self._executor.worker_name, attempts)
+                self._transport.events.heartbeat(Heartbeat(self._worker, attempts))
             except RedisUnavailable as exc:
                 log.warning("could not renew %d lease(s): %s", len(attempts), exc)
             except Exception:  # this thread must outlive any one failure

@@ -8,7 +8,7 @@ import sys
 import click
 
 from sdk.errors import RedisUnavailable, WorkflowFileError
-from sdk.settings import DEFAULT_SERVER_URL, Settings
+from sdk.settings import Settings
 from workers.executor import CodeVersion
 from workers.loader import load_workflow, resolve_commit
 from workers.worker import Worker
@@ -21,16 +21,19 @@ RECURSION_LIMIT = 20_000
 
 
 @click.command("worker")
-@click.option("--server-url", envvar="CALLPLANE_SERVER_URL", default=DEFAULT_SERVER_URL,
-              show_default=True, help="The control plane that records calls.")
-@click.option("--repo-name", envvar="CALLPLANE_REPO_NAME", required=True,
-              help="Name of the code repository this worker runs (part of its code version).")
+@click.option("--server-url", default=None,
+              help="The control plane that records calls "
+                   "[default: $CALLPLANE_SERVER_URL or http://localhost:5001].")
+@click.option("--repo-name", default=None,
+              help="Name of the code repository this worker runs (part of its code version) "
+                   "[default: $CALLPLANE_REPO_NAME; one of them is required].")
 @click.option("--workflow-file", required=True, type=click.Path(dir_okay=False),
               help="Python file whose @runner.stage functions this worker runs.")
-@click.option("--commit-hash", envvar="CALLPLANE_COMMIT_HASH", default="HEAD", show_default=True,
+@click.option("--commit-hash", default=None,
               help="Commit of the code. A git revision (HEAD, a branch) is resolved in the "
-                   "repository holding the workflow file; anything else is taken as given.")
-@click.option("--redis-url", envvar="REDIS_URL", default=None,
+                   "repository holding the workflow file; anything else is taken as given "
+                   "[default: $CALLPLANE_COMMIT_HASH or HEAD].")
+@click.option("--redis-url", default=None,
               help="Redis to take calls from [default: $REDIS_URL or redis://localhost:6379/0].")
 @click.option("--name", default=None, help="Worker name shown in rq info [default: host.pid.random].")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
@@ -53,19 +56,21 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    settings = Settings.from_env().replace(redis_url=redis_url)
+    settings = Settings.from_env().replace(
+        redis_url=redis_url, server_url=server_url, repo_name=repo_name, commit_hash=commit_hash
+    )
+    if not settings.repo_name:
+        raise click.UsageError("Missing option '--repo-name' (or set CALLPLANE_REPO_NAME).")
     try:
         workflow = load_workflow(workflow_file)
-        commit = resolve_commit(workflow_file, commit_hash)
+        commit = resolve_commit(workflow_file, settings.commit_hash)
     except WorkflowFileError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_BAD_WORKFLOW)
     try:
-        version = CodeVersion(repo_name, commit)
-        process = Worker(settings.redis_url, server_url, workflow, version, name,
-                         isolate=isolate, inline=inline, lease_seconds=settings.lease_seconds)
+        version = CodeVersion(settings.repo_name, commit)
+        process = Worker(settings, workflow, version, name, isolate=isolate, inline=inline)
         process.run(burst=burst)
     except RedisUnavailable as exc:
         click.echo(f"Error: {exc} (set --redis-url or REDIS_URL)", err=True)
         sys.exit(EXIT_REDIS_UNREACHABLE)
-

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.errors import CallCancelled, RedisUnavailable
-from sdk.settings import LEASE_SECONDS, RECHECK_SECONDS
-from sdk.transport import CANCEL_CHANNEL, FINISHED_CHANNEL, Claimed, RqWorkerRecord, Transport
+from sdk.settings import Settings
+from sdk.transport import Claimed, RqWorkerRecord, Transport
+from sdk.transport.keys import CANCEL_CHANNEL, FINISHED_CHANNEL
 from sdk.waiters import Waiters
 from sdk.wire import queue_name
-from workers.calling import WorkerCaller
+from workers.children import ChildCaller
 from workers.executor import CodeVersion, Executor
 from workers.leases import LeaseKeeper
 from workers.loader import Workflow
@@ -50,28 +51,25 @@ def default_worker_name() -> str:
 class Worker:
     def __init__(
         self,
-        redis_url: str,
-        server_url: str,
+        settings: Settings,
         workflow: Workflow,
         version: CodeVersion,
         name: str | None = None,
         *,
         isolate: bool = False,
         inline: bool = True,
-        lease_seconds: float = LEASE_SECONDS,
     ):
-        """`isolate`: run every call in a fresh process. `inline`: a stage's
-        child call that it only waits on runs in this slot at once, instead of
-        being queued for any worker (queued children a parent waits on are
-        taken back either way, so nesting never deadlocks)."""
+        """`settings`: Redis, the control plane, leases and re-checks. `isolate`:
+        run every call in a fresh process. `inline`: a stage's child call that it
+        only waits on runs in this slot at once, instead of being queued for any
+        worker (queued children a parent waits on are taken back either way, so
+        nesting never deadlocks)."""
         self.name = name or default_worker_name()
         self.workflow = workflow
-        self._redis_url = redis_url
-        self._server_url = server_url
+        self._settings = settings
         self._version = version
         self._isolate = isolate
         self._inline = inline
-        self._lease_seconds = lease_seconds
         self._real_stdout = sys.stdout
         self.context = CallContext()
         self.transport, self.waiters, self.executor = self._wire(self.context, self._fresh)
@@ -79,7 +77,7 @@ class Worker:
         self.queues = [
             queue_name(stage, version.repo_name, version.commit_hash) for stage in workflow.stages
         ] + [queue_name(stage, None, None) for stage in workflow.stages]
-        self.rq_record = RqWorkerRecord(redis_url, self.name, self.queues)
+        self.rq_record = RqWorkerRecord(settings.redis_url, self.name, self.queues)
         #: The call that finishing the last one claimed, to run next.
         self._next: Claimed | None = None
         self._stopping = threading.Event()
@@ -91,13 +89,13 @@ class Worker:
         self, context: CallContext, fresh: Callable[[], Executor] | None
     ) -> tuple[Transport, Waiters, Executor]:
         """Connections, waiters and executor, and the workflow's runners attached to them."""
-        transport = Transport.from_url(self._redis_url)
-        waiters = Waiters(transport, FINISHED_CHANNEL, RECHECK_SECONDS)
+        transport = Transport.from_url(self._settings.redis_url)
+        waiters = Waiters(transport, FINISHED_CHANNEL, self._settings.recheck_seconds)
         executor = Executor(
             transport, self.workflow.stages, context, self.name, self._version, self._isolate, fresh
         )
-        client = ControlPlaneClient(self._server_url)
-        caller = WorkerCaller(transport, waiters, client, executor, context, self._inline)
+        client = ControlPlaneClient(self._settings.server_url, token=self._settings.token)
+        caller = ChildCaller(transport, waiters, client, executor, context, self._inline)
         for runner in self.workflow.runners:
             runner.attach(client, caller, context)
         return transport, waiters, executor
@@ -109,8 +107,11 @@ class Worker:
         sys.stdout = RoutedStdout(self._real_stdout, context)
         transport, waiters, executor = self._wire(context, None)
         waiters.start()
-        LeaseKeeper(transport, executor, self._lease_seconds).start()
+        self._lease_keeper(transport, executor).start()
         return executor
+
+    def _lease_keeper(self, transport: Transport, executor: Executor) -> LeaseKeeper:
+        return LeaseKeeper(transport, executor.running, self.name, self._settings.lease_seconds)
 
     def run_once(self, timeout: float = POP_TIMEOUT_SECONDS) -> bool:
         """Take one call and run it; False if none came within `timeout` seconds.
@@ -119,7 +120,7 @@ class Worker:
         trip); the blocking pop is for when the queues ran dry."""
         claimed, self._next = self._next, None
         if claimed is None:
-            popped = self.transport.pop(self.queues, timeout)
+            popped = self.transport.queues.pop(self.queues, timeout)
             if popped is None:
                 return False
             claimed = self.executor.claim(*popped)
@@ -132,14 +133,8 @@ class Worker:
     def run(self, burst: bool = False) -> None:
         """Run calls until stopped (or, with `burst`, until the queues are empty)."""
         self.waiters.start()
-        leases = LeaseKeeper(self.transport, self.executor, self._lease_seconds).start()
-        cancellations = threading.Thread(
-            target=self.transport.listen_done,
-            args=(CANCEL_CHANNEL, self._cancel, lambda: None, self._stopping),
-            name="callplane-cancellations",
-            daemon=True,
-        )
-        cancellations.start()
+        leases = self._lease_keeper(self.transport, self.executor).start()
+        self.transport.broadcasts.listener(CANCEL_CHANNEL, self._cancel, self._stopping).start()
         self.rq_record.birth()
         heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
         heartbeat.start()
@@ -176,7 +171,7 @@ class Worker:
         """Cancelled calls: stop those running here (a stage on the main thread is
         interrupted with CallCancelled; one in a thread of its own runs on, and
         its report is refused)."""
-        if self.executor.cancel(call_ids) and self._interruptible:
+        if self.executor.running.cancel(call_ids) and self._interruptible:
             signal.pthread_kill(threading.main_thread().ident, INTERRUPT_SIGNAL)
 
     def _heartbeat(self) -> None:
@@ -199,7 +194,7 @@ class Worker:
         signal.signal(signal.SIGINT, request_stop)
 
         def interrupt(_signum, _frame):
-            reason = self.executor.interruption()
+            reason = self.executor.running.interruption()
             if reason is not None:
                 raise CallCancelled(reason)
 

@@ -3,7 +3,7 @@ where it runs.
 
 Three callers implement it: `RemoteCaller` (a process outside any worker: the
 control plane's long polls), the worker's own (Redis, and running a child in
-place rather than waiting on it; `workers.calling`), and `sdk.local.LocalCaller`
+place rather than waiting on it; `workers.children`), and `sdk.local.LocalCaller`
 (everything in this process).
 """
 
@@ -11,28 +11,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from sdk.client import ControlPlaneClient
+from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.settings import MAX_WAIT_SECONDS
-from sdk.wire import Status
 
 
 class Caller(Protocol):
-    def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
-        """Create one call and return its final record (status, result, error, output)."""
+    def call(self, request: CallRequest, isolate: bool) -> Outcome:
+        """Create one call and return how it ended (status, result, error, output)."""
 
-    def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         """Create calls without waiting for them; their records, in order."""
 
     def finished(
-        self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the final record of each of `calls` as it finishes.
+        self, calls: list[CallRecord], timeout: float | None, every: bool = False
+    ) -> Iterator[Outcome]:
+        """Yield the outcome of each of `calls` as it finishes.
 
         Raises TimeoutError once `timeout` seconds passed with calls unfinished;
         timeout=0 only looks, it never blocks. `every` says the consumer wants
-        them all anyway, so records may come in fewer, larger batches.
+        them all anyway, so outcomes may come in fewer, larger batches.
         """
 
 
@@ -54,24 +54,24 @@ class RemoteCaller:
         self._client = client
         self._wait_seconds = wait_seconds
 
-    def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
-        call = self._client.create_call(body, wait=self._wait_seconds)
-        while not Status(call["status"]).is_terminal:
-            call = self._client.get_call(call["id"], wait=self._wait_seconds)
-        return call
+    def call(self, request: CallRequest, isolate: bool) -> Outcome:
+        call = self._client.create_call(request, wait=self._wait_seconds)
+        while not call.finished:
+            call = self._client.get_call(call.id, wait=self._wait_seconds)
+        return call.outcome()
 
-    def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self._client.create_calls(bodies)
+    def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
+        return self._client.create_calls(requests)
 
     def finished(
-        self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False
-    ) -> Iterator[dict[str, Any]]:
+        self, calls: list[CallRecord], timeout: float | None, every: bool = False
+    ) -> Iterator[Outcome]:
         deadline = deadline_of(timeout)
-        pending = {call["id"] for call in calls}
+        pending = {call.id for call in calls}
         while pending:
             wait = remaining(deadline, self._wait_seconds)
             for record in self._client.finished_calls(sorted(pending), wait, every):
-                pending.discard(record["id"])
-                yield record
+                pending.discard(record.id)
+                yield record.outcome()
             if pending and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"{len(pending)} call(s) still running after {timeout:g} s")

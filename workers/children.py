@@ -12,15 +12,16 @@ job as soon as its worker finished it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
-from sdk.calling import deadline_of, remaining
+import msgspec
+
+from sdk.caller import deadline_of, remaining
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.errors import CallCancelled
+from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
 from sdk.wire import RunMode, Status, dumps
@@ -32,7 +33,7 @@ TAKE_WINDOW = 16
 WAITING_SHOWN = 100
 
 
-class WorkerCaller:
+class ChildCaller:
     def __init__(
         self,
         transport: Transport,
@@ -53,47 +54,47 @@ class WorkerCaller:
         """A cancelled call makes no new calls (its stage may have caught the
         cancellation and gone on)."""
         parent = self._context.current()
-        if parent is not None and self._executor.is_cancelled(parent.id):
+        if parent is not None and self._executor.running.is_cancelled(parent.id):
             raise CallCancelled(f"call {parent.id} was cancelled: it makes no new calls")
 
-    def call(self, body: dict[str, Any], isolate: bool) -> dict[str, Any]:
+    def call(self, request: CallRequest, isolate: bool) -> Outcome:
         self._refuse_if_cancelled()
         if not self._inline or isolate or self._context.current() is None:
-            return next(self.finished([self._client.create_call(body)], None))
+            return next(self.finished([self._client.create_call(request)], None))
         worker = self._executor.worker_name
         record, started = self._client.create_attempt(
-            {**body, "run_mode": RunMode.INLINE.value, "worker": worker}
+            msgspec.structs.replace(request, run_mode=RunMode.INLINE, worker=worker)
         )
-        if started and record["status"] == Status.RUNNING.value and record["worker"] == worker:
+        if started and record.status is Status.RUNNING and record.worker == worker:
             return self._executor.run_in_place(record)
         # It existed: made by an earlier attempt of the parent (or a repeated request).
         return next(self.finished([record], None))
 
-    def submit(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         self._refuse_if_cancelled()
-        return self._client.create_calls(bodies)
+        return self._client.create_calls(requests)
 
     def finished(
-        self, calls: list[dict[str, Any]], timeout: float | None, every: bool = False
-    ) -> Iterator[dict[str, Any]]:
+        self, calls: list[CallRecord], timeout: float | None, every: bool = False
+    ) -> Iterator[Outcome]:
         deadline = deadline_of(timeout)
-        pending = {call["id"]: call for call in calls}
+        pending = {call.id: call for call in calls}
         # A caller that waits at all runs queued calls itself (a timeout bounds its
         # waiting, not the run of a call it took); one that only looks does not.
         willing = timeout is None or timeout > 0
-        queued = [c for c in calls if c["status"] == Status.PENDING.value] if willing else []
+        queued = [c for c in calls if c.status is Status.PENDING] if willing else []
         with self._waiters.watching(pending) as watch:
             to_check, ask_table = list(pending), False
             while pending:
-                for call_id, record in self._outcomes(to_check, ask_table).items():
+                for call_id, outcome in self._outcomes(to_check, ask_table).items():
                     del pending[call_id]
-                    yield record
+                    yield outcome
                 if not pending:
                     return
                 if queued:
                     outcome = self._take_one(queued, pending)
                     if outcome is not None:
-                        pending.pop(outcome["id"], None)
+                        pending.pop(outcome.id, None)
                         yield outcome
                     woken = watch.next(time.monotonic())  # look, don't wait
                     to_check = list(pending) if woken is None else [i for i in woken if i in pending]
@@ -112,24 +113,24 @@ class WorkerCaller:
                     to_check, ask_table = [i for i in woken if i in pending], False
 
     def _wait(
-        self, watch: Watch, pending: dict[str, dict[str, Any]], deadline: float | None
+        self, watch: Watch, pending: dict[str, CallRecord], deadline: float | None
     ) -> set[str] | None:
         """Block until some of `pending` may have finished (see Watch.next).
 
         Workers hear only children's completions; a call without a parent (made
         from a thread that is not a call) is awaited through the control plane.
         """
-        if all(call.get("parent_stage_run_id") for call in pending.values()):
+        if all(call.parent_stage_run_id for call in pending.values()):
             return watch.next(deadline)
         wait = remaining(deadline, self._waiters.recheck_seconds)
-        finished = {record["id"] for record in self._client.finished_calls(list(pending), wait)}
+        finished = {record.id for record in self._client.finished_calls(list(pending), wait)}
         if finished:
             return finished
         return set() if deadline is not None and time.monotonic() >= deadline else None
 
     def _take_one(
-        self, queued: list[dict[str, Any]], pending: dict[str, dict[str, Any]]
-    ) -> dict[str, Any] | None:
+        self, queued: list[CallRecord], pending: dict[str, CallRecord]
+    ) -> Outcome | None:
         """Take the newest of `queued` still on its queue and run it here; its outcome.
 
         Offers a window of the newest; if none is queued any more, that window
@@ -140,27 +141,27 @@ class WorkerCaller:
         window = []
         while queued and len(window) < TAKE_WINDOW:
             call = queued.pop()
-            if call["id"] in pending:
+            if call.id in pending:
                 window.append(call)
         parent = self._context.current()
         shown = dumps(list(pending)[:WAITING_SHOWN]) if not queued else ""
-        taken = self._transport.take_any(
-            [(call["queue"], call["id"]) for call in window], parent.id if parent else None, shown
+        taken = self._transport.queues.take_any(
+            [(call.queue, call.id) for call in window], parent.id if parent else None, shown
         )
         if taken is None:
             return None
-        queued.extend(reversed([call for call in window if call["id"] != taken]))
-        return self._executor.process(pending[taken]["queue"], taken, RunMode.INLINE)
+        queued.extend(reversed([call for call in window if call.id != taken]))
+        return self._executor.process(pending[taken].queue, taken, RunMode.INLINE)
 
-    def _outcomes(self, call_ids: list[str], ask_table: bool = False) -> dict[str, dict[str, Any]]:
-        """The final records of those of `call_ids` that have finished: from their
-        jobs, and from the table for those whose job is gone (expired, never
-        queued, lost) or, with `ask_table`, not finished."""
+    def _outcomes(self, call_ids: list[str], ask_table: bool = False) -> dict[str, Outcome]:
+        """The outcomes of those of `call_ids` that have finished: from their jobs,
+        and from the table for those whose job is gone (expired, never queued,
+        lost) or, with `ask_table`, not finished."""
         if not call_ids:
             return {}
-        in_redis = self._transport.outcomes(call_ids)
-        finished = {i: json.loads(outcome) for i, outcome in in_redis.items() if outcome}
+        in_redis = self._transport.jobs.outcomes(call_ids)
+        finished = {i: outcome for i, outcome in in_redis.items() if outcome is not None}
         unsure = [i for i in call_ids if i not in finished and (ask_table or i not in in_redis)]
         if unsure:
-            finished.update((r["id"], r) for r in self._client.finished_calls(unsure, 0))
+            finished.update((r.id, r.outcome()) for r in self._client.finished_calls(unsure, 0))
         return finished

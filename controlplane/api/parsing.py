@@ -1,0 +1,62 @@
+"""What a request may say before a view sees it: JSON the control plane can keep,
+and call ids that can name a call."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from flask_smorest import abort
+from webargs.flaskparser import FlaskParser
+
+from controlplane.schemas import ID_PATTERN
+
+#: How deep a request body may nest: deeper, queueing the call or answering with
+#: it would exceed Python's recursion limit, after the call was recorded.
+JSON_DEPTH_LIMIT = 100
+TOO_DEEP = f"nested more than {JSON_DEPTH_LIMIT} levels deep"
+_CALL_ID = re.compile(ID_PATTERN)
+
+
+class JSONBodyParser(FlaskParser):
+    """webargs' parser, refusing with 400 what json.loads takes but the control
+    plane cannot keep: NaN and Infinity (not JSON; Redis messages refuse them),
+    integers past Python's 4300 digits, and nesting past JSON_DEPTH_LIMIT."""
+
+    def load_json(self, req, schema):
+        try:
+            body = super().load_json(req, schema)
+            problem = json_problem(body)
+        except RecursionError:
+            problem = TOO_DEEP
+        except ValueError:  # json.loads converts integers of up to 4300 digits
+            problem = "an integer has more than 4300 digits"
+        if problem:
+            abort(400, messages={"json": [f"Invalid JSON body: {problem}."]})
+        return body
+
+
+def json_problem(body) -> str | None:
+    """What in a parsed body the control plane cannot keep, if anything (level by
+    level, so depth costs no recursion)."""
+    level = [body]
+    for _depth in range(JSON_DEPTH_LIMIT + 1):
+        below = []
+        for node in level:
+            if isinstance(node, float) and not math.isfinite(node):
+                return "NaN and Infinity are not JSON numbers: send a number or null"
+            if isinstance(node, dict):
+                below.extend(node.values())
+            elif isinstance(node, list):
+                below.extend(node)
+        if not below:
+            return None
+        level = below
+    return TOO_DEEP
+
+
+def refuse_malformed_id(call_id: str) -> None:
+    """An id outside ID_PATTERN names no call: 404 before it reaches the database,
+    which may refuse it (PostgreSQL refuses NUL in a string)."""
+    if not _CALL_ID.fullmatch(call_id):
+        abort(404, message=f"no call with id {call_id!r}: ids are 1-64 letters, digits, '_' or '-'")

@@ -1,0 +1,35 @@
+"""The run endpoints: runs (root calls) and the call tree under any call."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from controlplane.api.blueprint import CALL_ID, URI_TOO_LONG, ApiBlueprint, services
+from controlplane.schemas import CallSchema, RunListQuerySchema, TreeSchema
+
+blp = ApiBlueprint("runs", __name__, description="Runs and call trees")
+
+
+@blp.route("/call/<call_id>/tree", parameters=[CALL_ID])
+class CallTree(MethodView):
+    @blp.response(200, TreeSchema)
+    @blp.refuses(404, URI_TOO_LONG)
+    def get(self, call_id):
+        """The call and every call under it, depth-first (one query for the whole run)."""
+        return {"call_id": call_id, "calls": services().reading.tree(call_id)}
+
+
+@blp.route("/runs")
+class RunList(MethodView):
+    @blp.arguments(RunListQuerySchema(), location="query")
+    @blp.response(200, CallSchema(many=True))
+    @blp.paginate()
+    @blp.refuses(URI_TOO_LONG)
+    def get(self, query, pagination_parameters):
+        """Runs (root calls), newest first, filtered by status, stage, time and code
+        version (X-Pagination header)."""
+        runs, total = services().reading.runs(
+            query, pagination_parameters.first_item, pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return runs

@@ -1,0 +1,105 @@
+"""What people and HTTP workers ask of a call: claim it, finish it, retry it, cancel it.
+Each changes the table first (a conditional UPDATE), then mirrors the change in
+Redis and wakes whoever waits."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from controlplane.dispatch import Dispatch
+from controlplane.errors import CallConflict, DispatchUnavailable
+from controlplane.reading import CallReading
+from controlplane.store import Store, utcnow
+from controlplane.trees import tree_nodes
+from sdk.errors import CallCancelled, RedisUnavailable
+from sdk.records import CallRecord, ErrorRecord, FinishRequest, Outcome
+from sdk.reports import StartReport
+from sdk.transport import Transport
+from sdk.wire import Status
+
+log = logging.getLogger(__name__)
+
+
+class CallCommands:
+    def __init__(self, store: Store, reading: CallReading, transport: Transport, dispatch: Dispatch):
+        self._store = store
+        self._reading = reading
+        self._transport = transport
+        self._dispatch = dispatch
+
+    def start(self, call_id: str, worker: str) -> CallRecord:
+        """Claim a queued call for `worker`: the same atomic claim the workers use."""
+        record = self._reading.get(call_id)
+        try:
+            claimed = self._transport.queues.claim(record.queue, call_id, StartReport.now(worker))
+        except RedisUnavailable as exc:
+            raise DispatchUnavailable(str(exc)) from None
+        if claimed is None:
+            raise CallConflict(
+                f"call {call_id} cannot be started: it is {record.status} "
+                "and not waiting on its queue (another worker claimed it)"
+            )
+        self._transport.queues.take(record.queue, call_id)
+        # No lease: a worker driving calls over HTTP has no way to renew one.
+        self._store.start(call_id, worker, claimed.start.started_at, attempt=record.attempt)
+        return self._reading.get(call_id)
+
+    def finish(self, call_id: str, request: FinishRequest) -> CallRecord:
+        """Record a result or error for a running call and wake its waiters."""
+        record = self._reading.get(call_id)
+        outcome = Outcome(call_id, record.stage, request.status, result=request.result,
+                          error=request.error, output=request.output, finished_at=utcnow())
+        if not self._store.finish(call_id, outcome, worker=request.worker, attempt=request.attempt):
+            now = self._reading.get(call_id)
+            if now.status is not Status.RUNNING:
+                raise CallConflict(
+                    f"call {call_id} is {now.status}, not running: only a running call can be "
+                    "finished"
+                )
+            raise CallConflict(
+                f"call {call_id} is running as attempt {now.attempt} on {now.worker}, not "
+                f"attempt {request.attempt or now.attempt} on {request.worker or now.worker}: "
+                "a stale attempt cannot finish it"
+            )
+        finished = self._reading.get(call_id)
+        try:
+            self._transport.jobs.settle(record.queue, finished.outcome())
+        except RedisUnavailable:
+            pass  # the table holds the outcome; waiters re-read it on their next check
+        return finished
+
+    def retry(self, call_id: str) -> CallRecord:
+        """Run a failed or cancelled call again, by hand, as its next attempt."""
+        record = self._reading.get(call_id)
+        if not record.status.is_rerunnable:
+            raise CallConflict(
+                f"call {call_id} is {record.status}: only a failed or cancelled call can be "
+                "retried"
+            )
+        fresh = msgspec.structs.replace(record, status=Status.PENDING, worker=None, run_mode=None,
+                                        started_at=None, lease_expires_at=None)
+        rerun = self._store.rerun(record, fresh)
+        if rerun is None:
+            raise CallConflict(f"call {call_id} changed while it was being retried; try again")
+        self._dispatch.enqueue([rerun])
+        return rerun
+
+    def cancel(self, call_id: str) -> list[CallRecord]:
+        """Cancel a call and every unfinished call under it: queued ones leave their
+        queue, running ones are asked to stop, waiters get a cancellation error.
+        Returns the calls it cancelled (as they were)."""
+        subtree = [node.id for node in tree_nodes(self._reading.run_of(call_id), call_id)]
+        error = ErrorRecord.system(CallCancelled, f"cancelled with call {call_id}")
+        cancelled = self._store.cancel(subtree, error)
+        if cancelled:
+            at = utcnow()
+            outcomes = [(c.queue, Outcome(c.id, c.stage, Status.CANCELLED, error=error,
+                                          finished_at=at)) for c in cancelled]
+            try:
+                self._transport.jobs.cancel(outcomes, at)
+            except RedisUnavailable as exc:
+                # The table has it: workers' claims and reports of these calls are refused.
+                log.warning("cancelled %d call(s), but Redis is away: %s", len(cancelled), exc)
+        return cancelled

@@ -1,0 +1,31 @@
+"""Putting recorded calls on their queues: the table first, then Redis."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from controlplane.store import utcnow
+from sdk.errors import RedisUnavailable
+from sdk.records import CallRecord
+from sdk.transport import Transport
+from sdk.wire import Status
+
+log = logging.getLogger(__name__)
+
+
+class Dispatch:
+    def __init__(self, transport: Transport):
+        self._transport = transport
+
+    def enqueue(self, calls: Iterable[CallRecord]) -> None:
+        """Queue those of `calls` that are pending (a call its caller runs in place
+        never is). With Redis away they are accepted all the same: the table has
+        them, and recovery queues them once Redis answers again."""
+        pending = [call.message() for call in calls if call.status is Status.PENDING]
+        if not pending:
+            return
+        try:
+            self._transport.queues.enqueue(pending, utcnow())
+        except RedisUnavailable as exc:
+            log.warning("%d call(s) recorded but not queued yet: %s", len(pending), exc)

@@ -1,0 +1,18 @@
+"""The control plane's refusals: each reaches an API client as one status code
+(controlplane.api.errors) and a person as its message."""
+
+from __future__ import annotations
+
+from sdk.errors import CallplaneError
+
+
+class CallNotFound(CallplaneError, LookupError):
+    """Raised when a named call does not exist (404)."""
+
+
+class CallConflict(CallplaneError):
+    """Raised when a request is valid but the call's state does not allow it (409)."""
+
+
+class DispatchUnavailable(CallplaneError):
+    """Raised when Redis is needed at once and cannot be reached (503)."""

@@ -1,0 +1,63 @@
+"""Reading calls as the API shows them: one call with its attempts and what it waits
+on, pages of calls and runs, and a call's tree."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from controlplane.errors import CallNotFound
+from controlplane.store import Store
+from controlplane.store.reads import CallQuery, Page, RunQuery
+from controlplane.trees import TreeNode, tree_nodes
+from sdk.errors import RedisUnavailable
+from sdk.records import CallDetails, CallRecord, CallSummary
+from sdk.transport import Transport
+from sdk.wire import Status
+
+
+class CallReading:
+    def __init__(self, store: Store, transport: Transport):
+        self._store = store
+        self._transport = transport
+
+    def get(self, call_id: str) -> CallRecord:
+        record = self._store.get(call_id)
+        if record is None:
+            raise CallNotFound(f"no call with id {call_id!r}")
+        return record
+
+    def details(self, record: CallRecord) -> CallDetails:
+        """The call with its earlier attempts and, while it runs, what it waits on."""
+        attempts = self._store.attempts(record.id) if record.attempt > 1 else []
+        return CallDetails(**msgspec.structs.asdict(record), attempts=attempts,
+                           waiting_on=self._waiting_on(record))
+
+    def _waiting_on(self, record: CallRecord) -> list[CallSummary]:
+        """The unfinished calls that a running call last said it waits on."""
+        if record.status is not Status.RUNNING:
+            return []
+        try:
+            noted = self._transport.jobs.waiting_on(record.id)
+        except RedisUnavailable:
+            return []
+        calls = self._store.get_many(json.loads(noted)) if noted else {}
+        return [CallSummary(call.id, call.stage, call.status, call.worker)
+                for call in calls.values() if not call.finished]
+
+    def list(self, query: CallQuery, offset: int, limit: int) -> Page:
+        """Calls, oldest first, one page, and how many match."""
+        return self._store.list(query, offset, limit)
+
+    def runs(self, query: RunQuery, offset: int, limit: int) -> Page:
+        """Runs (root calls), newest first, one page, and how many match."""
+        return self._store.runs(query, offset, limit)
+
+    def tree(self, call_id: str) -> list[TreeNode]:
+        """The call and every call under it, depth-first: one query for the whole run."""
+        return tree_nodes(self.run_of(call_id), call_id)
+
+    def run_of(self, call_id: str) -> list[CallRecord]:
+        """Every call of the run `call_id` belongs to."""
+        return self._store.tree(self.get(call_id).root_stage_run_id)

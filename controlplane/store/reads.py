@@ -1,0 +1,158 @@
+"""Reading the audit tables: calls by id, pages of calls and runs, a run's tree, and
+what recovery looks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
+from controlplane.store.statements import ROWS, STATUSES
+from controlplane.tables import call_attempts, stage_runs
+from sdk.records import AttemptRecord, CallRecord
+from sdk.wire import Status
+
+#: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
+IN_LIST_LIMIT = 500
+#: The largest OFFSET both databases take (a signed 64-bit integer); a page past
+#: the last row is empty whatever its number.
+OFFSET_LIMIT = 2**63 - 1
+#: What recovery needs of a running call to give up its attempt.
+_LEASE_COLUMNS = ("id", "attempt", "worker", "queue", "lease_expires_at")
+
+Page = tuple[list[CallRecord], int]
+
+
+class CallQuery(msgspec.Struct, frozen=True):
+    """Which calls a list shows (every one given must match)."""
+
+    status: str | None = None
+    stage: str | None = None
+    parent_stage_run_id: str | None = None
+
+
+class RunQuery(msgspec.Struct, frozen=True):
+    """Which runs (root calls) a list shows: created in [since, until), and the rest equal."""
+
+    status: str | None = None
+    stage: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    repo_name: str | None = None
+    commit_hash: str | None = None
+
+
+class Reads:
+    engine: Engine
+
+    def get(self, call_id: str) -> CallRecord | None:
+        return self.get_many([call_id]).get(call_id)
+
+    def get_many(self, call_ids: Iterable[str]) -> dict[str, CallRecord]:
+        """The calls of those of `call_ids` that exist, by id."""
+        return self._by_ids(ROWS, call_ids, lambda row: (row.id, call_of(row)))
+
+    def statuses(self, call_ids: Iterable[str]) -> dict[str, Status]:
+        """The status of those of `call_ids` that exist, by id (a light read for waiters)."""
+        return self._by_ids(STATUSES, call_ids, lambda row: (row.id, Status(row.status)))
+
+    def _by_ids(self, query, call_ids: Iterable[str], entry: Callable[[sa.Row], tuple]) -> dict:
+        ids = list(call_ids)
+        found = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), IN_LIST_LIMIT):
+                rows = conn.execute(query, {"p_ids": ids[start:start + IN_LIST_LIMIT]})
+                found.update(entry(row) for row in rows)
+        return found
+
+    def list(self, query: CallQuery, offset: int = 0, limit: int = 50) -> Page:
+        """One page of calls, oldest first, and the total count that matches."""
+        where = [stage_runs.c[column] == value for column, value in (
+            ("status", query.status), ("stage", query.stage),
+            ("parent_stage_run_id", query.parent_stage_run_id),
+        ) if value]
+        return self._page(where, stage_runs.c.created_at, offset, limit)
+
+    def runs(self, query: RunQuery, offset: int = 0, limit: int = 50) -> Page:
+        """One page of runs (root calls), newest first, and how many match."""
+        where = [stage_runs.c.parent_stage_run_id.is_(None)]
+        where += [stage_runs.c[column] == value for column, value in (
+            ("status", query.status), ("stage", query.stage), ("repo_name", query.repo_name),
+            ("commit_hash", query.commit_hash),
+        ) if value]
+        if query.since:
+            where.append(stage_runs.c.created_at >= in_utc(query.since))
+        if query.until:
+            where.append(stage_runs.c.created_at < in_utc(query.until))
+        return self._page(where, stage_runs.c.created_at.desc(), offset, limit)
+
+    def _page(self, where: list, order: Any, offset: int, limit: int) -> Page:
+        """The calls matching `where` in `order` (then by id), one page, and their count."""
+        query = stage_runs.select().where(*where).order_by(order, stage_runs.c.id)
+        count = sa.select(sa.func.count()).select_from(stage_runs).where(*where)
+        with self.engine.connect() as conn:
+            page = query.offset(min(offset, OFFSET_LIMIT)).limit(limit)
+            calls = [call_of(row) for row in conn.execute(page)]
+            total = conn.execute(count).scalar_one()
+        return calls, total
+
+    def tree(self, root_id: str) -> list[CallRecord]:
+        """Every call of one run, in creation order: one indexed query."""
+        query = (
+            stage_runs.select()
+            .where(stage_runs.c.root_stage_run_id == root_id)
+            .order_by(stage_runs.c.created_at, stage_runs.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [call_of(row) for row in conn.execute(query)]
+
+    def child_at(self, parent_id: str, position: int | None) -> CallRecord | None:
+        """The child a call made at `position`, if any."""
+        query = stage_runs.select().where(
+            stage_runs.c.parent_stage_run_id == parent_id, stage_runs.c.position == position
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return call_of(row) if row is not None else None
+
+    def attempts(self, call_id: str) -> list[AttemptRecord]:
+        """The earlier attempts of a call (see call_attempts), first first."""
+        query = (
+            call_attempts.select()
+            .where(call_attempts.c.call_id == call_id)
+            .order_by(call_attempts.c.attempt)
+        )
+        with self.engine.connect() as conn:
+            return [attempt_of(row) for row in conn.execute(query)]
+
+    # -- what recovery looks for ---------------------------------------------------
+
+    def pending(
+        self, created_before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[CallRecord]:
+        """Pending calls created before `created_before`, oldest first, `limit` at
+        most; `after` is the (created_at, id) of the last one of the previous page."""
+        query = stage_runs.select().where(
+            stage_runs.c.status == Status.PENDING.value, stage_runs.c.created_at < created_before
+        )
+        if after is not None:
+            query = query.where(sa.tuple_(stage_runs.c.created_at, stage_runs.c.id) > after)
+        query = query.order_by(stage_runs.c.created_at, stage_runs.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [call_of(row) for row in conn.execute(query)]
+
+    def expired_leases(self, now: datetime, limit: int) -> list[ExpiredLease]:
+        """Running attempts whose lease ended before `now`, the longest-expired first."""
+        query = (
+            sa.select(*(stage_runs.c[name] for name in _LEASE_COLUMNS))
+            .where(stage_runs.c.status == Status.RUNNING.value, stage_runs.c.lease_expires_at < now)
+            .order_by(stage_runs.c.lease_expires_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [lease_of(row) for row in conn.execute(query)]

@@ -1,0 +1,140 @@
+"""The audit table's statements, built once with bound parameters (so SQLAlchemy
+compiles each once). Every state change is a conditional UPDATE whose WHERE names
+the statuses the move is legal from (sdk.wire.TRANSITIONS)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from controlplane.store.engine import utcnow
+from controlplane.store.rows import error_value
+from controlplane.tables import stage_runs
+from sdk.records import Outcome
+from sdk.reports import StartReport
+from sdk.wire import TRANSITIONS, RunMode, Status, sources_of
+
+INSERT = stage_runs.insert()
+# Reads by id: `p_ids` expands to the list given at execution.
+ROWS = stage_runs.select().where(stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True)))
+STATUSES = sa.select(stage_runs.c.id, stage_runs.c.status).where(
+    stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True))
+)
+
+
+def _param(name: str, column: str) -> sa.BindParameter:
+    return sa.bindparam(name, type_=stage_runs.c[column].type)
+
+
+def _where(*legal_from: str):
+    # Each legal status is its own bound value: an expanding IN list cannot be
+    # used in an executemany.
+    legal = [sa.literal(status) for status in legal_from]
+    return stage_runs.c.id == sa.bindparam("p_id"), stage_runs.c.status.in_(legal)
+
+
+_ATTEMPT = stage_runs.c.attempt == sa.bindparam("p_attempt")
+START = (
+    stage_runs.update()
+    .where(*_where(*sources_of(Status.RUNNING)), _ATTEMPT)
+    .values(
+        status=Status.RUNNING.value,
+        worker=_param("p_worker", "worker"),
+        started_at=_param("p_started_at", "started_at"),
+        run_mode=_param("p_run_mode", "run_mode"),
+        lease_expires_at=_param("p_lease", "lease_expires_at"),
+    )
+)
+# A heartbeat renews the lease of an attempt its worker still holds.
+RENEW = (
+    stage_runs.update()
+    .where(*_where(Status.RUNNING.value), _ATTEMPT,
+           stage_runs.c.worker == sa.bindparam("p_worker"))
+    .values(lease_expires_at=_param("p_lease", "lease_expires_at"))
+)
+_OUTCOME = {
+    "status": _param("p_status", "status"),
+    "result": _param("p_result", "result"),
+    "error": _param("p_error", "error"),
+    "output": _param("p_output", "output"),
+    "finished_at": _param("p_finished_at", "finished_at"),
+    "lease_expires_at": None,
+}
+# A finish over HTTP: of a running call; of its attempt and worker when it names them.
+FINISH = (
+    stage_runs.update()
+    .where(
+        *_where(Status.RUNNING.value),
+        stage_runs.c.attempt == sa.func.coalesce(sa.bindparam("p_attempt"), stage_runs.c.attempt),
+        stage_runs.c.worker == sa.func.coalesce(sa.bindparam("p_worker"), stage_runs.c.worker),
+    )
+    .values(**_OUTCOME)
+)
+# A worker's report of its attempt's outcome: the call's current attempt, still
+# pending (its start is in flight) or running on that worker.
+FINISH_REPORTED = (
+    stage_runs.update()
+    .where(
+        stage_runs.c.id == sa.bindparam("p_id"),
+        _ATTEMPT,
+        sa.or_(
+            stage_runs.c.status.in_([sa.literal(s) for s in sources_of(Status.RUNNING)]),
+            sa.and_(
+                stage_runs.c.status == sa.literal(Status.RUNNING.value),
+                stage_runs.c.worker == sa.bindparam("p_worker"),
+            ),
+        ),
+    )
+    .values(
+        **_OUTCOME,
+        worker=_param("p_worker", "worker"),
+        started_at=sa.func.coalesce(stage_runs.c.started_at, _param("p_started_at", "started_at")),
+        run_mode=sa.func.coalesce(_param("p_run_mode", "run_mode"), stage_runs.c.run_mode),
+    )
+)
+
+
+def start_params(
+    call_id: str,
+    worker: str,
+    started_at: datetime | None,
+    run_mode: RunMode | None,
+    attempt: int = 1,
+    lease_until: datetime | None = None,
+) -> dict[str, Any]:
+    return {"p_id": call_id, "p_worker": worker, "p_started_at": started_at,
+            "p_run_mode": (run_mode or RunMode.DISPATCHED).value, "p_attempt": attempt,
+            "p_lease": lease_until}
+
+
+def reported_start_params(call_id: str, start: StartReport, lease_until: datetime | None) -> dict:
+    return start_params(call_id, start.worker, start.started_at, start.run_mode, start.attempt,
+                        lease_until)
+
+
+def outcome_params(call_id: str, outcome: Outcome) -> dict[str, Any]:
+    """An outcome's values, for FINISH (add the fence) or FINISH_REPORTED (see reported_params)."""
+    if outcome.status not in TRANSITIONS[Status.RUNNING]:
+        raise ValueError(f"{outcome.status} is not an outcome of a running call")
+    return {
+        "p_id": call_id,
+        "p_status": outcome.status.value,
+        "p_result": outcome.result,
+        "p_error": error_value(outcome.error),
+        "p_output": outcome.output or None,
+        "p_finished_at": outcome.finished_at or utcnow(),
+    }
+
+
+def reported_params(call_id: str, outcome: Outcome) -> dict[str, Any]:
+    """A worker's own report: fenced by its attempt and worker, and carrying its start."""
+    return {
+        **outcome_params(call_id, outcome),
+        "p_worker": outcome.worker,
+        "p_attempt": outcome.attempt,
+        "p_started_at": outcome.started_at,
+        # An isolated call's mode is only known once its stage is.
+        "p_run_mode": outcome.run_mode.value if outcome.run_mode else None,
+    }

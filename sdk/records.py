@@ -1,0 +1,252 @@
+"""The typed records that cross process boundaries: a call's request, the job a worker
+runs, an attempt's outcome, an error, and a call as the audit table holds it.
+
+They are msgspec Structs: built about ten times faster than dataclasses, and
+converted from parsed JSON with errors that name the field. JSON itself is read
+and written with the standard library (`sdk.wire.dumps`), as everywhere else in
+callplane, so a value means the same in every process.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+from sdk.errors import CallplaneError, DecodeError
+from sdk.wire import RunMode, Status, dumps, queue_name
+
+#: The dotted name stored as an RQ job's function. A stock RQ worker would import
+#: and call it; callplane's worker refuses any job whose function is not this one.
+ENTRY_POINT = "workers.executor.run_call"
+
+T = TypeVar("T")
+
+
+def to_json(record: msgspec.Struct) -> str:
+    return dumps(msgspec.to_builtins(record))
+
+
+def convert(value: Any, kind: type[T], what: str) -> T:
+    """Parsed JSON as a record; DecodeError naming `what` and the field that is wrong."""
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"{what} is not valid: {exc}") from None
+
+
+def from_json(raw: str | bytes, kind: type[T], what: str) -> T:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise DecodeError(f"{what} is not JSON: {exc}") from None
+    return convert(value, kind, what)
+
+
+class ErrorRecord(msgspec.Struct, frozen=True):
+    """An error as the audit record keeps it."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorRecord:
+        """A raised exception; callplane's own under their recorded names."""
+        kind = type(exc)
+        if isinstance(exc, CallplaneError):
+            name = kind.recorded_name()
+        elif kind.__module__ == "builtins":
+            name = kind.__qualname__
+        else:
+            name = f"{kind.__module__}.{kind.__qualname__}"
+        return cls(name, str(exc), "".join(traceback.format_exception(exc)))
+
+    @classmethod
+    def system(cls, kind: type[CallplaneError], message: str) -> ErrorRecord:
+        """An error callplane itself declares (a lost worker, a timeout), with no traceback."""
+        return cls(kind.recorded_name(), message)
+
+
+class Arguments(msgspec.Struct, frozen=True):
+    """A call's arguments, as `{"args": [...], "kwargs": {...}}` in the table and the API."""
+
+    args: list = msgspec.field(default_factory=list)
+    kwargs: dict = msgspec.field(default_factory=dict)
+
+
+class CallRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What creating a call says (the body of POST /api/call); absent fields are left out."""
+
+    stage: str
+    arguments: Arguments = msgspec.field(default_factory=Arguments)
+    id: str | None = None
+    idempotency_key: str | None = None
+    parent_stage_run_id: str | None = None
+    position: int | None = None
+    parent_attempt: int | None = None
+    workflow_run_id: str | None = None
+    repo_name: str | None = None
+    commit_hash: str | None = None
+    max_attempts: int = 1
+    #: With `worker`: the caller runs the call itself, now (recorded as running, never queued).
+    run_mode: RunMode | None = None
+    worker: str | None = None
+
+
+class FinishRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """How a running call ended, as a finish over HTTP says (POST /api/call/<id>/finish).
+    Naming the worker and attempt fences it: refused unless that attempt is current."""
+
+    status: Status
+    result: Any = None
+    error: ErrorRecord | None = None
+    output: str = ""
+    worker: str | None = None
+    attempt: int | None = None
+
+
+class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a worker needs to run one attempt of a call; the argument of the RQ job."""
+
+    id: str
+    stage: str
+    args: list = msgspec.field(default_factory=list)
+    kwargs: dict = msgspec.field(default_factory=dict)
+    parent_id: str | None = None
+    root_id: str | None = None
+    repo_name: str | None = None
+    commit_hash: str | None = None
+    attempt: int = 1
+
+    @property
+    def queue(self) -> str:
+        return queue_name(self.stage, self.repo_name, self.commit_hash)
+
+    def encode(self) -> str:
+        """The RQ job's `data` field: RQ's JSON serializer layout (func, instance, args, kwargs)."""
+        return dumps([ENTRY_POINT, None, [msgspec.to_builtins(self)], {}])
+
+    @classmethod
+    def decode(cls, data: str | bytes) -> CallMessage:
+        """A job's data as a message; DecodeError, saying why, for anything else."""
+        try:
+            func, _instance, args, _kwargs = json.loads(data)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise DecodeError(f"job data is not callplane's JSON job layout: {exc}") from None
+        if func != ENTRY_POINT:
+            raise DecodeError(f"job function {func!r} is not {ENTRY_POINT!r}; refusing to run it")
+        if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)):
+            raise DecodeError("job arguments must be one call message object")
+        return convert(args[0], cls, "call message")
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """How an attempt of a call ended, as its worker reports it and a waiter reads it."""
+
+    id: str
+    stage: str
+    status: Status
+    result: Any = None
+    error: ErrorRecord | None = None
+    output: str = ""
+    worker: str | None = None
+    run_mode: RunMode | None = None
+    attempt: int = 1
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    #: Local runs only, never sent: the exception itself, so a debugger reaches the stage.
+    exception: Any = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is Status.SUCCEEDED
+
+
+class CallRecord(msgspec.Struct, frozen=True):
+    """A call as `stage_runs` holds it and the API answers it. An answer may leave
+    fields out (a batch create omits the arguments): they take these defaults."""
+
+    id: str
+    stage: str
+    status: Status
+    arguments: Arguments = msgspec.field(default_factory=Arguments)
+    result: Any = None
+    error: ErrorRecord | None = None
+    output: str | None = None
+    parent_stage_run_id: str | None = None
+    root_stage_run_id: str | None = None
+    workflow_run_id: str | None = None
+    position: int | None = None
+    parent_attempt: int | None = None
+    queue: str = ""
+    repo_name: str | None = None
+    commit_hash: str | None = None
+    worker: str | None = None
+    run_mode: RunMode | None = None
+    attempt: int = 1
+    max_attempts: int = 1
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status.is_terminal
+
+    def message(self) -> CallMessage:
+        """The job that runs this call's current attempt."""
+        return CallMessage(
+            id=self.id,
+            stage=self.stage,
+            args=self.arguments.args,
+            kwargs=self.arguments.kwargs,
+            parent_id=self.parent_stage_run_id,
+            root_id=self.root_stage_run_id,
+            repo_name=self.repo_name,
+            commit_hash=self.commit_hash,
+            attempt=self.attempt,
+        )
+
+    def outcome(self) -> Outcome:
+        """How the call ended (for a finished call)."""
+        return Outcome(
+            id=self.id, stage=self.stage, status=self.status, result=self.result,
+            error=self.error, output=self.output or "", worker=self.worker,
+            run_mode=self.run_mode, attempt=self.attempt, started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+
+class AttemptRecord(msgspec.Struct, frozen=True):
+    """An earlier attempt of a call: lost (its worker or process was gone) or failed."""
+
+    call_id: str
+    attempt: int
+    status: str
+    worker: str | None = None
+    run_mode: RunMode | None = None
+    error: ErrorRecord | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class CallSummary(msgspec.Struct, frozen=True):
+    """A call in a list of what another call waits on."""
+
+    id: str
+    stage: str
+    status: Status
+    worker: str | None = None
+
+
+class CallDetails(CallRecord, frozen=True):
+    """A call with what only a read of one call shows: its earlier attempts and,
+    while it runs, the unfinished calls it waits on."""
+
+    attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
+    waiting_on: list[CallSummary] = msgspec.field(default_factory=list)

@@ -1,0 +1,50 @@
+"""Every Redis key and command callplane uses, in one package.
+
+The control plane and the workers both use it; nothing else talks to Redis.
+`Transport` is one Redis seen through the parts of this package:
+
+- `queues`: enqueue, pop, claim, finish (and claim the next), take back;
+- `jobs`: outcomes, mirrors of what the audit table decided, what Redis lost;
+- `events`: workers' reports and the recorders' group;
+- `broadcasts`: completion and cancellation broadcasts;
+
+with every key name in `keys`, every Lua script in `lua/` (loaded by
+`scripts`), and RQ's job and worker layout in `rq_compat`.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from sdk.transport.broadcasts import Broadcasts
+from sdk.transport.connection import answers, connect, translating
+from sdk.transport.events import Events
+from sdk.transport.jobs import Jobs
+from sdk.transport.queues import JOB_GONE, Claimed, FinishReport, Queues
+from sdk.transport.rq_compat import RqWorkerRecord, RqWorkers
+from sdk.transport.scripts import Scripts
+
+__all__ = [
+    "JOB_GONE", "Claimed", "FinishReport", "RqWorkerRecord", "RqWorkers", "Transport", "answers",
+]
+
+
+@translating
+class Transport:
+    """callplane's view of one Redis."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+        scripts = Scripts(client)
+        self.queues = Queues(client, scripts)
+        self.jobs = Jobs(client, scripts)
+        self.events = Events(client, scripts)
+        self.broadcasts = Broadcasts(client, scripts)
+        self.rq_workers = RqWorkers(client)
+
+    @classmethod
+    def from_url(cls, url: str) -> Transport:
+        return cls(connect(url))
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())

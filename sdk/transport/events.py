@@ -1,0 +1,91 @@
+"""The event stream: workers' reports (sdk.reports) and the recorders' group that
+reads them. A report is acknowledged only once the audit table recorded it
+(Broadcasts.announce_recorded); one a recorder was handed and never
+acknowledged (its control plane died mid-batch) is claimed by another."""
+
+from __future__ import annotations
+
+import redis
+
+from sdk.records import to_json
+from sdk.reports import Heartbeat, LostReport, RetryReport
+from sdk.transport.connection import translating
+from sdk.transport.keys import EVENTS_STREAM, RECORDERS_GROUP, job_key
+from sdk.transport.scripts import Scripts
+
+#: An entry of the stream: (its id, its fields: kind, id, body, ...).
+Entry = tuple[str, dict[str, str]]
+
+
+@translating
+class Events:
+    def __init__(self, client: redis.Redis, scripts: Scripts):
+        self._redis = client
+        self._scripts = scripts
+
+    # -- what workers report ---------------------------------------------------------
+
+    def report_finish(self, call_id: str, outcome_json: str, awaited: bool = False) -> None:
+        """Report an outcome straight to the recorder: for a call that was never
+        queued (its caller ran it in place, and has the outcome), or whose job
+        Redis lost (`awaited`: someone may be waiting for it)."""
+        self._add(call_id, "finish", outcome_json, in_place="0" if awaited else "1")
+
+    def report_retry(self, call_id: str, report: RetryReport) -> bool:
+        """Move a call this worker runs to its next attempt (see retry.lua); False if
+        the attempt is no longer this worker's."""
+        return bool(self._scripts.retry(
+            keys=[job_key(call_id), EVENTS_STREAM],
+            args=[report.worker, report.attempt, call_id, to_json(report)],
+        ))
+
+    def report_lost(self, call_id: str, report: LostReport) -> None:
+        """Tell the recorder that an attempt will never report (its process died)."""
+        self._add(call_id, "lost", to_json(report))
+
+    def heartbeat(self, report: Heartbeat) -> None:
+        """Renew the leases of the attempts a worker runs."""
+        self._add(report.worker, "heartbeat", to_json(report))
+
+    def _add(self, subject: str, kind: str, body: str, **extra: str) -> None:
+        self._redis.xadd(EVENTS_STREAM, {"kind": kind, "id": subject, "body": body, **extra})
+
+    # -- the recorders' group ---------------------------------------------------------
+
+    def ensure_group(self) -> None:
+        try:
+            self._redis.xgroup_create(EVENTS_STREAM, RECORDERS_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, consumer: str, count: int, block_ms: int, own_pending: bool = False) -> list[Entry]:
+        """Workers' reports, new ones by default; with `own_pending`, those this
+        consumer was handed before but never acknowledged (it failed to record them)."""
+        try:
+            reply = self._redis.xreadgroup(
+                RECORDERS_GROUP,
+                consumer,
+                {EVENTS_STREAM: "0" if own_pending else ">"},
+                count=count,
+                block=None if own_pending else block_ms,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()  # Redis restarted empty: start the stream anew
+            return []
+        return [event for _stream, events in reply for event in events] if reply else []
+
+    def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
+        """Reports handed to a recorder that has not acknowledged them for
+        `min_idle_ms` (its control plane died mid-batch), now this consumer's."""
+        try:
+            reply = self._redis.xautoclaim(
+                EVENTS_STREAM, RECORDERS_GROUP, consumer, min_idle_ms, "0-0", count=count
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return []
+        return [event for event in reply[1] if event[1]]  # a deleted entry comes back empty

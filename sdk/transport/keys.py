@@ -1,0 +1,78 @@
+"""Every Redis key, channel and stream name callplane uses, and how long each lives.
+
+Queues, job hashes and registries follow RQ's layout (so `rq info` and
+rq-dashboard see callplane's work); callplane's own keys start with `callplane:`.
+"""
+
+from __future__ import annotations
+
+RQ_PREFIX = "rq"
+#: RQ's set of every queue's key.
+QUEUES_SET = f"{RQ_PREFIX}:queues"
+#: The prefix of a job's hash key; its id follows.
+JOB_PREFIX = f"{RQ_PREFIX}:job:"
+QUEUE_PREFIX = f"{RQ_PREFIX}:queue:"
+WORKER_PREFIX = f"{RQ_PREFIX}:worker:"
+
+#: Workers' reports to the recorder (sdk.reports).
+EVENTS_STREAM = "callplane:events"
+#: The consumer group of the control planes' recorders on EVENTS_STREAM.
+RECORDERS_GROUP = "recorders"
+#: Set once the control plane has checked that Redis holds every pending call.
+EPOCH_KEY = "callplane:epoch"
+#: Completions the audit table has recorded (control planes' waiters listen here,
+#: so whatever they answer is already in the table).
+DONE_CHANNEL = "callplane:done"
+#: Children's completions as soon as their worker finished them (workers waiting
+#: on children listen here; a call without a parent is not announced, so workers
+#: do not hear every root call of the system).
+FINISHED_CHANNEL = "callplane:finished"
+#: Where workers hear that calls they may be running were cancelled.
+CANCEL_CHANNEL = "callplane:cancel"
+
+#: How long a finished job's hash stays in Redis after its completion was recorded
+#: (RQ's own default result_ttl); the audit table keeps it for good.
+RESULT_TTL_SECONDS = 500
+#: How long a failed job stays in RQ's failed registry (RQ's default failure_ttl).
+FAILURE_TTL_SECONDS = 365 * 24 * 3600
+#: A started call's score in RQ's started registry: when RQ would consider it stale.
+STARTED_TTL_SECONDS = 3600
+#: How long what a call waits on stays readable without being renewed.
+WAITING_TTL_SECONDS = 24 * 3600
+
+
+def job_key(call_id: str) -> str:
+    return JOB_PREFIX + call_id
+
+
+def queue_key(queue: str) -> str:
+    return QUEUE_PREFIX + queue
+
+
+def queue_of_key(key: str) -> str:
+    """The queue's name in a queue key."""
+    return key[len(QUEUE_PREFIX):]
+
+
+def worker_key(name: str) -> str:
+    return WORKER_PREFIX + name
+
+
+def started_registry(queue: str) -> str:
+    return f"{RQ_PREFIX}:wip:{queue}"
+
+
+def finished_registry(queue: str) -> str:
+    return f"{RQ_PREFIX}:finished:{queue}"
+
+
+def failed_registry(queue: str) -> str:
+    return f"{RQ_PREFIX}:failed:{queue}"
+
+
+def canceled_registry(queue: str) -> str:
+    return f"{RQ_PREFIX}:canceled:{queue}"
+
+
+def waiting_key(call_id: str) -> str:
+    return f"callplane:waiting:{call_id}"

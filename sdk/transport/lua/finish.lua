@@ -1,0 +1,2 @@
+-- Finish a started job (see finish_function.lua).
+return finish()

@@ -1,0 +1,21 @@
+-- Which of these pending calls Redis has lost track of: no job, a job of an
+-- earlier attempt, a job taken away from its worker ('stopped'), or a job that
+-- says queued while its id is on no queue (a worker died right after popping it,
+-- or someone emptied the queue). Each queue is read once.
+-- KEYS: (job, queue) per call.  ARGV: (id, attempt) per call.
+local listed, lost = {}, {}
+for i = 1, #KEYS, 2 do
+  local id, attempt = ARGV[i], ARGV[i + 1]
+  local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt')
+  local gone = not job[1] or job[2] ~= attempt or job[1] == 'stopped'
+  if job[1] == 'queued' and not gone then
+    local queue = KEYS[i + 1]
+    if not listed[queue] then
+      listed[queue] = {}
+      for _, member in ipairs(redis.call('LRANGE', queue, 0, -1)) do listed[queue][member] = true end
+    end
+    gone = not listed[queue][id]
+  end
+  if gone then table.insert(lost, id) end
+end
+return lost

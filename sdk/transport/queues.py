@@ -1,0 +1,181 @@
+"""Dispatch: putting calls on their queues, taking them off, claiming and finishing them.
+
+The hot path of one call costs these round trips: enqueue (1, one script for a
+whole batch), pop and claim (2 for an idle worker: a blocking pop, then a
+script that claims the call, records the start event and hands back the job),
+finish (1, a script that also records the finish event, tells waiting workers
+and, for a busy worker, pops and claims its next call).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+import redis
+
+from sdk.records import CallMessage, Outcome, to_json
+from sdk.reports import StartReport
+from sdk.transport import rq_compat
+from sdk.transport.connection import translating
+from sdk.transport.keys import (
+    EVENTS_STREAM,
+    FAILURE_TTL_SECONDS,
+    FINISHED_CHANNEL,
+    JOB_PREFIX,
+    QUEUES_SET,
+    RESULT_TTL_SECONDS,
+    STARTED_TTL_SECONDS,
+    WAITING_TTL_SECONDS,
+    failed_registry,
+    finished_registry,
+    job_key,
+    queue_key,
+    queue_of_key,
+    started_registry,
+    waiting_key,
+)
+from sdk.transport.scripts import Scripts
+
+#: What finish answers when the job is gone from Redis (it lost its keys).
+JOB_GONE = -1
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    """A call this worker has just claimed: where it came from, its job data, its start."""
+
+    queue: str
+    call_id: str
+    data: str
+    start: StartReport
+
+
+class FinishReport(msgspec.Struct, frozen=True):
+    """A claimed call's outcome, as its worker reports it. A child's completion is
+    also broadcast to waiting workers (`is_child`)."""
+
+    queue: str
+    outcome: Outcome
+    outcome_json: str
+    is_child: bool = True
+
+    @classmethod
+    def of(cls, queue: str, outcome: Outcome, is_child: bool = True) -> FinishReport:
+        return cls(queue, outcome, to_json(outcome), is_child)
+
+
+@translating
+class Queues:
+    def __init__(self, client: redis.Redis, scripts: Scripts):
+        self._redis = client
+        self._scripts = scripts
+
+    def enqueue(self, messages: list[CallMessage], created_at: datetime) -> None:
+        """Write each call's RQ job hash and append it to its queue, in one round trip."""
+        keys, args = [QUEUES_SET], [rq_compat.rq_timestamp(created_at), RESULT_TTL_SECONDS]
+        for message in messages:
+            keys += (job_key(message.id), queue_key(message.queue))
+            args += (message.id, message.encode(), message.attempt, message.queue,
+                     rq_compat.job_description(message.stage))
+        self._scripts.enqueue(keys=keys, args=args)
+
+    def pop(self, queues: list[str], timeout: float) -> tuple[str, str] | None:
+        """Block until a call is at the head of one of `queues` (in order of priority).
+
+        Returns (queue, call id), or None when `timeout` seconds passed.
+        """
+        item = self._redis.blpop([queue_key(q) for q in queues], timeout=timeout)
+        if not item:
+            return None
+        return queue_of_key(item[0]), item[1]
+
+    def take(self, queue: str, call_id: str) -> bool:
+        """Remove a still-queued call from its queue; True if this caller now owns it."""
+        return self._redis.lrem(queue_key(queue), 1, call_id) == 1
+
+    def take_any(
+        self, candidates: list[tuple[str, str]], waiter: str | None = None, waiting_on: str = ""
+    ) -> str | None:
+        """Take the first of `candidates` [(queue, call id)] still queued; its id, or None.
+
+        When none is, record `waiting_on` as what the call `waiter` waits on.
+        """
+        if not candidates and not (waiter and waiting_on):
+            return None
+        return self._scripts.take_any(
+            keys=[waiting_key(waiter) if waiter else ""]
+            + [queue_key(queue) for queue, _ in candidates],
+            args=[waiting_on, WAITING_TTL_SECONDS] + [call_id for _, call_id in candidates],
+        )
+
+    def claim(self, queue: str, call_id: str, start: StartReport) -> Claimed | None:
+        """Atomically move a queued job to started; None if it is not claimable."""
+        at = start.started_at
+        data = self._scripts.claim(
+            keys=[job_key(call_id), started_registry(queue), EVENTS_STREAM],
+            args=[start.worker, rq_compat.rq_timestamp(at), at.timestamp() + STARTED_TTL_SECONDS,
+                  call_id, start.body],
+        )
+        return None if data is None else Claimed(queue, call_id, data, start)
+
+    def claim_next(self, queues: list[str], start: StartReport) -> Claimed | None:
+        """Pop and claim the first claimable call of `queues`, without blocking."""
+        keys, args = self._claim_next_call(queues, start)
+        return self._claimed(self._scripts.claim_next(keys=keys, args=args), start)
+
+    def finish(self, report: FinishReport) -> int:
+        """Record a started job's outcome: 1, or 0 if this worker no longer holds
+        the attempt, or JOB_GONE if the job is gone (Redis lost it)."""
+        keys, args = self._finish_call(report)
+        return self._scripts.finish(keys=keys, args=args)
+
+    def finish_and_claim_next(
+        self, report: FinishReport, queues: list[str], start: StartReport
+    ) -> tuple[int, Claimed | None]:
+        """`finish`, then `claim_next`, in one round trip: a busy worker's loop."""
+        finish_keys, finish_args = self._finish_call(report)
+        claim_keys, claim_args = self._claim_next_call(queues, start)
+        accepted, claimed = self._scripts.finish_and_claim_next(
+            keys=finish_keys + claim_keys[1:], args=finish_args + claim_args
+        )
+        return accepted, self._claimed(claimed, start)
+
+    @staticmethod
+    def _claim_next_call(queues: list[str], start: StartReport) -> tuple[list, list]:
+        keys = [EVENTS_STREAM]
+        for queue in queues:
+            keys += (queue_key(queue), started_registry(queue))
+        at = start.started_at
+        args = [start.worker, rq_compat.rq_timestamp(at), at.timestamp() + STARTED_TTL_SECONDS,
+                start.body, JOB_PREFIX]
+        return keys, args
+
+    @staticmethod
+    def _claimed(reply, start: StartReport) -> Claimed | None:
+        if not reply:
+            return None
+        key, call_id, data = reply
+        return Claimed(queue_of_key(key), call_id, data, start)
+
+    @staticmethod
+    def _finish_call(report: FinishReport) -> tuple[list, list]:
+        outcome = report.outcome
+        if outcome.succeeded:
+            status, registry, ttl = rq_compat.FINISHED, finished_registry(report.queue), RESULT_TTL_SECONDS
+        else:
+            status, registry, ttl = rq_compat.FAILED, failed_registry(report.queue), FAILURE_TTL_SECONDS
+        error = outcome.error
+        finished_at = outcome.finished_at
+        keys = [job_key(outcome.id), started_registry(report.queue), registry, EVENTS_STREAM]
+        args = [
+            outcome.worker,
+            report.outcome_json,
+            status,
+            rq_compat.rq_timestamp(finished_at),
+            finished_at.timestamp() + ttl,
+            outcome.id,
+            (error.traceback or error.message) if error else "",
+            FINISHED_CHANNEL if report.is_child else "",
+            outcome.attempt,
+        ]
+        return keys, args
