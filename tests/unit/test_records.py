@@ -1,0 +1,81 @@
+"""sdk.records and sdk.reports: the typed records, and what is refused on decoding."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from sdk.errors import DecodeError, StageTimeout, WorkerLost
+from sdk.records import (
+    ENTRY_POINT,
+    Arguments,
+    CallMessage,
+    CallRecord,
+    ErrorRecord,
+    Outcome,
+    from_json,
+    to_json,
+)
+from sdk.reports import Heartbeat, StartReport, decode_report
+from sdk.wire import RunMode, Status
+
+pytestmark = pytest.mark.unit
+
+
+def test_call_message_round_trips():
+    message = CallMessage(id="a", stage="s", args=[1], kwargs={"k": None}, attempt=2)
+    assert CallMessage.decode(message.encode()) == message
+    func, instance, args, kwargs = json.loads(message.encode())  # RQ's JSON serializer layout
+    assert (func, instance, kwargs, args[0]["id"]) == (ENTRY_POINT, None, {}, "a")
+
+
+@pytest.mark.parametrize("data, complaint", [
+    ("not json", "not callplane's JSON"),
+    (json.dumps(["os.system", None, ["rm -rf /"], {}]), "refusing to run it"),
+    (json.dumps([ENTRY_POINT, None, [], {}]), "one call message"),
+    (json.dumps([ENTRY_POINT, None, [{"id": "a", "stage": "s", "evil": 1}], {}]), "unknown field"),
+    (json.dumps([ENTRY_POINT, None, [{"id": "a"}], {}]), "missing required field `stage`"),
+    (json.dumps([ENTRY_POINT, None, [{"id": "a", "stage": "s", "args": {}}], {}]), r"\$\.args"),
+    (json.dumps([ENTRY_POINT, None, [{"id": 1, "stage": "s"}], {}]), r"\$\.id"),
+])
+def test_bad_jobs_are_refused_with_a_reason(data, complaint):
+    with pytest.raises(DecodeError, match=complaint):
+        CallMessage.decode(data)
+
+
+def test_an_error_record_names_callplanes_errors_by_their_recorded_name():
+    try:
+        raise KeyError("k")
+    except KeyError as exc:
+        error = ErrorRecord.of(exc)
+    assert (error.type, error.message) == ("KeyError", "'k'") and "raise KeyError" in error.traceback
+    timeout = StageTimeout("s", "c", ErrorRecord.system(StageTimeout, "too slow"))
+    assert ErrorRecord.of(timeout).type == "callplane.StageTimeout"
+    assert ErrorRecord.system(WorkerLost, "gone") == ErrorRecord("callplane.WorkerLost", "gone", "")
+
+
+def test_a_call_record_gives_its_job_and_its_outcome():
+    at = datetime.now(timezone.utc)
+    record = CallRecord("c", "s", Status.FAILED, arguments=Arguments([1], {"k": 2}),
+                        root_stage_run_id="r", parent_stage_run_id="p", attempt=3,
+                        error=ErrorRecord("E", "m"), run_mode=RunMode.INLINE, finished_at=at)
+    assert record.message() == CallMessage("c", "s", [1], {"k": 2}, "p", "r", attempt=3)
+    outcome = record.outcome()
+    assert (outcome.status, outcome.error.type, outcome.finished_at) == (Status.FAILED, "E", at)
+    assert from_json(to_json(outcome), Outcome, "an outcome") == outcome
+
+
+def test_reports_decode_into_their_records_and_malformed_ones_are_refused():
+    start = StartReport.now("w", RunMode.INLINE)
+    subject, decoded = decode_report({"kind": "start", "id": "c", "body": start.body, "attempt": "2"})
+    assert (subject, decoded.worker, decoded.run_mode, decoded.attempt) == ("c", "w", RunMode.INLINE, 2)
+    beat = decode_report({"kind": "heartbeat", "id": "w", "body": to_json(Heartbeat("w", [("c", 1)]))})
+    assert beat == ("w", Heartbeat("w", [("c", 1)]))
+    for fields in ({"kind": "nonsense", "id": "c", "body": "{}"}, {"kind": "finish", "id": "c"},
+                   {"kind": "finish", "id": "c", "body": "{"},
+                   {"kind": "finish", "id": "c", "body": '{"id": "c", "stage": "s", "status": "no"}'},
+                   {"kind": "start", "id": "c", "body": start.body, "attempt": "x"}):
+        with pytest.raises(DecodeError):
+            decode_report(fields)
