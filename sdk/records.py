@@ -144,8 +144,9 @@ class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return convert(args[0], cls, "call message")
 
 
-class Outcome(msgspec.Struct, frozen=True):
-    """How an attempt of a call ended, as its worker reports it and a waiter reads it."""
+class Outcome(msgspec.Struct, frozen=True, omit_defaults=True):
+    """How an attempt of a call ended, as its worker reports it and a waiter reads it
+    (fields at their defaults are left out of its JSON)."""
 
     id: str
     stage: str
