@@ -17,11 +17,9 @@ import threading
 import urllib.parse
 from typing import Any, TypeVar
 
-import msgspec
-
 from sdk.backoff import retry_until
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable, DecodeError
-from sdk.records import CallRecord, CallRequest, Outcome, convert
+from sdk.records import CallRecord, CallRequest, Outcome, convert, plain
 from sdk.settings import token_from_env
 from sdk.wire import dumps
 
@@ -94,7 +92,7 @@ class ControlPlaneClient:
     def finish_call(self, call_id: str, outcome: Outcome) -> CallRecord:
         """Record how a running call ended (status, result, error)."""
         body = {"status": outcome.status.value, "result": outcome.result,
-                "error": msgspec.to_builtins(outcome.error)}
+                "error": plain(outcome.error)}
         return self._call_record(self.request("POST", f"/api/call/{call_id}/finish", body))
 
     def _call_record(self, answer: Any) -> CallRecord:
@@ -197,4 +195,4 @@ class ControlPlaneClient:
 
 
 def _body(request: CallRequest) -> dict[str, Any]:
-    return msgspec.to_builtins(request)
+    return plain(request)

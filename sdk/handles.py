@@ -92,7 +92,7 @@ def unwrap(outcome: Outcome) -> Any:
         raise CallCancelled(f"stage {outcome.stage!r} (call {outcome.id}) was cancelled")
     error = outcome.error or ErrorRecord("Exception", "")
     # A local run keeps the exception itself, so a debugger reaches the stage's frame.
-    raise failure(outcome.stage, outcome.id, error) from outcome.exception
+    raise failure(outcome.stage, outcome.id, error) from getattr(outcome, "exception", None)
 
 
 def as_completed(handles: Iterable[CallHandle], timeout: float | None = None) -> Iterator[CallHandle]:

@@ -21,7 +21,7 @@ from sdk.client import ControlPlaneClient
 from sdk.context import CallFrame
 from sdk.errors import ControlPlaneUnavailable
 from sdk.handles import unwrap
-from sdk.records import CallRecord, CallRequest, ErrorRecord, Outcome
+from sdk.records import CallRecord, CallRequest, ErrorRecord, LocalOutcome, Outcome
 from sdk.wire import RunMode, Status, check_result
 
 if TYPE_CHECKING:
@@ -62,10 +62,10 @@ class LocalCaller:
             try:
                 result = stage.fn(*request.arguments.args, **request.arguments.kwargs)
                 check_result(stage.name, result)
-                outcome = Outcome(request.id, stage.name, Status.SUCCEEDED, result=result)
+                outcome = LocalOutcome(request.id, stage.name, Status.SUCCEEDED, result=result)
             except Exception as exc:  # noqa: BLE001 - the call's failure is its outcome
-                outcome = Outcome(request.id, stage.name, Status.FAILED, error=ErrorRecord.of(exc),
-                                  exception=exc)
+                outcome = LocalOutcome(request.id, stage.name, Status.FAILED,
+                                       error=ErrorRecord.of(exc), exception=exc)
         if recorded:
             self._record_finish(outcome)
         self._outcomes[outcome.id] = outcome

@@ -26,8 +26,31 @@ ENTRY_POINT = "workers.executor.run_call"
 T = TypeVar("T")
 
 
-def to_json(record: msgspec.Struct) -> str:
-    return dumps(msgspec.to_builtins(record))
+def plain(record: Any) -> Any:
+    """A record as plain Python values for JSON. What a stage returned or was given
+    was checked with `json.dumps`, which takes subclasses of int, float and str
+    (numpy's float64 is a float); msgspec does not, so they become their base type.
+    Datetimes stay datetimes (see to_json)."""
+    return msgspec.to_builtins(record, builtin_types=(datetime,), enc_hook=_base_value)
+
+
+def _base_value(value: Any) -> Any:
+    for base in (int, float, str):
+        if isinstance(value, base):
+            return base(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def to_json(record: Any) -> str:
+    """A record as callplane's JSON; times as ISO 8601 with their offset (+00:00),
+    which `datetime.fromisoformat` reads on every Python callplane supports."""
+    return json.dumps(plain(record), separators=(",", ":"), allow_nan=False, default=_time_text)
+
+
+def _time_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 def convert(value: Any, kind: type[T], what: str) -> T:
@@ -47,10 +70,11 @@ def from_json(raw: str | bytes, kind: type[T], what: str) -> T:
 
 
 class ErrorRecord(msgspec.Struct, frozen=True):
-    """An error as the audit record keeps it."""
+    """An error as the audit record keeps it (an older or hand-written record that
+    lacks a part reads as it always did: an Exception with no message)."""
 
-    type: str
-    message: str
+    type: str = "Exception"
+    message: str = ""
     traceback: str = ""
 
     @classmethod
@@ -128,7 +152,7 @@ class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def encode(self) -> str:
         """The RQ job's `data` field: RQ's JSON serializer layout (func, instance, args, kwargs)."""
-        return dumps([ENTRY_POINT, None, [msgspec.to_builtins(self)], {}])
+        return dumps([ENTRY_POINT, None, [plain(self)], {}])
 
     @classmethod
     def decode(cls, data: str | bytes) -> CallMessage:
@@ -159,12 +183,17 @@ class Outcome(msgspec.Struct, frozen=True, omit_defaults=True):
     attempt: int = 1
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    #: Local runs only, never sent: the exception itself, so a debugger reaches the stage.
-    exception: Any = None
 
     @property
     def succeeded(self) -> bool:
         return self.status is Status.SUCCEEDED
+
+
+class LocalOutcome(Outcome, frozen=True):
+    """An outcome of a local run (`local=True`), which never leaves its process: it
+    keeps the exception itself, so a debugger reaches the stage's frame."""
+
+    exception: Any = None
 
 
 class CallRecord(msgspec.Struct, frozen=True):

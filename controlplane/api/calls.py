@@ -40,7 +40,7 @@ class CallCreate(MethodView):
         `id`, or the same idempotency key (body or Idempotency-Key header), returns
         the call made before."""
         key = headers.get("idempotency_key")
-        if key and not request.id:
+        if key and not request.id and not request.idempotency_key:  # the body's own key wins
             request = msgspec.structs.replace(request, idempotency_key=key)
         if query.get("wait"):
             record, created = services().waiting.create_and_wait(request, query["wait"])

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from sdk.records import AttemptRecord, CallRecord, ErrorRecord
+from sdk.records import AttemptRecord, CallRecord, ErrorRecord, plain
 
 #: The timestamp columns (SQLite hands them back without their zone: UTC).
 TIMES = ("created_at", "started_at", "finished_at", "lease_expires_at")
@@ -59,10 +59,12 @@ def lease_of(row: sa.Row) -> ExpiredLease:
 
 
 def row_of(record: CallRecord) -> dict[str, Any]:
-    """A call's row for an INSERT: JSON columns as plain values, enums as their values."""
+    """A new call's row for an INSERT: JSON as plain values, enums as their values.
+    A new call has no result or error yet: those columns are left out, so they are
+    SQL NULL (a bound None would be stored as JSON null)."""
     row = msgspec.structs.asdict(record)
-    row["arguments"] = msgspec.to_builtins(record.arguments)
-    row["error"] = error_value(record.error)
+    del row["result"], row["error"]
+    row["arguments"] = plain(record.arguments)
     row["status"] = record.status.value
     row["run_mode"] = record.run_mode.value if record.run_mode else None
     return row
@@ -70,4 +72,4 @@ def row_of(record: CallRecord) -> dict[str, Any]:
 
 def error_value(error: ErrorRecord | None) -> dict[str, str] | None:
     """An error as its JSON column holds it."""
-    return msgspec.to_builtins(error) if error is not None else None
+    return plain(error) if error is not None else None

@@ -40,8 +40,8 @@ def _outcome(call_id: str, raw: str | None) -> Outcome | None:
         return None
     try:
         return from_json(raw, Outcome, f"outcome of job {call_id}")
-    except DecodeError as exc:
-        log.error("%s", exc)
+    except DecodeError as exc:  # e.g. written by another version: the table has it too
+        log.warning("%s; reading the table instead", exc)
         return None
 
 

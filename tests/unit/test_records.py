@@ -79,3 +79,21 @@ def test_reports_decode_into_their_records_and_malformed_ones_are_refused():
                    {"kind": "start", "id": "c", "body": start.body, "attempt": "x"}):
         with pytest.raises(DecodeError):
             decode_report(fields)
+
+
+class Measure(float):
+    """A float subclass, as numpy's float64 is: json.dumps takes it, msgspec alone does not."""
+
+
+def test_values_json_takes_travel_as_their_base_type_and_times_keep_their_offset():
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    outcome = Outcome("c", "s", Status.SUCCEEDED, result={"m": Measure(1.5), "l": (1, 2)},
+                      finished_at=at)
+    text = to_json(outcome)
+    assert '"result":{"m":1.5,"l":[1,2]}' in text and '"finished_at":"2026-01-02T03:04:05+00:00"' in text
+    message = CallMessage("c", "s", args=[Measure(2.5)])
+    assert CallMessage.decode(message.encode()).args == [2.5]
+
+
+def test_an_error_record_missing_parts_reads_as_before():
+    assert from_json('{"message": "m"}', ErrorRecord, "an error") == ErrorRecord("Exception", "m")
