@@ -106,6 +106,11 @@ def test_failure_of_a_child_reaches_its_parent(runner, api):
     assert failed[-1]["parent_stage_run_id"] is not None
 
 
+def test_values_that_are_json_as_their_base_type_travel_as_it(runner):
+    # numpy's float64 is such a float: json.dumps takes it, so callplane must too.
+    assert sample.measured([1.5, 2.0]) == {"total": 3.5, "child": 1.5}
+
+
 def test_non_json_result_fails_the_call_with_a_clear_error(runner):
     with pytest.raises(StageFailed, match="not JSON-serialisable"):
         sample.returns_set()

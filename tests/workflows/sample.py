@@ -71,3 +71,18 @@ def prints_nul():
     """Prints a NUL, which a PostgreSQL text column refuses, and returns one in JSON."""
     print("before\x00after")
     return "kept\x00as given"
+
+
+class Measure(float):
+    """A float subclass, as numpy's float64 is."""
+
+
+@runner.stage
+def measured(values):
+    """Returns, and gives its child, values that are JSON only as their base type."""
+    return {"total": Measure(sum(values)), "child": echo_value(Measure(values[0]))}
+
+
+@runner.stage
+def echo_value(value):
+    return value
