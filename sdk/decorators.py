@@ -45,7 +45,6 @@ class Stage(Generic[P, R]):
         functools.update_wrapper(self, fn)
         self.runner = runner
         self.fn = fn
-        self.options = options
         self.name = options.name or fn.__name__
         # A call with a timeout runs in a process of its own, which can be stopped.
         self.isolate = options.isolate or options.timeout is not None

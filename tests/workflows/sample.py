@@ -80,9 +80,9 @@ class Measure(float):
 @runner.stage
 def measured(values):
     """Returns, and gives its child, values that are JSON only as their base type."""
-    return {"total": Measure(sum(values)), "child": echo_value(Measure(values[0]))}
+    return {"total": Measure(sum(values)), "child": measured_child(Measure(values[0]))}
 
 
 @runner.stage
-def echo_value(value):
+def measured_child(value):
     return value
