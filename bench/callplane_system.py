@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,9 +112,19 @@ class CallplaneSystem(PeerSystem):
 
     def w3_fanout(self, calls: int, slots: int) -> tuple[float, float]:
         """As a user makes many calls: created a batch per request (what `map` does)."""
+        return self._fan_out(slots, lambda: self._submit_many(calls), calls)
+
+    def w3_one_by_one(self, calls: int, slots: int) -> tuple[float, float]:
+        """As a web handler makes calls: one `submit()` each, from one thread."""
+        return self._fan_out(slots, lambda: [callplane_tasks.noop.submit() for _ in range(calls)],
+                             calls)
+
+    def _fan_out(self, slots: int, submit: Callable[[], list[CallHandle]], calls: int
+                 ) -> tuple[float, float]:
+        """(completed calls/s from first submit to last result, creations/s of `submit`)."""
         with self._workers(slots):
             started = time.perf_counter()
-            handles = self._submit_many(calls)
+            handles = submit()
             submitted = time.perf_counter()
             callplane_tasks.runner.gather(*handles)
             finished = time.perf_counter()

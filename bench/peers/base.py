@@ -96,6 +96,10 @@ class PeerSystem(ABC):
             finished = perf_counter()
         return calls / (finished - started), calls / (submitted - started)
 
+    def w3_one_by_one(self, calls: int, slots: int) -> tuple[float, float]:
+        """W3 as a peer's user submits: one job per enqueue (which is how w3_fanout submits)."""
+        return self.w3_fanout(calls, slots)
+
     def close(self) -> None:
         """Drop the client connections."""
         self._redis.close()
