@@ -2,8 +2,8 @@
 
 Starts a private redis-server, a control plane (SQLite) and one worker, then
 makes W1 calls (a client calls a no-op stage and waits), W2 calls (a stage
-calls a no-op child in turn, inline) and W3 calls (a client submits a batch of
-no-op calls, then gathers them) and prints, per call, the wall time and
+calls a no-op child in turn, inline) and W3 calls (a client submits no-op calls one
+`submit()` at a time, then a batch of them, and gathers them) and prints, per call, the wall time and
 the CPU time each process spent (user + system, from psutil). CPU time is
 steadier than wall time on a shared machine. With `--spy server|worker`, it
 also records the chosen process with py-spy (`bench/results/profile-*.txt`,
@@ -83,6 +83,10 @@ def main() -> None:
                 lambda: [callplane_tasks.noop() for _ in range(args.calls)], processes)
         measure("W2 stage -> no-op child, inline", args.calls,
                 lambda: callplane_tasks.parent(args.calls), processes)
+        measure("W3 client -> one submit() per call", args.calls,
+                lambda: callplane_tasks.runner.gather(
+                    *[callplane_tasks.noop.submit() for _ in range(args.calls)]),
+                processes)
         measure("W3 client -> batch of no-op calls", args.calls * 5,
                 lambda: callplane_tasks.runner.gather(
                     *callplane_tasks.runner.submit(callplane_tasks.noop, [((), {})] * (args.calls * 5))),

@@ -48,3 +48,4 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
 
 def services_of(app: Flask) -> Services:
     return app.extensions["callplane"]
+

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import click
 
 from controlplane.run_stage import DEFAULT_STAGE, run_stage
+from controlplane.server import DEFAULT_THREADS, SERVERS, serve
 from sdk.settings import Settings
 from workers.main import worker
 
@@ -38,12 +39,14 @@ def main():
 @click.option("--host", default=None, help="Interface to listen on [default: $HOST or 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [default: $PORT or 5001].")
 @click.option("--workers", type=int, default=1, show_default=True, help="Server processes.")
-@click.option("--threads", type=int, default=32, show_default=True,
-              help="Threads per process (each waiting request holds one).")
+@click.option("--threads", type=click.IntRange(min=1), default=DEFAULT_THREADS, show_default=True,
+              help="Threads per process, at most (each waiting request holds one).")
+@click.option("--server", "http_server", type=click.Choice(SERVERS), default=SERVERS[0],
+              show_default=True, help="The HTTP server: granian (leaner per request) or gunicorn.")
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database schema first.")
 @click.option("--allow-no-token", is_flag=True,
               help="Listen beyond loopback without CALLPLANE_TOKEN (an open API; refused otherwise).")
-def server(host, port, workers, threads, no_migrate, allow_no_token):
+def server(host, port, workers, threads, http_server, no_migrate, allow_no_token):
     """Serve the control plane: REST API (/api, its page at /api/docs), web view
     (/), rq-dashboard (/rq), and the recorder that keeps stage_runs.
 
@@ -57,12 +60,10 @@ def server(host, port, workers, threads, no_migrate, allow_no_token):
       callplane server
       CALLPLANE_TOKEN=$(openssl rand -hex 16) callplane server --host 0.0.0.0 --workers 2
     """
-    from controlplane.server import serve
-
     settings = Settings.from_env().replace(
         host=host, port=port, allow_no_token=True if allow_no_token else None
     )
-    serve(settings, workers, threads, not no_migrate)
+    serve(settings, workers, threads, not no_migrate, http_server)
 
 
 @main.group()

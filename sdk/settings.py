@@ -37,6 +37,9 @@ DEFAULT_COMMIT = "HEAD"
 #: its own process dying): a poison call must not loop forever. A stage's
 #: `retries` may grant more.
 LOST_ATTEMPTS = 3
+#: Proxies whose X-Forwarded-Proto and X-Forwarded-For the control plane believes
+#: (FORWARDED_ALLOW_IPS, as gunicorn reads it; "*" for any, as behind a platform's router).
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Settings:
     allow_no_token: bool = False
     #: The control plane that clients, workers and the CLI talk to.
     server_url: str = DEFAULT_SERVER_URL
+    forwarded_allow_ips: str = DEFAULT_FORWARDED_ALLOW_IPS
     #: A worker's code version, when its command line names none.
     repo_name: str | None = None
     commit_hash: str = DEFAULT_COMMIT
@@ -75,6 +79,7 @@ class Settings:
             token=env.get(TOKEN_VARIABLE) or None,
             allow_no_token=env.get("CALLPLANE_ALLOW_NO_TOKEN", "").lower() in ("1", "true", "yes"),
             server_url=env.get("CALLPLANE_SERVER_URL") or DEFAULT_SERVER_URL,
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS") or DEFAULT_FORWARDED_ALLOW_IPS,
             repo_name=env.get("CALLPLANE_REPO_NAME") or None,
             commit_hash=env.get("CALLPLANE_COMMIT_HASH") or DEFAULT_COMMIT,
         )

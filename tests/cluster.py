@@ -41,7 +41,7 @@ class Cluster:
 
     def _start_server(self) -> subprocess.Popen:
         log = open(self.logs / "controlplane.log", "a")  # noqa: SIM115 - the server's lifetime
-        # A session of its own, so that killing it kills its gunicorn workers too.
+        # A session of its own, so that killing it kills its server processes too.
         return start_server(self.server_port, self.env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 

@@ -1,6 +1,6 @@
 """Real parts, really started: a private redis-server, a database (SQLite, or a
 fresh PostgreSQL database when CALLPLANE_TEST_POSTGRES names a server), a real
-control plane under gunicorn and real worker processes."""
+control plane (granian) and real worker processes."""
 
 from __future__ import annotations
 

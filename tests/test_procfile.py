@@ -82,9 +82,9 @@ def descendants(pid: int) -> dict[int, Proc]:
 
 
 def kinds(tree: dict[int, Proc]) -> tuple[int, int]:
-    """How many gunicorn processes and callplane workers are among `tree`."""
+    """How many control-plane server processes and callplane workers are among `tree`."""
     commands = [proc.command for proc in tree.values()]
-    return (sum("bin/gunicorn " in command for command in commands),
+    return (sum("bin/callplane server " in command for command in commands),
             sum("bin/callplane worker " in command for command in commands))
 
 
@@ -111,7 +111,7 @@ def test_the_procfile_runs_the_example_and_stops_cleanly(tmp_path, redis_url):
         workers = redis.Redis.from_url(env["REDIS_URL"])
         wait_until(lambda: http_answers(f"{server_url}/api/openapi.json"), "web", honcho)
         wait_until(lambda: any(workers.scan_iter(match="rq:worker:*")), "worker", honcho)
-        # gunicorn's master and its WEB_CONCURRENCY (default 2) processes, and the worker.
+        # The server's main process and its WEB_CONCURRENCY (default 2) processes, and the worker.
         wait_until(lambda: kinds(descendants(honcho.pid)) == (3, 1), "every process", honcho)
         started = descendants(honcho.pid)
 
@@ -139,4 +139,4 @@ def test_the_procfile_runs_the_example_and_stops_cleanly(tmp_path, redis_url):
             honcho.wait()
     output = log_path.read_text()
     assert "listening on procfile-test@000000000000.main" in output  # the worker line's variables
-    assert "Shutting down: Master" in output and "stopped" in output
+    assert "Granian shutdown completed" in output and "stopped" in output

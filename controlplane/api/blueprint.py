@@ -14,11 +14,12 @@ from controlplane.schemas import ID_PATTERN
 #: The errors an operation with a JSON body may answer besides 422: its JSON is
 #: not JSON the control plane can keep (400), or the body is too large (413).
 BODY_ERRORS = (400, 413)
-#: The answer to a request line over 4094 bytes, which gunicorn gives itself (as
-#: an HTML page); no valid request is that long, as every parameter is bounded.
+#: The answer to a request line longer than the HTTP server takes, which the server
+#: gives itself (not in the API's error shape); no valid request is that long, as
+#: every parameter is bounded.
 URI_TOO_LONG = 414
 #: The errors not answered in the API's one error shape, and how they are documented.
-ERROR_DOCS = {URI_TOO_LONG: {"description": "request line over 4094 bytes, refused by gunicorn"}}
+ERROR_DOCS = {URI_TOO_LONG: {"description": "request line too long, refused by the HTTP server"}}
 #: A call's id in a path, as the API document shows it.
 CALL_ID = {"in": "path", "name": "call_id", "description": "the id of a call",
            "schema": {"type": "string", "pattern": ID_PATTERN}}
