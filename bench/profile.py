@@ -29,6 +29,7 @@ from controlplane.local_cluster import (
     start_worker,
     stop,
 )
+from controlplane.server import SERVERS
 from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
@@ -56,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--spy", choices=["server", "worker"], help="also record this process with py-spy")
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="the control plane's HTTP server")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="callplane-profile-"))
     redis_port, server_port = free_port(), free_port()
@@ -64,7 +66,8 @@ def main() -> None:
     logs = open(workdir / "processes.log", "w")  # noqa: SIM115 - open for the processes' lifetime
     started = [start_redis_server(redis_port, workdir)]
     try:
-        started.append(start_server(server_port, env, stdout=logs, stderr=subprocess.STDOUT))
+        started.append(start_server(server_port, env, "--server", args.server, stdout=logs,
+                                    stderr=subprocess.STDOUT))
         started.append(start_worker(server_url, redis_url, callplane_tasks.__file__, "profile",
                                     "profile", env, stdout=logs, stderr=subprocess.STDOUT))
         redis_server, server, worker = started
@@ -104,7 +107,7 @@ def main() -> None:
 def _spy(which: str, processes: dict[str, subprocess.Popen]) -> subprocess.Popen:
     RESULTS.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen(
-        ["py-spy", "record", "-p", str(processes[which].pid), "--subprocesses", "-r", "250",
+        ["py-spy", "record", "-p", str(processes[which].pid), "--subprocesses", "-r", "250", "--gil",
          "-f", "raw", "-o", str(RESULTS / f"profile-{which}.txt"), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

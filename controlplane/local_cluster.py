@@ -64,10 +64,11 @@ def start_redis_server(port: int, directory: Path) -> subprocess.Popen:
     return process
 
 
-def start_server(port: int, env: dict[str, str], **popen) -> subprocess.Popen:
-    """`python -m controlplane` on `port`, returned once it answers."""
+def start_server(port: int, env: dict[str, str], *options: str, **popen) -> subprocess.Popen:
+    """`python -m controlplane` on `port` (with `options`, e.g. "--server", "gunicorn"),
+    returned once it answers."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "controlplane", "--port", str(port)],
+        [sys.executable, "-m", "controlplane", "--port", str(port), *options],
         env=environment_with(env), **popen,
     )
     wait_until(lambda: http_answers(f"http://127.0.0.1:{port}/api/openapi.json"),

@@ -1,9 +1,9 @@
 """The recorder: mirrors workers' start and finish reports into the audit table.
 
 Workers report through a Redis stream rather than an HTTP request per call; the
-recorder applies a batch of reports in one transaction, and only then lets the
-jobs expire and broadcasts their completion. So anything a waiter sees is
-already in the table. A report is acknowledged only after it was recorded; when
+recorder applies a batch of reports in one transaction, and only then hands the
+finished calls to this process's waiters, lets the jobs expire and broadcasts
+their completion. So anything a waiter sees is already in the table. A report is acknowledged only after it was recorded; when
 the database is away, the batch is read again from this recorder's own pending
 list. A report the database refuses for good is logged and cannot stop the
 reports behind it; a refused finish is recorded as a failure that says so.
@@ -28,10 +28,11 @@ import sqlalchemy.exc
 from controlplane.recovery import Recovery
 from controlplane.store import Store, utcnow
 from sdk.errors import DecodeError, RedisUnavailable, UnrecordableOutcome
-from sdk.records import ErrorRecord, Outcome
+from sdk.records import CallRecord, ErrorRecord, Outcome
 from sdk.reports import LostReport, Report, decode_report
 from sdk.transport import Transport
 from sdk.transport.events import Entry
+from sdk.waiters import Waiters
 from sdk.wire import Status
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,11 @@ SWEEPS_PER_LEASE = 4
 
 
 class Recorder:
-    def __init__(self, store: Store, transport: Transport, recovery: Recovery, lease_seconds: float):
+    def __init__(self, store: Store, transport: Transport, waiters: Waiters, recovery: Recovery,
+                 lease_seconds: float):
         self._store = store
         self._transport = transport
+        self._waiters = waiters
         self._recovery = recovery
         self._lease = timedelta(seconds=lease_seconds)
         self._sweep_seconds = lease_seconds / SWEEPS_PER_LEASE
@@ -146,14 +149,18 @@ class Recorder:
         except Exception:  # one bad report must not stop the others
             log.exception("recorder: a batch failed; recording its reports one by one")
             finished = self._one_by_one(reports, lease_until)
+        self._waiters.deliver({call.id: call for call in finished})
         for call_id, report in lost:
             self._recovery.give_up(call_id, report.attempt, report.worker, report.error)
-        self._transport.broadcasts.announce_recorded(finished, [event_id for event_id, _ in events])
+        self._transport.broadcasts.announce_recorded([call.id for call in finished],
+                                                     [event_id for event_id, _ in events])
 
-    def _one_by_one(self, reports: list[tuple[str, Report]], lease_until: datetime) -> list[str]:
-        return [call_id for report in reports for call_id in self._one(report, lease_until)]
+    def _one_by_one(self, reports: list[tuple[str, Report]], lease_until: datetime
+                    ) -> list[CallRecord]:
+        return [call for report in reports for call in self._one(report, lease_until)]
 
-    def _one(self, report: tuple[str, Report], lease_until: datetime, fallback: bool = True) -> list[str]:
+    def _one(self, report: tuple[str, Report], lease_until: datetime, fallback: bool = True
+             ) -> list[CallRecord]:
         try:
             return self._store.apply_reports([report], lease_until)
         except sqlalchemy.exc.OperationalError:

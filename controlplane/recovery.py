@@ -107,7 +107,7 @@ class Recovery:
                     "its outcome from its job", lease.id, lease.attempt)
         finished = self._store.apply_reports([(lease.id, outcome)])
         if finished:
-            self._transport.broadcasts.announce_recorded(finished)
+            self._transport.broadcasts.announce_recorded([call.id for call in finished])
             return False
         return True
 

@@ -36,7 +36,8 @@ class Services:
         self.recovery = Recovery(
             self.store, self.transport, settings.lost_attempts, settings.lease_seconds
         )
-        self.recorder = Recorder(self.store, self.transport, self.recovery, settings.lease_seconds)
+        self.recorder = Recorder(self.store, self.transport, self.waiters, self.recovery,
+                                 settings.lease_seconds)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None
 

@@ -2,8 +2,8 @@
 
 The completion broadcast this process hears is sent only once the table has
 recorded the completion, so a woken call needs no read; the table is read first
-and after each re-check interval (a broadcast may be lost), and the finished
-rows once at the end.
+and after each re-check interval (a broadcast may be lost), and at the end the
+finished rows this process's recorder did not hand over with the wake-up.
 """
 
 from __future__ import annotations
@@ -99,7 +99,12 @@ class CallWaiting:
                 done |= woken & pending
                 pending -= woken
                 to_check = set()
-        calls = self._store.get_many(done) if done else {}
+        calls: dict[str, CallRecord] = {
+            i: call for i, call in watch.delivered.items() if i in done and isinstance(call, CallRecord)
+        }
+        unread = done - calls.keys()
+        if unread:
+            calls.update(self._store.get_many(unread))
         return [calls[call_id] for call_id in call_ids if call_id in calls]
 
     def _found_at_deadline(self, pending: set[str], watch: Watch) -> set[str]:

@@ -44,7 +44,12 @@ def _base_value(value: Any) -> Any:
 def to_json(record: Any) -> str:
     """A record as callplane's JSON; times as ISO 8601 with their offset (+00:00),
     which `datetime.fromisoformat` reads on every Python callplane supports."""
-    return json.dumps(plain(record), separators=(",", ":"), allow_nan=False, default=_time_text)
+    return json_text(plain(record))
+
+
+def json_text(value: Any) -> str:
+    """Plain values (see plain) as callplane's JSON."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=_time_text)
 
 
 def _time_text(value: Any) -> str:

@@ -1,7 +1,9 @@
 """Wake the threads that wait on calls, from one subscription per process.
 
-Waiting is pushed: a call's completion broadcast wakes its waiters at once. A
-waiter registers before it reads state, and the subscription is confirmed before
+Waiting is pushed: a call's completion broadcast wakes its waiters at once, and
+whoever recorded the completion in this process may hand its waiters the record
+itself (deliver), so they need not read it again. A waiter registers before it
+reads state, and the subscription is confirmed before
 anyone waits, so a completion can never slip between the read and the wait; a
 periodic re-read guards only against a broadcast lost with a dropped connection.
 """
@@ -11,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 
 from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
 
+_NOTHING: Mapping[str, object] = MappingProxyType({})
 #: How long start() waits for the first confirmed subscription.
 SUBSCRIBE_TIMEOUT_SECONDS = 10.0
 
@@ -26,17 +30,22 @@ class Watch:
     def __init__(self, recheck_seconds: float):
         self._recheck_seconds = recheck_seconds
         self._woken: set[str] = set()
+        #: What was delivered with a wake-up, by call id (see Waiters.deliver).
+        self.delivered: dict[str, object] = {}
         self._everything = False
         self._event = threading.Event()
         self._lock = threading.Lock()
 
-    def notify(self, call_id: str | None) -> None:
-        """`call_id` was broadcast; None means "re-read everything" (a lost connection)."""
+    def notify(self, call_id: str | None, delivered: object = None) -> None:
+        """`call_id` was broadcast (with `delivered`, its finished state); None means
+        "re-read everything" (a lost connection)."""
         with self._lock:
             if call_id is None:
                 self._everything = True
             else:
                 self._woken.add(call_id)
+                if delivered is not None:
+                    self.delivered[call_id] = delivered
         self._event.set()
 
     def next(self, deadline: float | None = None) -> set[str] | None:
@@ -103,12 +112,17 @@ class Waiters:
                         if not watches:
                             del self._watches[call_id]
 
-    def _wake(self, call_ids: list[str]) -> None:
+    def deliver(self, finished: Mapping[str, object]) -> None:
+        """Wake this process's waiters of `finished` calls with their finished state
+        (what the table now holds), before and besides the broadcast."""
+        self._wake(finished, finished)
+
+    def _wake(self, call_ids: Iterable[str], delivered: Mapping[str, object] = _NOTHING) -> None:
         with self._lock:
             woken = [(call_id, list(self._watches.get(call_id, ()))) for call_id in call_ids]
         for call_id, watches in woken:
             for watch in watches:
-                watch.notify(call_id)
+                watch.notify(call_id, delivered.get(call_id))
 
     def _on_subscribed(self) -> None:
         self._subscribed.set()

@@ -73,7 +73,7 @@ def test_reports_apply_in_one_transaction_and_name_the_finished_calls(store):
         (b, StartReport("w", now)),
         (c, StartReport("w", now, RunMode.INLINE)),
     ])
-    assert finished == [a]
+    assert [call.id for call in finished] == [a] and finished[0] == store.get(a)
     assert store.get(a).status is Status.FAILED and store.get(b).status is Status.RUNNING
     assert (store.get(c).status, store.get(c).run_mode) == (Status.RUNNING, RunMode.INLINE)
 
@@ -90,15 +90,13 @@ def test_tree_and_list(store):
 def test_a_report_that_cannot_be_recorded_does_not_stop_the_others_and_still_ends_its_call(store):
     import fakeredis
 
-    from controlplane.recorder import Recorder
-    from controlplane.recovery import Recovery
     from sdk.records import to_json
     from sdk.transport import Transport
 
     transport = Transport(fakeredis.FakeRedis(decode_responses=True))
     transport.events.ensure_group()
     good, bad, garbled = new_call(store), new_call(store), new_call(store)
-    Recorder(store, transport, Recovery(store, transport, 3, 30), 30).record([
+    recorder_of(store, transport, 30).record([
         # "pending" is a status, but no outcome of a running call: the store refuses it.
         ("1-0", {"kind": "finish", "id": bad, "body": to_json(finish(bad, Status.PENDING))}),
         ("2-0", {"kind": "finish", "id": garbled, "body": '{"status": "no-such-status"}'}),
@@ -146,8 +144,6 @@ def test_an_attempt_is_given_up_once_and_the_last_one_fails_the_call(store):
 def test_reports_a_dead_recorder_left_are_recorded_by_another(store, redis_url):
     import time
 
-    from controlplane.recorder import Recorder
-    from controlplane.recovery import Recovery
     from sdk.records import to_json
     from sdk.transport import Transport
     from sdk.transport.keys import EVENTS_STREAM
@@ -160,7 +156,7 @@ def test_reports_a_dead_recorder_left_are_recorded_by_another(store, redis_url):
     transport.redis.xadd(EVENTS_STREAM, {"kind": "finish", "id": call_id,
                                          "body": to_json(finish(call_id))})
     assert transport.events.read("dead", 10, 100)  # handed to a recorder that then died
-    recorder = Recorder(store, transport, Recovery(store, transport, 3, 0.1), 0.1)
+    recorder = recorder_of(store, transport, 0.1)
     time.sleep(0.2)
     assert recorder.take_over_stale() == 1
     assert store.get(call_id).status is Status.SUCCEEDED
@@ -177,7 +173,7 @@ def test_a_stale_finish_in_a_batch_does_not_hide_the_current_attempts_reports(st
         (call_id, finish(call_id, worker="w2", attempt=2, result="current")),
     ])
     record = store.get(call_id)
-    assert finished == [call_id]
+    assert [call.id for call in finished] == [call_id]
     assert (record.attempt, record.worker, record.result) == (2, "w2", "current")
 
 
@@ -202,3 +198,35 @@ def test_an_attempt_finished_in_redis_but_never_recorded_is_recorded_from_its_jo
     Recovery(store, transport, lost_attempts=3, lease_seconds=30).give_up_expired()
     record = store.get(call_id)
     assert (record.status, record.result, record.attempt) == (Status.SUCCEEDED, 7, 1)
+
+
+def recorder_of(store, transport, lease_seconds: float, waiters=None):
+    from controlplane.recorder import Recorder
+    from controlplane.recovery import Recovery
+    from sdk.waiters import Waiters
+
+    waiters = waiters or Waiters(transport, "callplane:test-done", recheck_seconds=1)
+    return Recorder(store, transport, waiters, Recovery(store, transport, 3, lease_seconds),
+                    lease_seconds)
+
+
+def test_the_recorder_hands_a_finished_call_to_its_processs_waiters(store):
+    import fakeredis
+
+    from sdk.records import to_json
+    from sdk.transport import Transport
+    from sdk.waiters import Waiters
+
+    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    transport.events.ensure_group()
+    waiters = Waiters(transport, "callplane:test-done", recheck_seconds=1)
+    recorder = recorder_of(store, transport, 30, waiters)
+    call_id, other = new_call(store), new_call(store)
+    with waiters.watching([call_id]) as watch:
+        recorder.record([("1-0", {"kind": "finish", "id": call_id,
+                                  "body": to_json(finish(call_id, result=7))})])
+        assert watch.next() == {call_id}
+        # What the waiter answers with needs no read: it is the row as recorded.
+        assert watch.delivered == {call_id: store.get(call_id)}
+        assert watch.delivered[call_id].result == 7
+    assert store.get(other).status is Status.PENDING

@@ -8,6 +8,7 @@ from __future__ import annotations
 import msgspec
 from flask.views import MethodView
 
+from controlplane.api.answers import call_answer, calls_answer, created_answer
 from controlplane.api.blueprint import BODY_ERRORS, CALL_ID, URI_TOO_LONG, ApiBlueprint, services
 from controlplane.schemas import (
     CallBatchCreateSchema,
@@ -46,7 +47,7 @@ class CallCreate(MethodView):
             record, created = services().waiting.create_and_wait(request, query["wait"])
         else:
             record, created = services().creation.create(request)
-        return record, 201 if created else 200
+        return call_answer(record, 201 if created else 200)
 
 
 @blp.route("/call/<call_id>", parameters=[CALL_ID])
@@ -57,7 +58,7 @@ class CallResource(MethodView):
     def get(self, query, call_id):
         """A call's status, result or error; ?wait=SECONDS holds until it finishes."""
         record = services().waiting.wait(call_id, query.get("wait"))
-        return services().reading.details(record)
+        return call_answer(services().reading.details(record))
 
 
 @blp.route("/calls")
@@ -81,7 +82,7 @@ class CallList(MethodView):
         """Create many calls in one request: one transaction, one Redis round trip.
         Each call is answered without its arguments (the request has them)."""
         created = services().creation.create_many(request["calls"])
-        return {"calls": [record for record, _ in created]}
+        return created_answer([record for record, _ in created])
 
 
 @blp.route("/calls/finished")
@@ -92,8 +93,8 @@ class CallsFinished(MethodView):
     def post(self, request):
         """Those of the named calls that have finished; with `wait`, hold until one
         has (with `every`: all have)."""
-        return {"calls": services().waiting.finished(request["ids"], request["wait"],
-                                                     request["every"])}
+        return calls_answer(services().waiting.finished(request["ids"], request["wait"],
+                                                        request["every"]))
 
 
 @blp.route("/call/<call_id>/start", parameters=[CALL_ID])

@@ -24,7 +24,6 @@ from controlplane.store.statements import (
     RENEW,
     ROWS,
     START,
-    STATUSES,
     outcome_params,
     reported_params,
     start_params,
@@ -82,14 +81,15 @@ class Writes:
 
     def apply_reports(
         self, reports: Iterable[tuple[str, Report]], lease_until: datetime | None = None
-    ) -> list[str]:
+    ) -> list[CallRecord]:
         """Apply workers' reports (sdk.reports) in one transaction, each kind in one
         executemany, in the order of a call's life (see ReportBatch).
 
-        Returns the ids of the reported calls that are finished now, so their
-        waiters can be woken (a duplicate report names a call finished before:
-        waking its waiters again is harmless). Reports that are no longer legal
-        (a duplicate, a stale worker or attempt) change nothing.
+        Returns the reported calls that are finished now, as the table has them,
+        so their waiters can be answered without reading them again (a duplicate
+        report names a call finished before: waking its waiters again is
+        harmless). Reports that are no longer legal (a duplicate, a stale worker
+        or attempt) change nothing.
         """
         batch = ReportBatch.of(reports, lease_until)
         with self.engine.begin() as conn:
@@ -102,9 +102,8 @@ class Writes:
             if not batch.finishes:
                 return []
             conn.execute(FINISH_REPORTED, batch.finishes)
-            rows = conn.execute(STATUSES, {"p_ids": batch.finished_ids})
-            statuses = {call_id: Status(status) for call_id, status in rows}
-        return [i for i in batch.finished_ids if i in statuses and statuses[i].is_terminal]
+            calls = [call_of(row) for row in conn.execute(ROWS, {"p_ids": batch.finished_ids})]
+        return [call for call in calls if call.status.is_terminal]
 
     def rerun(self, ended: CallRecord, fresh: CallRecord) -> CallRecord | None:
         """Start the next attempt of a failed (or cancelled) call, as `fresh` (a new

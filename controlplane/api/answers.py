@@ -1,0 +1,60 @@
+"""The hot endpoints' answers, encoded straight from the records.
+
+A create, a wait and a batch are answered many thousands of times a second;
+dumping their records through marshmallow cost more than encoding them. The API
+document still comes from the schemas the views are decorated with, and
+tests/unit/test_answers.py holds each encoding here to what its schema dumps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import flask
+import msgspec
+
+from sdk.records import CallDetails, CallRecord, json_text, plain
+from sdk.wire import RunMode, Status
+
+
+class CreatedCall(msgspec.Struct, frozen=True):
+    """A call just created, without what the request already said (its arguments),
+    as CallCreatedSchema documents it."""
+
+    id: str
+    stage: str
+    status: Status
+    queue: str
+    parent_stage_run_id: str | None
+    root_stage_run_id: str
+    position: int | None
+    worker: str | None
+    run_mode: RunMode | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, call: CallRecord) -> CreatedCall:
+        return cls(**{name: getattr(call, name) for name in cls.__struct_fields__})
+
+
+def call_answer(call: CallRecord | CallDetails, status: int = 200) -> flask.Response:
+    """A call as CallSchema documents it (an earlier attempt without its call's id)."""
+    value = plain(call)
+    for attempt in value.get("attempts", ()):
+        del attempt["call_id"]
+    return _json(value, status)
+
+
+def calls_answer(calls: list[CallRecord], status: int = 200) -> flask.Response:
+    """{"calls": [...]}, as CallBatchSchema documents it."""
+    return _json({"calls": plain(calls)}, status)
+
+
+def created_answer(calls: list[CallRecord]) -> flask.Response:
+    """{"calls": [...]} of calls just created, as CallCreatedBatchSchema documents it."""
+    return _json({"calls": plain([CreatedCall.of(call) for call in calls])}, 201)
+
+
+def _json(value: Any, status: int) -> flask.Response:
+    return flask.Response(json_text(value), status=status, mimetype="application/json")
