@@ -13,7 +13,9 @@ import time
 from collections.abc import Iterator
 from typing import Protocol
 
-from sdk.client import ControlPlaneClient
+from sdk.client import CREATE_BATCH, ControlPlaneClient
+from sdk.coalescing import Coalescer
+from sdk.errors import ControlPlaneRefused
 from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.settings import MAX_WAIT_SECONDS
 
@@ -48,11 +50,17 @@ def remaining(deadline: float | None, cap: float) -> float:
 
 
 class RemoteCaller:
-    """A caller outside any worker waits through the control plane's `?wait=`."""
+    """A caller outside any worker waits through the control plane's `?wait=`.
+
+    Submits from many threads at once share requests (sdk.coalescing): a web
+    server's handlers each submitting a call cost the control plane one request
+    per batch, not per call. Each submit still returns only once its calls exist.
+    """
 
     def __init__(self, client: ControlPlaneClient, wait_seconds: float = MAX_WAIT_SECONDS):
         self._client = client
         self._wait_seconds = wait_seconds
+        self._creates = Coalescer(client.create_calls, CREATE_BATCH, refused=ControlPlaneRefused)
 
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         call = self._client.create_call(request, wait=self._wait_seconds)
@@ -61,7 +69,7 @@ class RemoteCaller:
         return call.outcome()
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
-        return self._client.create_calls(requests)
+        return self._creates(requests)
 
     def finished(
         self, calls: list[CallRecord], timeout: float | None, every: bool = False

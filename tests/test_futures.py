@@ -90,3 +90,41 @@ def test_long_idle_and_long_waits_outlive_socket_timeouts(pair, parallel_runner,
     assert handle.result() == "child"
     finished = requests.get(f"{server_url}/api/call/{handle.id}", timeout=5).json()
     assert finished["status"] == "succeeded" and finished["waiting_on"] == []
+
+
+def test_submits_from_many_threads_share_requests_and_each_returns_once_its_call_exists(
+        pair, server_url, store):
+    import threading
+
+    from sdk.caller import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+
+    class CountingClient(ControlPlaneClient):
+        """The real client, counting the create requests it sends."""
+
+        creates = 0
+
+        def create_calls(self, requests):
+            CountingClient.creates += 1
+            return super().create_calls(requests)
+
+    client = CountingClient(server_url)
+    parallel.runner.attach(client, RemoteCaller(client), CallContext())
+    handles: dict[tuple[int, int], CallHandle] = {}
+
+    def submit_many(thread: int) -> None:
+        for i in range(20):
+            handle = parallel.square.submit(thread * 100 + i)
+            assert store.get(handle.id) is not None  # the row exists when submit() returns
+            handles[(thread, i)] = handle
+
+    threads = [threading.Thread(target=submit_many, args=(t,)) for t in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(handles) == 320 and len({h.id for h in handles.values()}) == 320
+    assert CountingClient.creates < 320  # concurrent submits went out together
+    assert {key: h.result(30) for key, h in handles.items()} == {
+        (t, i): (t * 100 + i) ** 2 for t, i in handles}
