@@ -22,17 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO_ROOT, RedisServer
-from bench.report import render, summarize
+from bench.report import CALLPLANE, render, summarize
 from bench.workloads import Measurement, Row, Sizes, Workload, all_workloads
 
+#: The report counts every row whose name starts with "callplane" as callplane's (a ratio line
+#: each); a peer's name must not.
 SYSTEMS = {
     "callplane": "bench.callplane_system:CallplaneSystem",
+    "callplane-gunicorn": "bench.callplane_variants:CallplaneGunicorn",
+    "callplane-pg": "bench.callplane_variants:CallplanePostgres",
     "rq": "bench.peers.rq_system:RQSystem",
     "celery": "bench.peers.celery_system:CelerySystem",
     "huey": "bench.peers.huey_system:HueySystem",
 }
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "latest.json"
 Runs = dict[str, dict[str, list[Row]]]  # workload -> row -> one entry per repeat
+#: A system that did not start: its error row and the workloads it takes part in (None: all).
+Failed = dict[str, tuple[Row, frozenset[str] | None]]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench", description="Run callplane and its peers on the same workloads.")
     parser.add_argument("--repeats", type=int, help="runs per workload and system (default 3)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated")
-    parser.add_argument("--workloads", default="w1,w2,w2b,w3,w3one,memory", help="comma-separated")
+    parser.add_argument("--workloads", default="w1,w2,w2b,w3,w3one,conc,memory",
+                        help="comma-separated")
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke run")
     args = parser.parse_args(argv)
     args.systems = _choices(parser, args.systems, SYSTEMS)
@@ -63,7 +70,10 @@ def progress(message: str) -> None:
 
 def load_class(name: str) -> type:
     module_name, class_name = SYSTEMS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    system_class = getattr(importlib.import_module(module_name), class_name)
+    if system_class.name != name:  # rows are named after the system: keep them as listed
+        raise ValueError(f"{SYSTEMS[name]} is named {system_class.name!r}, not {name!r}")
+    return system_class
 
 
 def start_system(system_class: type, name: str, stack: ExitStack, workdir: Path) -> Any:
@@ -75,6 +85,11 @@ def start_system(system_class: type, name: str, stack: ExitStack, workdir: Path)
     return system
 
 
+def describe(error: BaseException) -> str:
+    """The error on one line, for a table cell."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 def measure(workload: Workload, system: Any, sizes: Sizes) -> Measurement:
     """One run; a failure becomes an error row, so the other systems go on."""
     started = time.monotonic()
@@ -82,30 +97,36 @@ def measure(workload: Workload, system: Any, sizes: Sizes) -> Measurement:
         rows = workload.measure(system, sizes)
     except Exception as error:  # noqa: BLE001 - any peer failure is reported, not fatal
         traceback.print_exc(file=sys.stderr)
-        rows = {system.name: {"error": f"{type(error).__name__}: {' '.join(str(error).split())}"}}
+        rows = {system.name: {"error": describe(error)}}
     for name, row in rows.items():
         shown = {key: value for key, value in row.items() if key != "latencies_ms"}
         progress(f"  {name}: {shown} ({time.monotonic() - started:.1f} s)")
     return rows
 
 
-def start_systems(names: list[str], stack: ExitStack, workdir: Path) -> tuple[list, Row]:
+def start_systems(names: list[str], stack: ExitStack, workdir: Path) -> tuple[list, Failed]:
     """The systems that started, and an error row for each peer that did not."""
     systems, failed = [], {}
     for name in names:
         try:
             system_class = load_class(name)
         except ImportError as error:
-            if name == "callplane":  # its module is optional: the engineer may not have it yet
-                progress(f"note: skipping callplane ({error})")
+            if name.startswith(CALLPLANE):  # optional: the engineer may not have it yet
+                progress(f"note: skipping {name} ({error})")
             else:
-                failed[name] = {"error": f"cannot import: {error}"}
+                failed[name] = ({"error": f"cannot import: {error}"}, None)
             continue
         try:
             systems.append(start_system(system_class, name, stack, workdir))
         except Exception as error:  # noqa: BLE001 - reported in the system's rows
-            failed[name] = {"error": f"cannot start: {type(error).__name__}: {error}"}
+            failed[name] = ({"error": f"cannot start: {describe(error)}"}, system_class.workloads)
     return systems, failed
+
+
+def runs_workload(system: Any, workload: Workload) -> bool:
+    """Whether the workload applies to the system and the system takes part in it."""
+    return workload.applies(system) and (system.workloads is None
+                                         or workload.key in system.workloads)
 
 
 def run(args: argparse.Namespace, sizes: Sizes, stack: ExitStack, runs: Runs) -> None:
@@ -115,9 +136,10 @@ def run(args: argparse.Namespace, sizes: Sizes, stack: ExitStack, runs: Runs) ->
     workloads = all_workloads(sizes)
     for key in args.workloads:
         workload = workloads[key]
-        table = runs.setdefault(key, {name: [error] for name, error in failed.items()})
+        table = runs.setdefault(key, {name: [error] for name, (error, keys) in failed.items()
+                                      if keys is None or key in keys})
         for repeat in range(1, args.repeats + 1):
-            for system in (s for s in systems if workload.applies(s)):
+            for system in (s for s in systems if runs_workload(s, workload)):
                 if any("error" in entry for entry in table.get(system.name, [])):
                     continue  # it failed once: repeating would only cost more deadlines
                 progress(f"{key} repeat {repeat}/{args.repeats}: {system.name}")

@@ -1,16 +1,19 @@
 """callplane on the benchmark's workloads, with its whole audit trail on.
 
-A control plane (gunicorn, a SQLite file: the embedded defaults) runs for the
-whole system; each workload starts its own workers, as for the peers. W1 also
-runs with `--isolate` workers (a fresh process per call). W2 runs in two modes:
+A control plane (granian, a SQLite file: the defaults) runs for the whole
+system; each workload starts its own workers, as for the peers. W1 also runs
+with `--isolate` workers (a fresh process per call). W2 runs in two modes:
 `dispatched` (workers started with --no-inline, so each child is queued for any
 worker, as the peers do it) and `inline` (the default: a child its parent only
 waits on runs in the parent's slot). W3 creates its calls a batch per request,
-as `stage.map` does; the peers submit one job at a time.
+as `stage.map` does; the peers submit one job at a time. A variant
+(bench/callplane_variants.py) changes one lever: `server_options` or
+`database_url`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +26,7 @@ import psutil
 from bench import callplane_tasks
 from bench.common import Processes, free_port, python_command, wait_until
 from bench.peers.base import PeerSystem
+from bench.workloads import W1_MODES
 from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
@@ -35,19 +39,30 @@ MEMORY_WARM_UP = 5_000
 
 class CallplaneSystem(PeerSystem):
     name = "callplane"
+    w1_modes: tuple[str, ...] = W1_MODES
+    #: Options the control plane's command line gets besides its port.
+    server_options: tuple[str, ...] = ()
 
     def __init__(self, redis_url: str, workdir: Path) -> None:
         super().__init__(redis_url, workdir)
         port = free_port()
         self.server_url = f"http://127.0.0.1:{port}"
         workdir.mkdir(parents=True, exist_ok=True)
-        env = {"REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{workdir / 'callplane.db'}"}
-        self._server = Processes([python_command("-m", "controlplane", "--port", str(port))],
-                                 workdir, env).__enter__()
-        wait_until(self._server_answers, 30, "callplane control plane", interval=0.05)
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": self.database_url()}
+        command = python_command("-m", "controlplane", "--port", str(port), *self.server_options)
+        self._server = Processes([command], workdir, env).__enter__()
+        try:
+            wait_until(self._server_answers, 30, f"{self.name} control plane", interval=0.05)
+        except BaseException:
+            self._server.stop()
+            raise
         self._client = ControlPlaneClient(self.server_url)
-        callplane_tasks.runner.attach(self._client, RemoteCaller(self._client), CallContext())
+        self._caller, self._context = RemoteCaller(self._client), CallContext()
         self._worker_options: tuple[str, ...] = ()
+
+    def database_url(self) -> str:
+        """The audit database: the embedded default, a SQLite file of this system's own."""
+        return f"sqlite:///{self.workdir / 'callplane.db'}"
 
     def _server_answers(self) -> bool:
         self._server.check_alive()
@@ -77,6 +92,24 @@ class CallplaneSystem(PeerSystem):
     def submit_parent(self, children: int) -> CallHandle:
         return callplane_tasks.parent.submit(children)
 
+    def submit_nap(self, seconds: float) -> CallHandle:
+        return callplane_tasks.nap.submit(seconds)
+
+    def call_nap(self, seconds: float) -> None:
+        """A plain call of the stage: one request that creates the call and waits."""
+        callplane_tasks.nap(seconds)
+
+    def server_cpu_seconds(self) -> float:
+        """User + system CPU of the control plane's process and its children (the HTTP
+        server's worker processes)."""
+        root = psutil.Process(self._server.pids[0])
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
     def wait(self, handle: CallHandle, timeout: float) -> Any:
         return handle.result(timeout)
 
@@ -101,6 +134,14 @@ class CallplaneSystem(PeerSystem):
                   mode: str = "inline") -> float | None:
         with self._options("--no-inline" if mode == "dispatched" else None):
             return super().w2_nested(children, slots, deadline)
+
+    @contextmanager
+    def _workers(self, slots: int) -> Iterator[Processes]:
+        """Every workload's entry: the tasks module's runner is shared by the callplane
+        systems of a run, so point it at this one's control plane first."""
+        callplane_tasks.runner.attach(self._client, self._caller, self._context)
+        with super()._workers(slots) as workers:
+            yield workers
 
     @contextmanager
     def _options(self, option: str | None) -> Iterator[None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from time import perf_counter
+from time import perf_counter, sleep
 
 from sdk.decorators import WorkflowRunner
 
@@ -13,6 +13,12 @@ runner = WorkflowRunner(os.environ.get("CALLPLANE_SERVER_URL", "http://localhost
 @runner.stage
 def noop() -> None:
     """Do nothing: the benchmark measures the system, not the call."""
+
+
+@runner.stage
+def nap(seconds: float) -> None:
+    """Sleep: a call that holds its slot without using the CPU (the concurrency workload)."""
+    sleep(seconds)
 
 
 @runner.stage

@@ -97,6 +97,11 @@ class Processes:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    @property
+    def pids(self) -> list[int]:
+        """The running processes' ids (each also its process group's)."""
+        return [proc.pid for proc in self._running]
+
     def check_alive(self) -> None:
         """Raise with the log's tail if any process has already exited."""
         for proc, log_path in zip(self._running, self._log_paths):

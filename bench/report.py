@@ -11,22 +11,24 @@ CALLPLANE = "callplane"
 NAME_WIDTH = 24
 CELL_WIDTH = 14
 ERROR_CHARS = 160
+NOT_APPLICABLE = "-"  # the cell of a metric a row does not have
 
 
 def summarize(workload: Workload, runs: list[Row]) -> Row:
     """Each metric's median over the repeats that finished; the first error if any failed.
 
     A metric is None (deadlock) only if every repeat deadlocked; `deadlocked` counts those
-    that did, so a sometimes-deadlocking system is visible.
+    that did, so a sometimes-deadlocking system is visible. A metric no repeat has (one that
+    does not apply to the system) stays out of the summary.
     """
     errors = [run["error"] for run in runs if "error" in run]
     if errors:
         return {"error": errors[0]}
     summary: Row = {"repeats": len(runs)}
-    for metric in workload.metrics:
+    for metric in (m for m in workload.metrics if any(m.key in run for run in runs)):
         values = [run[metric.key] for run in runs if run.get(metric.key) is not None]
         summary[metric.key] = median(values) if values else None
-    summary["deadlocked"] = sum(any(run.get(m.key) is None for m in workload.metrics)
+    summary["deadlocked"] = sum(any(m.key in run and run[m.key] is None for m in workload.metrics)
                                 for run in runs)
     return summary
 
@@ -49,7 +51,8 @@ def render(workloads: list[Workload], medians: dict[str, dict[str, Row]]) -> str
 def _row_line(name: str, row: Row, metrics: tuple[Metric, ...]) -> str:
     if "error" in row:
         return f"  {name:<{NAME_WIDTH}}error: {row['error'][:ERROR_CHARS]}"
-    line = _line(name, [_format(row[metric.key]) for metric in metrics])
+    line = _line(name, [_format(row[metric.key]) if metric.key in row else NOT_APPLICABLE
+                        for metric in metrics])
     if 0 < row["deadlocked"] < row["repeats"]:
         line += f"   (deadlocked in {row['deadlocked']}/{row['repeats']} runs)"
     return line

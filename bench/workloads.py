@@ -1,7 +1,8 @@
 """What each workload measures on a system, and which way is better for each number.
 
 A measurement is a row per system (or per variant of one, e.g. callplane's two W2 modes),
-each a mapping of metric key to value; None means the run deadlocked.
+each a mapping of metric key to value; None means the run deadlocked, and a metric a row
+leaves out does not apply to that system (e.g. the control plane's CPU, for a peer).
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ class Sizes:
     memory_calls: int = 100_000
     slots: int = 2
     deadline: float = 12.0  # seconds before a nested run counts as deadlocked
+    conc_threads: int = 64
+    conc_calls: int = 50  # per thread, in turn
+    conc_slots: int = 4
+    nap_seconds: float = 0.010  # what each concurrent call does: sleep, holding its slot
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(w1_calls=30, w2_children=20, w3_calls=500, memory_calls=5_000)
+        return cls(w1_calls=30, w2_children=20, w3_calls=500, memory_calls=5_000,
+                   conc_threads=16, conc_calls=10)
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ def _w1(system: Any, sizes: Sizes) -> Measurement:
     if "mode" not in inspect.signature(system.w1_round_trip).parameters:
         return {system.name: run()}
     return {system.name if mode == "default" else f"{system.name} {mode}": run(mode=mode)
-            for mode in W1_MODES}
+            for mode in getattr(system, "w1_modes", W1_MODES)}
 
 
 def _nested(slots: Callable[[Sizes], int]) -> Callable[[Any, Sizes], Measurement]:
@@ -92,6 +98,17 @@ def _w3_one_by_one(system: Any, sizes: Sizes) -> Measurement:
     return {system.name: {"creations_per_s": creations_per_s, "calls_per_s": calls_per_s}}
 
 
+def _concurrency(system: Any, sizes: Sizes) -> Measurement:
+    seen = system.concurrency(sizes.conc_threads, sizes.conc_calls, sizes.conc_slots,
+                              sizes.nap_seconds)
+    row = {"calls_per_s": seen.calls_per_s,
+           "p50_ms": percentile(seen.latencies, 50) * 1000,
+           "p99_ms": percentile(seen.latencies, 99) * 1000}
+    if seen.server_cpu_seconds is not None:
+        row["cp_cpu_ms"] = seen.server_cpu_seconds * 1000 / len(seen.latencies)
+    return {system.name: row}
+
+
 def _memory(system: Any, sizes: Sizes) -> Measurement:
     rss_mb, growth_mb = system.memory(sizes.memory_calls)
     return {system.name: {"rss_mb": rss_mb, "growth_mb": growth_mb}}
@@ -117,6 +134,12 @@ def all_workloads(sizes: Sizes) -> dict[str, Workload]:
                           f"calls, one submit() each, {sizes.slots} slots",
                  (Metric("creations_per_s", "creations/s", higher_is_better=True),
                   Metric("calls_per_s", "calls/s", higher_is_better=True)), _w3_one_by_one),
+        Workload("conc", f"Concurrency: {sizes.conc_threads} client threads each call a "
+                         f"{sizes.nap_seconds * 1000:.0f} ms sleep {sizes.conc_calls} times in "
+                         f"turn, {sizes.conc_slots} slots (cp CPU: control plane ms per call)",
+                 (Metric("calls_per_s", "calls/s", higher_is_better=True),
+                  Metric("p50_ms", "p50 ms"), Metric("p99_ms", "p99 ms", compare=False),
+                  Metric("cp_cpu_ms", "cp CPU ms", compare=False)), _concurrency),
         Workload("memory", f"Memory: worker RSS over {sizes.memory_calls} calls",
                  (Metric("rss_mb", "RSS MB after warm-up", compare=False),
                   Metric("growth_mb", "growth MB", compare=False)),

@@ -16,7 +16,11 @@ from bench.peers.base import PeerSystem
 
 
 class CelerySystem(PeerSystem):
-    """A client app of its own, sending tasks by name to the workers' app."""
+    """A client app of its own, sending tasks by name to the workers' app.
+
+    Usable from many client threads as it is: Celery gives each thread a result backend of its
+    own (its Redis one is not thread-safe), so each waits on its own pubsub connection.
+    """
 
     name = "celery"
 
@@ -38,6 +42,9 @@ class CelerySystem(PeerSystem):
 
     def submit_parent(self, children: int) -> AsyncResult:
         return self._app.send_task(celery_tasks.PARENT, args=(children,))
+
+    def submit_nap(self, seconds: float) -> AsyncResult:
+        return self._app.send_task(celery_tasks.NAP, args=(seconds,))
 
     def wait(self, handle: AsyncResult, timeout: float) -> Any:
         try:

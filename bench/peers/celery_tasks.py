@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from time import perf_counter
+from time import perf_counter, sleep
 
 from celery import Celery
 
@@ -12,6 +12,7 @@ from bench.peers.base import CALL_TIMEOUT
 
 NOOP = "bench.noop"
 PARENT = "bench.parent"
+NAP = "bench.nap"
 
 
 def configure(app: Celery, redis_url: str | None) -> Celery:
@@ -32,6 +33,12 @@ app = configure(Celery("bench"), os.environ.get(REDIS_URL_ENV))
 @app.task(name=NOOP)
 def noop() -> None:
     """Do nothing: the benchmark measures the system, not the job."""
+
+
+@app.task(name=NAP)
+def nap(seconds: float) -> None:
+    """Sleep: a job that holds its slot without using the CPU (the concurrency workload)."""
+    sleep(seconds)
 
 
 @app.task(name=PARENT)

@@ -40,6 +40,9 @@ class HueySystem(PeerSystem):
     def submit_parent(self, children: int) -> Result:
         return self._app.parent(children)
 
+    def submit_nap(self, seconds: float) -> Result:
+        return self._app.nap(seconds)
+
     def wait(self, handle: Result, timeout: float) -> Any:
         try:
             return handle.get(blocking=True, timeout=timeout)

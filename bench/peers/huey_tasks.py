@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from time import perf_counter
+from time import perf_counter, sleep
 
 from huey import RedisHuey
 from huey.api import TaskWrapper
@@ -14,15 +14,21 @@ from bench.peers.base import CALL_TIMEOUT
 
 @dataclass(frozen=True)
 class HueyApp:
-    """A huey instance and its two tasks, bound to one Redis."""
+    """A huey instance and its tasks, bound to one Redis."""
 
     huey: RedisHuey
     noop: TaskWrapper
     parent: TaskWrapper
+    nap: TaskWrapper
 
 
 def noop() -> None:
     """Do nothing: the benchmark measures the system, not the job."""
+
+
+def nap(seconds: float) -> None:
+    """Sleep: a job that holds its slot without using the CPU (the concurrency workload)."""
+    sleep(seconds)
 
 
 def build(redis_url: str) -> HueyApp:
@@ -42,5 +48,5 @@ def build(redis_url: str) -> HueyApp:
             noop_task().get(blocking=True, timeout=CALL_TIMEOUT)
         return perf_counter() - started
 
-    return HueyApp(huey, noop_task, huey.task(name="parent")(parent))
+    return HueyApp(huey, noop_task, huey.task(name="parent")(parent), huey.task(name="nap")(nap))
 

@@ -40,6 +40,9 @@ class RQSystem(PeerSystem):
     def submit_parent(self, children: int) -> Job:
         return self._queue.enqueue(rq_tasks.parent, children)
 
+    def submit_nap(self, seconds: float) -> Job:
+        return self._queue.enqueue(rq_tasks.nap, seconds)
+
     def wait(self, handle: Job, timeout: float) -> Any:
         return rq_tasks.result_of(handle, timeout)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from time import perf_counter
+from time import perf_counter, sleep
 from typing import Any
 
 from rq import Queue, get_current_job
@@ -14,6 +14,11 @@ from bench.peers.base import CALL_TIMEOUT, whole_seconds
 
 def noop() -> None:
     """Do nothing: the benchmark measures the system, not the job."""
+
+
+def nap(seconds: float) -> None:
+    """Sleep: a job that holds its slot without using the CPU (the concurrency workload)."""
+    sleep(seconds)
 
 
 def parent(children: int) -> float:
