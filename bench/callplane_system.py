@@ -17,7 +17,7 @@ import contextlib
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import psutil
 from bench import callplane_tasks
 from bench.common import Processes, free_port, python_command, wait_until
 from bench.peers.base import PeerSystem
-from bench.workloads import W1_MODES
+from bench.workloads import W1_MODES, W3ONE_MODES
 from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
@@ -40,6 +40,7 @@ MEMORY_WARM_UP = 5_000
 class CallplaneSystem(PeerSystem):
     name = "callplane"
     w1_modes: tuple[str, ...] = W1_MODES
+    w3one_modes: tuple[str, ...] = W3ONE_MODES
     #: Options the control plane's command line gets besides its port.
     server_options: tuple[str, ...] = ()
 
@@ -155,10 +156,16 @@ class CallplaneSystem(PeerSystem):
         """As a user makes many calls: created a batch per request (what `map` does)."""
         return self._fan_out(slots, lambda: self._submit_many(calls), calls)
 
-    def w3_one_by_one(self, calls: int, slots: int) -> tuple[float, float]:
-        """As a web handler makes calls: one `submit()` each, from one thread."""
-        return self._fan_out(slots, lambda: [callplane_tasks.noop.submit() for _ in range(calls)],
-                             calls)
+    def w3_one_by_one(self, calls: int, slots: int, mode: str = "default") -> tuple[float, float]:
+        """As a web handler makes calls: one `submit()` each, from one thread, each
+        returning once its call exists. `batched`: the same loop in `runner.batch()`,
+        so the calls are created together (all of them by the end of the block)."""
+        def submit() -> list[CallHandle]:
+            block = callplane_tasks.runner.batch() if mode == "batched" else nullcontext()
+            with block:
+                return [callplane_tasks.noop.submit() for _ in range(calls)]
+
+        return self._fan_out(slots, submit, calls)
 
     def _fan_out(self, slots: int, submit: Callable[[], list[CallHandle]], calls: int
                  ) -> tuple[float, float]:

@@ -28,7 +28,7 @@ CONNECT_TIMEOUT_SECONDS = 5
 class CallplaneGunicorn(CallplaneSystem):
     name = "callplane-gunicorn"
     workloads = frozenset({"w1", "w3one", "conc"})
-    w1_modes = ("default",)
+    w1_modes = w3one_modes = ("default",)
     server_options = ("--server", "gunicorn")
 
 
@@ -37,7 +37,7 @@ class CallplanePostgres(CallplaneSystem):
 
     name = "callplane-pg"
     workloads = frozenset({"w1", "w3", "w3one", "conc"})
-    w1_modes = ("default",)
+    w1_modes = w3one_modes = ("default",)
 
     def __init__(self, redis_url: str, workdir: Path) -> None:
         self._admin_url = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)

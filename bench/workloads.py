@@ -19,6 +19,8 @@ Measurement = dict[str, Row]
 W2_MODES = ("dispatched", "inline")
 #: callplane's W1 also runs with every call in a fresh process (worker --isolate).
 W1_MODES = ("default", "isolated")
+#: callplane's one-by-one submits also run inside `runner.batch()` (created together).
+W3ONE_MODES = ("default", "batched")
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,16 @@ def _w1(system: Any, sizes: Sizes) -> Measurement:
                 "p99_ms": percentile(latencies, 99) * 1000,
                 "latencies_ms": [round(s * 1000, 4) for s in latencies]}
 
-    if "mode" not in inspect.signature(system.w1_round_trip).parameters:
+    return _by_mode(system, system.w1_round_trip, getattr(system, "w1_modes", W1_MODES), run)
+
+
+def _by_mode(system: Any, method: Callable, modes: tuple[str, ...],
+             run: Callable[..., Row]) -> Measurement:
+    """A row per mode when `method` takes one (the default mode under the system's own name)."""
+    if "mode" not in inspect.signature(method).parameters:
         return {system.name: run()}
     return {system.name if mode == "default" else f"{system.name} {mode}": run(mode=mode)
-            for mode in getattr(system, "w1_modes", W1_MODES)}
+            for mode in modes}
 
 
 def _nested(slots: Callable[[Sizes], int]) -> Callable[[Any, Sizes], Measurement]:
@@ -94,8 +102,12 @@ def _w3(system: Any, sizes: Sizes) -> Measurement:
 
 
 def _w3_one_by_one(system: Any, sizes: Sizes) -> Measurement:
-    calls_per_s, creations_per_s = system.w3_one_by_one(sizes.w3_calls, sizes.slots)
-    return {system.name: {"creations_per_s": creations_per_s, "calls_per_s": calls_per_s}}
+    def run(**mode: str) -> Row:
+        calls_per_s, creations_per_s = system.w3_one_by_one(sizes.w3_calls, sizes.slots, **mode)
+        return {"creations_per_s": creations_per_s, "calls_per_s": calls_per_s}
+
+    modes = getattr(system, "w3one_modes", W3ONE_MODES)
+    return _by_mode(system, system.w3_one_by_one, modes, run)
 
 
 def _concurrency(system: Any, sizes: Sizes) -> Measurement:

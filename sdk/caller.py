@@ -9,6 +9,8 @@ place rather than waiting on it; `workers.children`), and `sdk.local.LocalCaller
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Protocol
@@ -18,6 +20,7 @@ from sdk.coalescing import Coalescer
 from sdk.errors import ControlPlaneRefused
 from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.settings import MAX_WAIT_SECONDS
+from sdk.wire import Status
 
 
 class Caller(Protocol):
@@ -54,13 +57,37 @@ class RemoteCaller:
 
     Submits from many threads at once share requests (sdk.coalescing): a web
     server's handlers each submitting a call cost the control plane one request
-    per batch, not per call. Each submit still returns only once its calls exist.
+    per batch, not per call. Each submit still returns only once its calls exist,
+    unless its thread is in a `deferring()` block.
     """
 
     def __init__(self, client: ControlPlaneClient, wait_seconds: float = MAX_WAIT_SECONDS):
         self._client = client
         self._wait_seconds = wait_seconds
         self._creates = Coalescer(client.create_calls, CREATE_BATCH, refused=ControlPlaneRefused)
+        self._deferred = threading.local()
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        """Submits in this thread return at once, and are created a batch per
+        request as they add up; all of them by the time the block ends, even when
+        it ends with an exception (and before any wait inside it)."""
+        if getattr(self._deferred, "requests", None) is not None:
+            yield  # nested: the outer block creates them
+            return
+        self._deferred.requests = []
+        try:
+            yield
+        finally:
+            self._create_deferred()
+            self._deferred.requests = None
+
+    def _create_deferred(self) -> None:
+        requests = getattr(self._deferred, "requests", None)
+        if requests:
+            batch = requests[:]
+            requests.clear()
+            self._creates(batch)
 
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         call = self._client.create_call(request, wait=self._wait_seconds)
@@ -69,11 +96,20 @@ class RemoteCaller:
         return call.outcome()
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
-        return self._creates(requests)
+        deferred = getattr(self._deferred, "requests", None)
+        if deferred is None:
+            return self._creates(requests)
+        deferred += requests
+        if len(deferred) >= CREATE_BATCH:
+            self._create_deferred()
+        return [CallRecord(id=request.id, stage=request.stage, status=Status.PENDING,
+                           arguments=request.arguments, max_attempts=request.max_attempts)
+                for request in requests]
 
     def finished(
         self, calls: list[CallRecord], timeout: float | None, every: bool = False
     ) -> Iterator[Outcome]:
+        self._create_deferred()  # a wait must not wait on calls not created yet
         deadline = deadline_of(timeout)
         pending = {call.id for call in calls}
         while pending:

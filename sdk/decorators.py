@@ -17,10 +17,11 @@ side by side.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import msgspec
@@ -184,6 +185,19 @@ class WorkflowRunner:
     def as_completed(handles: Iterable[CallHandle], timeout: float | None = None):
         """Yield each handle as its call finishes."""
         return as_completed(handles, timeout)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Submits this thread makes in the block return at once and are created
+        together, a batch per request: every one exists once the block ends (or
+        before any wait inside it). In a stage it changes nothing: its calls are
+        its worker's to make."""
+        caller, parent = self._route()
+        if parent is not None or not isinstance(caller, RemoteCaller):
+            yield
+            return
+        with caller.deferring():
+            yield
 
     def _route(self) -> tuple[Caller, CallFrame | None]:
         """The caller for a call made here, and the call it is made from (None at the top)."""

@@ -4,12 +4,16 @@ on; waits and idle workers outlive redis-py's 5 s default socket timeout."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 import requests
 
 from controlplane.local_cluster import stop
+from sdk.caller import RemoteCaller
+from sdk.client import ControlPlaneClient
+from sdk.context import CallContext
 from sdk.errors import StageFailed
 from sdk.handles import CallHandle
 from tests.conftest import start_parallel_workers
@@ -92,25 +96,27 @@ def test_long_idle_and_long_waits_outlive_socket_timeouts(pair, parallel_runner,
     assert finished["status"] == "succeeded" and finished["waiting_on"] == []
 
 
-def test_submits_from_many_threads_share_requests_and_each_returns_once_its_call_exists(
-        pair, server_url, store):
-    import threading
+class CountingClient(ControlPlaneClient):
+    """The real client, counting the create requests it sends."""
 
-    from sdk.caller import RemoteCaller
-    from sdk.client import ControlPlaneClient
-    from sdk.context import CallContext
+    def __init__(self, server_url: str):
+        super().__init__(server_url)
+        self.creates = 0
 
-    class CountingClient(ControlPlaneClient):
-        """The real client, counting the create requests it sends."""
+    def create_calls(self, requests):
+        self.creates += 1
+        return super().create_calls(requests)
 
-        creates = 0
 
-        def create_calls(self, requests):
-            CountingClient.creates += 1
-            return super().create_calls(requests)
-
+def counting_runner(server_url: str) -> CountingClient:
     client = CountingClient(server_url)
     parallel.runner.attach(client, RemoteCaller(client), CallContext())
+    return client
+
+
+def test_submits_from_many_threads_share_requests_and_each_returns_once_its_call_exists(
+        pair, server_url, store):
+    client = counting_runner(server_url)
     handles: dict[tuple[int, int], CallHandle] = {}
 
     def submit_many(thread: int) -> None:
@@ -125,6 +131,28 @@ def test_submits_from_many_threads_share_requests_and_each_returns_once_its_call
     for thread in threads:
         thread.join(60)
     assert len(handles) == 320 and len({h.id for h in handles.values()}) == 320
-    assert CountingClient.creates < 320  # concurrent submits went out together
+    assert client.creates < 320  # concurrent submits went out together
     assert {key: h.result(30) for key, h in handles.items()} == {
         (t, i): (t * 100 + i) ** 2 for t, i in handles}
+
+
+def test_submits_in_a_batch_block_are_created_together_by_its_end(pair, server_url, store):
+    client = counting_runner(server_url)
+    with parallel.runner.batch():
+        handles = [parallel.square.submit(i) for i in range(1200)]
+        assert client.creates == 2  # one request per 500 so far; the rest wait for the end
+        assert store.get(handles[-1].id) is None
+    assert client.creates == 3 and all(store.get(h.id) is not None for h in handles[::50])
+    assert parallel.runner.gather(*handles) == [i * i for i in range(1200)]
+
+
+def test_a_wait_in_a_batch_block_creates_first_and_an_error_still_creates_what_was_submitted(
+        pair, server_url, store):
+    counting_runner(server_url)
+    with parallel.runner.batch():
+        first = parallel.square.submit(3)
+        assert first.result(30) == 9  # created before the wait: no hang
+    with pytest.raises(RuntimeError, match="the caller's own error"), parallel.runner.batch():
+        late = parallel.square.submit(4)
+        raise RuntimeError("the caller's own error")
+    assert store.get(late.id) is not None and late.result(30) == 16
