@@ -15,7 +15,7 @@ from controlplane.errors import CallConflict, CallNotFound
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from sdk.records import CallRecord, CallRequest
-from sdk.wire import RunMode, Status, new_call_id, queue_name
+from sdk.wire import RunMode, new_call_id
 
 #: Parents whose lineage a control-plane process keeps in memory.
 LINEAGE_CACHE_SIZE = 10_000
@@ -112,30 +112,11 @@ class CallCreation:
                     f"{parent.repo_name}@{parent.commit_hash}, not {repo_name}@{commit_hash}"
                 )
             repo_name, commit_hash = parent.repo_name, parent.commit_hash
-        runs_in_place = request.run_mode is not None
-        return CallRecord(
-            id=call_id,
-            stage=request.stage,
-            status=Status.RUNNING if runs_in_place else Status.PENDING,
-            arguments=request.arguments,
-            parent_stage_run_id=parent.id if parent else None,
-            root_stage_run_id=parent.root_stage_run_id if parent else call_id,
-            workflow_run_id=request.workflow_run_id,
-            position=request.position,
-            parent_attempt=request.parent_attempt if parent else None,
-            queue=queue_name(request.stage, repo_name, commit_hash),
-            repo_name=repo_name,
-            commit_hash=commit_hash,
-            worker=request.worker,
-            run_mode=request.run_mode,
-            attempt=1,
-            max_attempts=request.max_attempts,
-            created_at=now,
-            started_at=now if runs_in_place else None,
-            # Its worker renews the lease of a call it runs in place; a call run
-            # locally has no worker to recover it from.
-            lease_expires_at=now + self._lease if request.run_mode is RunMode.INLINE else None,
-        )
+        # Its worker renews the lease of a call it runs in place; a call run
+        # locally has no worker to recover it from.
+        lease_until = now + self._lease if request.run_mode is RunMode.INLINE else None
+        root_id = parent.root_stage_run_id if parent else call_id
+        return CallRecord.new(request, call_id, root_id, (repo_name, commit_hash), now, lease_until)
 
     def _parents(self, requests: list[CallRequest]) -> dict[str, Lineage]:
         wanted = {r.parent_stage_run_id for r in requests if r.parent_stage_run_id}

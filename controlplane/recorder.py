@@ -29,7 +29,7 @@ from controlplane.recovery import Recovery
 from controlplane.store import Store, utcnow
 from sdk.errors import DecodeError, RedisUnavailable, UnrecordableOutcome
 from sdk.records import CallRecord, ErrorRecord, Outcome
-from sdk.reports import LostReport, Report, decode_report
+from sdk.reports import LostReport, Report, decode_reports
 from sdk.transport import Transport
 from sdk.transport.events import Entry
 from sdk.waiters import Waiters
@@ -133,14 +133,15 @@ class Recorder:
         lost: list[tuple[str, LostReport]] = []
         for event_id, fields in events:
             try:
-                subject, report = decode_report(fields)
+                decoded = decode_reports(fields)
             except DecodeError as exc:
                 log.error("recorder: dropping malformed report %s (%s): %r", event_id, exc, fields)
                 continue
-            if isinstance(report, LostReport):
-                lost.append((subject, report))
-            else:
-                reports.append((subject, report))
+            for subject, report in decoded:
+                if isinstance(report, LostReport):
+                    lost.append((subject, report))
+                else:
+                    reports.append((subject, report))
         lease_until = utcnow() + self._lease
         try:
             finished = self._store.apply_reports(reports, lease_until)

@@ -229,6 +229,42 @@ class CallRecord(msgspec.Struct, frozen=True):
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
 
+    @classmethod
+    def new(
+        cls,
+        request: CallRequest,
+        call_id: str,
+        root_id: str,
+        version: tuple[str | None, str | None],
+        now: datetime,
+        lease_until: datetime | None = None,
+    ) -> CallRecord:
+        """A new call's row, as `request` makes it (its parent, root and code version
+        resolved): pending, or running already when its caller runs it in place."""
+        runs_in_place = request.run_mode is not None
+        parent_id = request.parent_stage_run_id or None
+        return cls(
+            id=call_id,
+            stage=request.stage,
+            status=Status.RUNNING if runs_in_place else Status.PENDING,
+            arguments=request.arguments,
+            parent_stage_run_id=parent_id,
+            root_stage_run_id=root_id,
+            workflow_run_id=request.workflow_run_id,
+            position=request.position,
+            parent_attempt=request.parent_attempt if parent_id else None,
+            queue=queue_name(request.stage, *version),
+            repo_name=version[0],
+            commit_hash=version[1],
+            worker=request.worker,
+            run_mode=request.run_mode,
+            attempt=1,
+            max_attempts=request.max_attempts,
+            created_at=now,
+            started_at=now if runs_in_place else None,
+            lease_expires_at=lease_until,
+        )
+
     @property
     def finished(self) -> bool:
         return self.status.is_terminal

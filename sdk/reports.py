@@ -5,6 +5,12 @@ for a heartbeat) and `body` is the record as JSON. A finish's body is the
 attempt's Outcome. The claim script adds the attempt it started to a start's
 entry (only the job knows it), and a finish reported outside a job says whether
 its caller already has the outcome (`in_place`).
+
+A child its parent runs in place may be created by its worker through the stream
+too (`create`, see workers.children): its creation then also rides with its
+finish (`created`), and each names the in-place ancestors it was made under, so
+whichever of a call's reports is recorded first, its row and its parents' rows
+can be written.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from sdk.errors import DecodeError
-from sdk.records import ErrorRecord, Outcome, from_json, to_json
+from sdk.records import CallRecord, ErrorRecord, Outcome, from_json, to_json
 from sdk.wire import RunMode
 
 
@@ -63,12 +69,31 @@ class Heartbeat(msgspec.Struct, frozen=True):
     calls: list[tuple[str, int]]
 
 
-Report = StartReport | Outcome | RetryReport | LostReport | Heartbeat
+class CreatedReport(msgspec.Struct, frozen=True):
+    """Calls a worker created running in place: the call, after the in-place
+    ancestors it was made under (outermost first), each as its row."""
+
+    calls: list[CallRecord]
+
+
+Report = StartReport | Outcome | RetryReport | LostReport | Heartbeat | CreatedReport
 #: The kind each entry names, and its body's record.
 KINDS: dict[str, type] = {
     "start": StartReport, "finish": Outcome, "retry": RetryReport, "lost": LostReport,
-    "heartbeat": Heartbeat,
+    "heartbeat": Heartbeat, "create": CreatedReport,
 }
+#: The field of a finish entry that carries its call's creation (a CreatedReport).
+CREATED_FIELD = "created"
+
+
+def decode_reports(fields: Mapping[str, str]) -> list[tuple[str, Report]]:
+    """An entry of the event stream as its reports: a finish that carries its
+    call's creation is two, the creation first."""
+    subject, report = decode_report(fields)
+    created = fields.get(CREATED_FIELD)
+    if created is None:
+        return [(subject, report)]
+    return [(subject, from_json(created, CreatedReport, "creation")), (subject, report)]
 
 
 def decode_report(fields: Mapping[str, str]) -> tuple[str, Report]:

@@ -230,3 +230,33 @@ def test_the_recorder_hands_a_finished_call_to_its_processs_waiters(store):
         assert watch.delivered == {call_id: store.get(call_id)}
         assert watch.delivered[call_id].result == 7
     assert store.get(other).status is Status.PENDING
+
+
+def test_calls_created_in_place_are_written_once_whichever_report_comes_first(store):
+    from sdk.reports import CreatedReport
+
+    root = new_call(store)
+    now = utcnow()
+
+    def in_place(call_id, parent):
+        return CallRecord(call_id, "s", Status.RUNNING, parent_stage_run_id=parent,
+                          root_stage_run_id=root, position=0, parent_attempt=1, queue="any.s",
+                          worker="w", run_mode=RunMode.INLINE, created_at=now, started_at=now,
+                          lease_expires_at=now + timedelta(seconds=30))
+
+    parent = in_place(uuid.uuid4().hex, root)
+    child = in_place(uuid.uuid4().hex, parent.id)
+    # The child's finish, carrying the creation of it and of its in-place parent,
+    # is recorded before either creation report (a recorder died holding those).
+    finished = store.apply_reports([
+        (child.id, CreatedReport([parent, child])),
+        (child.id, finish(child.id, result="done")),
+    ])
+    assert [call.id for call in finished] == [child.id]
+    # The creation reports come late, and twice: they change nothing.
+    store.apply_reports([(parent.id, CreatedReport([parent])),
+                         (child.id, CreatedReport([parent, child])),
+                         (child.id, CreatedReport([parent, child]))])
+    assert store.get(child.id).status is Status.SUCCEEDED and store.get(child.id).result == "done"
+    assert store.get(parent.id).status is Status.RUNNING
+    assert store.get(child.id).parent_stage_run_id == parent.id

@@ -2,7 +2,13 @@
 
 A child call that its parent would only wait on runs in the parent's own slot,
 at once (`inline`): it is recorded as its own call but never queued, so nesting
-costs no dispatch and can never deadlock. Calls submitted to run in parallel are
+costs no dispatch and can never deadlock. The first attempt of a parent has no
+children yet, so it creates such a child itself, through the event stream the
+control plane's recorder writes to the table (no request, no wait): the row
+says running within a batch of the recorder, and its finish carries the row
+too, so the table has the call before its outcome whatever order they come in.
+A later attempt creates its children through the control plane, which answers
+with the child an earlier attempt made, if any (see controlplane.creation). Calls submitted to run in parallel are
 queued for any worker; when the parent then waits, it takes those still queued
 off their queue and runs them itself, newest first, while idle workers pop the
 oldest. So a map of any size completes on a single worker slot and spreads over
@@ -14,14 +20,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import msgspec
 
 from sdk.caller import deadline_of, remaining
 from sdk.client import ControlPlaneClient
-from sdk.context import CallContext
-from sdk.errors import CallCancelled
+from sdk.context import CallContext, CallFrame
+from sdk.errors import CallCancelled, RedisUnavailable
 from sdk.records import CallRecord, CallRequest, Outcome
+from sdk.reports import CreatedReport
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
 from sdk.wire import RunMode, Status, dumps
@@ -42,6 +50,7 @@ class ChildCaller:
         executor: Executor,
         context: CallContext,
         inline: bool,
+        lease_seconds: float,
     ):
         self._transport = transport
         self._waiters = waiters
@@ -49,6 +58,9 @@ class ChildCaller:
         self._executor = executor
         self._context = context
         self._inline = inline
+        self._lease = timedelta(seconds=lease_seconds)
+        #: Running calls this worker created itself, whose rows the table may not have yet.
+        self._created_here: dict[str, CallRecord] = {}
 
     def _refuse_if_cancelled(self) -> None:
         """A cancelled call makes no new calls (its stage may have caught the
@@ -59,16 +71,45 @@ class ChildCaller:
 
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         self._refuse_if_cancelled()
-        if not self._inline or isolate or self._context.current() is None:
+        parent = self._context.current()
+        if not self._inline or isolate or parent is None:
             return next(self.finished([self._client.create_call(request)], None))
         worker = self._executor.worker_name
-        record, started = self._client.create_attempt(
-            msgspec.structs.replace(request, run_mode=RunMode.INLINE, worker=worker)
-        )
+        request = msgspec.structs.replace(request, run_mode=RunMode.INLINE, worker=worker)
+        if parent.attempt == 1 and request.id and request.repo_name and request.commit_hash:
+            try:
+                return self._run_created_here(request, parent)
+            except RedisUnavailable:
+                pass  # its creation may not have been reported: the control plane creates it
+        record, started = self._client.create_attempt(request)
         if started and record.status is Status.RUNNING and record.worker == worker:
             return self._executor.run_in_place(record)
         # It existed: made by an earlier attempt of the parent (or a repeated request).
         return next(self.finished([record], None))
+
+    def _run_created_here(self, request: CallRequest, parent: CallFrame) -> Outcome:
+        """Create a child of a parent's first attempt as running here, report its
+        creation, and run it (its parent runs in this process, as do the in-place
+        ancestors whose rows ride along with it)."""
+        now = datetime.now(timezone.utc)
+        record = CallRecord.new(request, request.id, parent.root_id,
+                                (request.repo_name, request.commit_hash), now, now + self._lease)
+        created = CreatedReport([*self._unrecorded_ancestors(record), record])
+        self._transport.events.report_created(created)
+        self._created_here[record.id] = record
+        try:
+            return self._executor.run_in_place(record, created)
+        finally:
+            del self._created_here[record.id]
+
+    def _unrecorded_ancestors(self, record: CallRecord) -> list[CallRecord]:
+        """The in-place calls above `record` that this worker created itself, outermost first."""
+        ancestors = []
+        parent = self._created_here.get(record.parent_stage_run_id or "")
+        while parent is not None:
+            ancestors.append(parent)
+            parent = self._created_here.get(parent.parent_stage_run_id or "")
+        return ancestors[::-1]
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         self._refuse_if_cancelled()

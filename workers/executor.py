@@ -19,7 +19,7 @@ from sdk.context import CallContext, CallFrame
 from sdk.decorators import Stage
 from sdk.errors import DecodeError
 from sdk.records import CallMessage, CallRecord, ErrorRecord, Outcome
-from sdk.reports import StartReport
+from sdk.reports import CreatedReport, StartReport
 from sdk.transport import Claimed, FinishReport, Transport
 from sdk.wire import RunMode, Status, check_result
 from workers.attempts import Attempt, AttemptLoop, Ran, now
@@ -116,12 +116,13 @@ class Executor:
         return self._finish(attempt, claimed.queue, RunMode.ISOLATED if isolated else run_mode,
                             then_claim_from)
 
-    def run_in_place(self, record: CallRecord) -> Outcome:
-        """Run a call that was created as running here (never queued); its outcome."""
+    def run_in_place(self, record: CallRecord, created: CreatedReport | None = None) -> Outcome:
+        """Run a call that was created as running here (never queued); its outcome.
+        `created`: this worker created it, and its finish carries its creation."""
         attempt = self._attempts.run(record.message(), record.started_at,
                                      self._stages.get(record.stage), self._once)
         outcome = self._outcome(attempt, RunMode.INLINE)
-        self._reporter.in_place(outcome)
+        self._reporter.in_place(outcome, created)
         return outcome
 
     def once(self, message: CallMessage) -> Ran:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sdk.backoff import retry_until
 from sdk.errors import RedisUnavailable
 from sdk.records import Outcome, to_json
-from sdk.reports import LostReport, RetryReport, StartReport
+from sdk.reports import CreatedReport, LostReport, RetryReport, StartReport
 from sdk.transport import JOB_GONE, Claimed, FinishReport, Transport
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,10 @@ class Reporter:
                         "its outcome is dropped", outcome.id, outcome.attempt)
         return claimed
 
-    def in_place(self, outcome: Outcome) -> None:
+    def in_place(self, outcome: Outcome, created: CreatedReport | None = None) -> None:
         """Report a call its caller ran in place (it was never queued; the caller
-        has the outcome already)."""
-        self._transport.events.report_finish(outcome.id, to_json(outcome))
+        has the outcome already), with its creation when its worker created it."""
+        self._transport.events.report_finish(outcome.id, to_json(outcome), created=created)
 
     def retry(self, call_id: str, report: RetryReport) -> bool:
         """Report an attempt that raised and runs again here; False if the attempt

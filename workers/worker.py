@@ -95,7 +95,8 @@ class Worker:
             transport, self.workflow.stages, context, self.name, self._version, self._isolate, fresh
         )
         client = ControlPlaneClient(self._settings.server_url, token=self._settings.token)
-        caller = ChildCaller(transport, waiters, client, executor, context, self._inline)
+        caller = ChildCaller(transport, waiters, client, executor, context, self._inline,
+                             self._settings.lease_seconds)
         for runner in self.workflow.runners:
             runner.attach(client, caller, context)
         return transport, waiters, executor

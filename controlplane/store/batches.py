@@ -7,21 +7,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controlplane.store.rows import row_of
 from controlplane.store.statements import reported_params, reported_start_params
 from sdk.records import Outcome
-from sdk.reports import Heartbeat, Report, RetryReport, StartReport
+from sdk.reports import CreatedReport, Heartbeat, Report, RetryReport, StartReport
 
 
 @dataclass
 class ReportBatch:
     """Parameters for each kind of statement, applied in the order of a call's life:
-    starts, retries (by attempt), renewals, finishes.
+    creations, starts, retries (by attempt), renewals, finishes.
 
     A start whose attempt's finish is in the same batch is folded into it (the
     finish carries the start), and so is a renewal. Every finish is tried, in
     the order reported, so a stale one cannot hide the current one.
     """
 
+    #: Rows of calls created in place, each once, every parent before its children.
+    creates: list[dict[str, Any]] = field(default_factory=list)
     starts: list[dict[str, Any]] = field(default_factory=list)
     retries: list[tuple[str, RetryReport]] = field(default_factory=list)
     renewals: list[dict[str, Any]] = field(default_factory=list)
@@ -34,8 +37,12 @@ class ReportBatch:
         reports = list(reports)
         batch = cls()
         finished = {(call_id, r.attempt) for call_id, r in reports if isinstance(r, Outcome)}
+        created: set[str] = set()
         for subject, report in reports:
-            if isinstance(report, StartReport):
+            if isinstance(report, CreatedReport):
+                batch.creates += [row_of(call) for call in report.calls if call.id not in created]
+                created.update(call.id for call in report.calls)
+            elif isinstance(report, StartReport):
                 if (subject, report.attempt) not in finished:
                     batch.starts.append(reported_start_params(subject, report, lease_until))
             elif isinstance(report, RetryReport):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from controlplane.store.engine import utcnow
 from controlplane.store.rows import error_value
@@ -17,6 +18,10 @@ from sdk.reports import StartReport
 from sdk.wire import TRANSITIONS, RunMode, Status, sources_of
 
 INSERT = stage_runs.insert()
+# Rows a worker created through its reports: a report recorded twice (or a
+# creation that rides with several) writes its row once.
+INSERT_IF_NEW = {"postgresql": postgresql.insert(stage_runs).on_conflict_do_nothing(),
+                 "sqlite": sqlite.insert(stage_runs).on_conflict_do_nothing()}
 # Reads by id: `p_ids` expands to the list given at execution.
 ROWS = stage_runs.select().where(stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True)))
 STATUSES = sa.select(stage_runs.c.id, stage_runs.c.status).where(

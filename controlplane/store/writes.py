@@ -21,6 +21,7 @@ from controlplane.store.statements import (
     FINISH,
     FINISH_REPORTED,
     INSERT,
+    INSERT_IF_NEW,
     RENEW,
     ROWS,
     START,
@@ -93,6 +94,8 @@ class Writes:
         """
         batch = ReportBatch.of(reports, lease_until)
         with self.engine.begin() as conn:
+            if batch.creates:
+                conn.execute(INSERT_IF_NEW[conn.dialect.name], batch.creates)
             if batch.starts:
                 conn.execute(START, batch.starts)
             for call_id, retry in batch.retries:

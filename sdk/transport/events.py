@@ -8,7 +8,7 @@ from __future__ import annotations
 import redis
 
 from sdk.records import to_json
-from sdk.reports import Heartbeat, LostReport, RetryReport
+from sdk.reports import CREATED_FIELD, CreatedReport, Heartbeat, LostReport, RetryReport
 from sdk.transport.connection import translating
 from sdk.transport.keys import EVENTS_STREAM, RECORDERS_GROUP, job_key
 from sdk.transport.scripts import Scripts
@@ -25,11 +25,18 @@ class Events:
 
     # -- what workers report ---------------------------------------------------------
 
-    def report_finish(self, call_id: str, outcome_json: str, awaited: bool = False) -> None:
+    def report_finish(self, call_id: str, outcome_json: str, awaited: bool = False,
+                      created: CreatedReport | None = None) -> None:
         """Report an outcome straight to the recorder: for a call that was never
         queued (its caller ran it in place, and has the outcome), or whose job
-        Redis lost (`awaited`: someone may be waiting for it)."""
-        self._add(call_id, "finish", outcome_json, in_place="0" if awaited else "1")
+        Redis lost (`awaited`: someone may be waiting for it). A call its worker
+        created in place carries its creation along (`created`)."""
+        extra = {CREATED_FIELD: to_json(created)} if created is not None else {}
+        self._add(call_id, "finish", outcome_json, in_place="0" if awaited else "1", **extra)
+
+    def report_created(self, created: CreatedReport) -> None:
+        """Record calls a worker created running in place (see sdk.reports)."""
+        self._add(created.calls[-1].id, "create", to_json(created))
 
     def report_retry(self, call_id: str, report: RetryReport) -> bool:
         """Move a call this worker runs to its next attempt (see retry.lua); False if

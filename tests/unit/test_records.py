@@ -18,7 +18,14 @@ from sdk.records import (
     from_json,
     to_json,
 )
-from sdk.reports import Heartbeat, StartReport, decode_report
+from sdk.reports import (
+    CREATED_FIELD,
+    CreatedReport,
+    Heartbeat,
+    StartReport,
+    decode_report,
+    decode_reports,
+)
 from sdk.wire import RunMode, Status
 
 pytestmark = pytest.mark.unit
@@ -79,6 +86,20 @@ def test_reports_decode_into_their_records_and_malformed_ones_are_refused():
                    {"kind": "start", "id": "c", "body": start.body, "attempt": "x"}):
         with pytest.raises(DecodeError):
             decode_report(fields)
+
+
+def test_a_finish_that_carries_its_creation_is_two_reports_the_creation_first():
+    at = datetime.now(timezone.utc)
+    record = CallRecord("c", "s", Status.RUNNING, root_stage_run_id="r", parent_stage_run_id="p",
+                        run_mode=RunMode.INLINE, created_at=at, started_at=at)
+    outcome = Outcome("c", "s", Status.SUCCEEDED, result=1, worker="w", finished_at=at)
+    fields = {"kind": "finish", "id": "c", "body": to_json(outcome), "in_place": "1",
+              CREATED_FIELD: to_json(CreatedReport([record]))}
+    assert decode_reports(fields) == [("c", CreatedReport([record])), ("c", outcome)]
+    del fields[CREATED_FIELD]
+    assert decode_reports(fields) == [("c", outcome)]
+    with pytest.raises(DecodeError):
+        decode_reports({**fields, CREATED_FIELD: '{"calls": [{"id": 1}]}'})
 
 
 class Measure(float):
