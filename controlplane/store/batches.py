@@ -9,7 +9,7 @@ from typing import Any
 
 from controlplane.store.rows import row_of
 from controlplane.store.statements import reported_params, reported_start_params
-from sdk.records import Outcome
+from sdk.records import CallRecord, Outcome
 from sdk.reports import CreatedReport, Heartbeat, Report, RetryReport, StartReport
 
 
@@ -40,7 +40,8 @@ class ReportBatch:
         created: set[str] = set()
         for subject, report in reports:
             if isinstance(report, CreatedReport):
-                batch.creates += [row_of(call) for call in report.calls if call.id not in created]
+                batch.creates += [_created_row(call, lease_until) for call in report.calls
+                                  if call.id not in created]
                 created.update(call.id for call in report.calls)
             elif isinstance(report, StartReport):
                 if (subject, report.attempt) not in finished:
@@ -58,3 +59,12 @@ class ReportBatch:
         batch.retries.sort(key=lambda retry: retry[1].attempt)
         batch.finished_ids = list(dict.fromkeys(p["p_id"] for p in batch.finishes))
         return batch
+
+
+def _created_row(call: CallRecord, lease_until: datetime | None) -> dict[str, Any]:
+    """A row a worker created: its lease runs from when it is recorded, as a start's
+    does (the worker renews it from then on)."""
+    row = row_of(call)
+    if lease_until is not None:
+        row["lease_expires_at"] = lease_until
+    return row
