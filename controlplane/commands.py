@@ -5,6 +5,7 @@ Redis and wakes whoever waits."""
 from __future__ import annotations
 
 import logging
+import time
 
 import msgspec
 
@@ -20,6 +21,9 @@ from sdk.transport import Transport
 from sdk.wire import Status
 
 log = logging.getLogger(__name__)
+#: How long a cancel waits for the recorders to write what was reported before it.
+RECORDERS_WAIT_SECONDS = 2.0
+RECORDERS_POLL_SECONDS = 0.01
 
 
 class CallCommands:
@@ -86,10 +90,27 @@ class CallCommands:
         self._dispatch.enqueue([rerun])
         return rerun
 
+    def _await_recorders(self) -> None:
+        """Let the recorders write what workers reported before now, so the calls a
+        worker created in place are in the tree: briefly, as a recorder may be away
+        (one created later is cancelled when it is recorded, see Writes.apply_reports)."""
+        events = self._transport.events
+        try:
+            newest = events.newest()
+            deadline = time.monotonic() + RECORDERS_WAIT_SECONDS
+            while newest is not None and not events.recorded_through(newest):
+                if time.monotonic() >= deadline:
+                    log.warning("cancelling without the reports the recorders have not written yet")
+                    return
+                time.sleep(RECORDERS_POLL_SECONDS)
+        except RedisUnavailable:
+            return
+
     def cancel(self, call_id: str) -> list[CallRecord]:
         """Cancel a call and every unfinished call under it: queued ones leave their
         queue, running ones are asked to stop, waiters get a cancellation error.
         Returns the calls it cancelled (as they were)."""
+        self._await_recorders()
         subtree = [node.id for node in tree_nodes(self._reading.run_of(call_id), call_id)]
         error = ErrorRecord.system(CallCancelled, f"cancelled with call {call_id}")
         cancelled = self._store.cancel(subtree, error)

@@ -232,20 +232,21 @@ def test_the_recorder_hands_a_finished_call_to_its_processs_waiters(store):
     assert store.get(other).status is Status.PENDING
 
 
+def in_place(parent: str, root: str) -> CallRecord:
+    """A call a worker created running in place under `parent`."""
+    now = utcnow()
+    return CallRecord(uuid.uuid4().hex, "s", Status.RUNNING, parent_stage_run_id=parent,
+                      root_stage_run_id=root, position=0, parent_attempt=1, queue="any.s",
+                      worker="w", run_mode=RunMode.INLINE, created_at=now, started_at=now,
+                      lease_expires_at=now + timedelta(seconds=30))
+
+
 def test_calls_created_in_place_are_written_once_whichever_report_comes_first(store):
     from sdk.reports import CreatedReport
 
     root = new_call(store)
-    now = utcnow()
-
-    def in_place(call_id, parent):
-        return CallRecord(call_id, "s", Status.RUNNING, parent_stage_run_id=parent,
-                          root_stage_run_id=root, position=0, parent_attempt=1, queue="any.s",
-                          worker="w", run_mode=RunMode.INLINE, created_at=now, started_at=now,
-                          lease_expires_at=now + timedelta(seconds=30))
-
-    parent = in_place(uuid.uuid4().hex, root)
-    child = in_place(uuid.uuid4().hex, parent.id)
+    parent = in_place(root, root)
+    child = in_place(parent.id, root)
     # The child's finish, carrying the creation of it and of its in-place parent,
     # is recorded before either creation report (a recorder died holding those).
     finished = store.apply_reports([
@@ -260,3 +261,20 @@ def test_calls_created_in_place_are_written_once_whichever_report_comes_first(st
     assert store.get(child.id).status is Status.SUCCEEDED and store.get(child.id).result == "done"
     assert store.get(parent.id).status is Status.RUNNING
     assert store.get(child.id).parent_stage_run_id == parent.id
+
+
+def test_calls_created_in_place_under_a_cancelled_call_are_recorded_cancelled(store):
+    from sdk.reports import CreatedReport
+
+    root = new_call(store)
+    assert store.start(root, "w", utcnow())
+    parent = in_place(root, root)
+    child = in_place(parent.id, root)
+    store.cancel([root], ErrorRecord("callplane.CallCancelled", "cancelled"))
+    # Their creations come after the cancel, the child's finish with them.
+    store.apply_reports([(child.id, CreatedReport([parent, child])),
+                         (child.id, finish(child.id, result="too late"))])
+    for call_id in (parent.id, child.id):
+        record = store.get(call_id)
+        assert record.status is Status.CANCELLED and record.error.type == "callplane.CallCancelled"
+    assert store.get(child.id).result is None

@@ -22,6 +22,23 @@ INSERT = stage_runs.insert()
 # creation that rides with several) writes its row once.
 INSERT_IF_NEW = {"postgresql": postgresql.insert(stage_runs).on_conflict_do_nothing(),
                  "sqlite": sqlite.insert(stage_runs).on_conflict_do_nothing()}
+_PARENTS = stage_runs.alias("parents")
+# A call a worker created under a parent cancelled meanwhile is cancelled too, as
+# the cancel would have done had it been recorded (run until nothing changes: a
+# cancelled call's in-place children are next).
+CANCEL_UNDER_CANCELLED = (
+    stage_runs.update()
+    .where(
+        stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True)),
+        stage_runs.c.status == sa.literal(Status.RUNNING.value),
+        stage_runs.c.parent_stage_run_id.in_(
+            sa.select(_PARENTS.c.id).where(_PARENTS.c.status == sa.literal(Status.CANCELLED.value))
+        ),
+    )
+    .values(status=Status.CANCELLED.value, error=sa.bindparam("p_error", type_=stage_runs.c.error.type),
+            finished_at=sa.bindparam("p_finished_at", type_=stage_runs.c.finished_at.type),
+            lease_expires_at=None)
+)
 # Reads by id: `p_ids` expands to the list given at execution.
 ROWS = stage_runs.select().where(stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True)))
 STATUSES = sa.select(stage_runs.c.id, stage_runs.c.status).where(

@@ -18,6 +18,7 @@ from controlplane.store.batches import ReportBatch
 from controlplane.store.engine import utcnow
 from controlplane.store.rows import call_of, error_value, row_of
 from controlplane.store.statements import (
+    CANCEL_UNDER_CANCELLED,
     FINISH,
     FINISH_REPORTED,
     INSERT,
@@ -30,6 +31,7 @@ from controlplane.store.statements import (
     start_params,
 )
 from controlplane.tables import call_attempts, stage_runs
+from sdk.errors import CallCancelled
 from sdk.records import CallRecord, ErrorRecord, Outcome
 from sdk.reports import Report, RetryReport
 from sdk.wire import RERUNNABLE_STATUSES, RunMode, Status, sources_of
@@ -96,6 +98,7 @@ class Writes:
         with self.engine.begin() as conn:
             if batch.creates:
                 conn.execute(INSERT_IF_NEW[conn.dialect.name], batch.creates)
+                self._cancel_under_cancelled(conn, [row["id"] for row in batch.creates])
             if batch.starts:
                 conn.execute(START, batch.starts)
             for call_id, retry in batch.retries:
@@ -107,6 +110,13 @@ class Writes:
             conn.execute(FINISH_REPORTED, batch.finishes)
             calls = [call_of(row) for row in conn.execute(ROWS, {"p_ids": batch.finished_ids})]
         return [call for call in calls if call.status.is_terminal]
+
+    @staticmethod
+    def _cancel_under_cancelled(conn: Connection, created: list[str]) -> None:
+        error = error_value(ErrorRecord.system(CallCancelled, "cancelled with its parent call"))
+        params = {"p_ids": created, "p_error": error, "p_finished_at": utcnow()}
+        while conn.execute(CANCEL_UNDER_CANCELLED, params).rowcount:
+            pass
 
     def rerun(self, ended: CallRecord, fresh: CallRecord) -> CallRecord | None:
         """Start the next attempt of a failed (or cancelled) call, as `fresh` (a new

@@ -96,3 +96,25 @@ class Events:
                 raise
             return []
         return [event for event in reply[1] if event[1]]  # a deleted entry comes back empty
+
+    # -- how far the recorders are ----------------------------------------------------
+
+    def newest(self) -> str | None:
+        """The id of the newest report not yet recorded (recorded ones are deleted)."""
+        entries = self._redis.xrevrange(EVENTS_STREAM, count=1)
+        return entries[0][0] if entries else None
+
+    def recorded_through(self, entry_id: str) -> bool:
+        """Whether every report up to `entry_id` was recorded: handed to a recorder
+        and acknowledged."""
+        groups = {group["name"]: group for group in self._redis.xinfo_groups(EVENTS_STREAM)}
+        group = groups.get(RECORDERS_GROUP)
+        if group is None or _order(group["last-delivered-id"]) < _order(entry_id):
+            return False
+        pending = self._redis.xpending(EVENTS_STREAM, RECORDERS_GROUP)
+        return not pending["pending"] or _order(pending["min"]) > _order(entry_id)
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
