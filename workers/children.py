@@ -8,12 +8,13 @@ control plane's recorder writes to the table (no request, no wait): the row
 says running within a batch of the recorder, and its finish carries the row
 too, so the table has the call before its outcome whatever order they come in.
 A later attempt creates its children through the control plane, which answers
-with the child an earlier attempt made, if any (see controlplane.creation). Calls submitted to run in parallel are
-queued for any worker; when the parent then waits, it takes those still queued
-off their queue and runs them itself, newest first, while idle workers pop the
-oldest. So a map of any size completes on a single worker slot and spreads over
-as many as there are. Waiting goes through Redis: a child's outcome is in its
-job as soon as its worker finished it.
+with the child an earlier attempt made, if any (see controlplane.creation).
+
+Calls submitted to run in parallel are queued for any worker; when the parent
+then waits, it takes those still queued off their queue and runs them itself,
+newest first, while idle workers pop the oldest. So a map of any size completes
+on a single worker slot and spreads over as many as there are. Waiting goes
+through Redis: a child's outcome is in its job as soon as its worker finished it.
 """
 
 from __future__ import annotations
@@ -77,25 +78,31 @@ class ChildCaller:
         worker = self._executor.worker_name
         request = msgspec.structs.replace(request, run_mode=RunMode.INLINE, worker=worker)
         if parent.attempt == 1 and request.id and request.repo_name and request.commit_hash:
-            try:
-                return self._run_created_here(request, parent)
-            except RedisUnavailable:
-                pass  # its creation may not have been reported: the control plane creates it
+            created = self._create_here(request, parent)
+            if created is not None:
+                return self._run_created_here(created)
         record, started = self._client.create_attempt(request)
         if started and record.status is Status.RUNNING and record.worker == worker:
             return self._executor.run_in_place(record)
         # It existed: made by an earlier attempt of the parent (or a repeated request).
         return next(self.finished([record], None))
 
-    def _run_created_here(self, request: CallRequest, parent: CallFrame) -> Outcome:
-        """Create a child of a parent's first attempt as running here, report its
-        creation, and run it (its parent runs in this process, as do the in-place
-        ancestors whose rows ride along with it)."""
+    def _create_here(self, request: CallRequest, parent: CallFrame) -> CreatedReport | None:
+        """Create a child of a parent's first attempt as running here, and report its
+        creation (with the in-place ancestors whose rows ride along with it); None
+        when Redis is away (the control plane creates it then)."""
         now = datetime.now(timezone.utc)
         record = CallRecord.new(request, request.id, parent.root_id,
                                 (request.repo_name, request.commit_hash), now, now + self._lease)
         created = CreatedReport([*self._unrecorded_ancestors(record), record])
-        self._transport.events.report_created(created)
+        try:
+            self._transport.events.report_created(created)
+        except RedisUnavailable:
+            return None
+        return created
+
+    def _run_created_here(self, created: CreatedReport) -> Outcome:
+        record = created.calls[-1]
         self._created_here[record.id] = record
         try:
             return self._executor.run_in_place(record, created)
