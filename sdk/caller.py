@@ -90,6 +90,7 @@ class RemoteCaller:
             self._creates(batch)
 
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
+        self._create_deferred()  # calls submitted before it are created before it
         call = self._client.create_call(request, wait=self._wait_seconds)
         while not call.finished:
             call = self._client.get_call(call.id, wait=self._wait_seconds)
