@@ -27,7 +27,7 @@ from sdk.settings import Settings
 #: The HTTP servers `callplane server --server` offers; the first is the default.
 SERVERS = ("granian", "gunicorn")
 #: Threads per server process, at most; each waiting request holds one.
-DEFAULT_THREADS = 256
+DEFAULT_THREADS = 1024
 #: Keep idle client connections open this long, so SDK callers reuse them.
 KEEPALIVE_SECONDS = 75
 #: How long a stopping server process may finish its requests before it is killed.
