@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timezone
+from typing import Any
 
 import msgspec
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -35,14 +37,21 @@ class Whole(validate.Regexp):
         return value
 
 
-_id = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
-_name = validate.Length(min=1, max=200)
 #: A stage is a function's name: word characters (any script), '.', '@' and '-'.
 #: Nothing a page could take for markup (rq-dashboard shows it unescaped).
-_stage = Whole(rf"^[\w.@-]{{1,{STAGE_LIMIT}}}$",
+STAGE_PATTERN = rf"^[\w.@-]{{1,{STAGE_LIMIT}}}$"
+VERSION_PATTERN = r"^[A-Za-z0-9._/-]{1,64}$"
+#: The longest name (a worker's, an idempotency key).
+NAME_LIMIT = 200
+#: Attempts a call may be given.
+MAX_ATTEMPTS = 100
+
+_id = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
+_name = validate.Length(min=1, max=NAME_LIMIT)
+_stage = Whole(STAGE_PATTERN,
                error=f"must be 1-{STAGE_LIMIT} letters, digits, '_', '.', '@' or '-'")
 _attempt = validate.Range(min=1, max=INT_LIMIT)
-_version = Whole(r"^[A-Za-z0-9._/-]{1,64}$", error="must be 1-64 of A-Z a-z 0-9 . _ / -")
+_version = Whole(VERSION_PATTERN, error="must be 1-64 of A-Z a-z 0-9 . _ / -")
 
 
 class Text(fields.String):
@@ -96,7 +105,7 @@ class CallCreateSchema(TypedSchema):
 
     id = fields.String(validate=_id, metadata={"description": "chosen by the caller so a retry is safe"})
     idempotency_key = Text(
-        validate=validate.Length(min=1, max=200),
+        validate=_name,
         metadata={"description": "creating a call with a key that was used before returns that "
                                  "call (also the Idempotency-Key header)"},
     )
@@ -105,7 +114,7 @@ class CallCreateSchema(TypedSchema):
     parent_stage_run_id = fields.String(allow_none=True, validate=_id)
     position = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=INT_LIMIT))
     max_attempts = fields.Integer(
-        validate=validate.Range(min=1, max=100),
+        validate=validate.Range(min=1, max=MAX_ATTEMPTS),
         metadata={"description": "attempts the call may have when it fails (1 + its retries)"},
     )
     parent_attempt = fields.Integer(
@@ -126,23 +135,26 @@ class CallCreateSchema(TypedSchema):
     worker = Text(allow_none=True, validate=_name)
 
     @validates_schema
-    def _version_is_whole(self, data, **_kwargs):
-        if data.get("id") and data.get("idempotency_key"):
-            raise ValidationError("give id or idempotency_key, not both: either names the call",
-                                  "idempotency_key")
-        if bool(data.get("repo_name")) != bool(data.get("commit_hash")):
-            raise ValidationError(
-                "give repo_name and commit_hash together (a code version), or neither",
-                "commit_hash",
-            )
-        for name in ("position", "parent_attempt"):
-            if data.get(name) is not None and not data.get("parent_stage_run_id"):
-                raise ValidationError(f"{name} is only meaningful with parent_stage_run_id", name)
-        if bool(data.get("run_mode")) != bool(data.get("worker")):
-            raise ValidationError(
-                "give run_mode and worker together (the caller runs the call itself), or neither",
-                "worker",
-            )
+    def _fields_agree(self, data, **_kwargs):
+        broken = disagreement(data.get)
+        if broken is not None:
+            raise ValidationError(broken[1], broken[0])
+
+
+def disagreement(given: Callable[[str], Any]) -> tuple[str, str] | None:
+    """Which fields of a create contradict each other, if any: (field, what to fix).
+    `given(name)` is a field's value, None (or another false value) when absent."""
+    if given("id") and given("idempotency_key"):
+        return "idempotency_key", "give id or idempotency_key, not both: either names the call"
+    if bool(given("repo_name")) != bool(given("commit_hash")):
+        return "commit_hash", "give repo_name and commit_hash together (a code version), or neither"
+    for name in ("position", "parent_attempt"):
+        if given(name) is not None and not given("parent_stage_run_id"):
+            return name, f"{name} is only meaningful with parent_stage_run_id"
+    if bool(given("run_mode")) != bool(given("worker")):
+        return "worker", ("give run_mode and worker together (the caller runs the call itself), "
+                          "or neither")
+    return None
 
 
 class CreateHeadersSchema(Schema):

@@ -8,7 +8,8 @@ from http import HTTPStatus
 import flask
 import flask_smorest
 
-from controlplane.api.parsing import JSONBodyParser, refuse_malformed_id
+from controlplane.api.bodies import FastBodyParser
+from controlplane.api.parsing import refuse_malformed_id
 from controlplane.schemas import ID_PATTERN
 
 #: The errors an operation with a JSON body may answer besides 422: its JSON is
@@ -28,7 +29,7 @@ CALL_ID = {"in": "path", "name": "call_id", "description": "the id of a call",
 class ApiBlueprint(flask_smorest.Blueprint):
     # Schemas are given to its decorators as instances: webargs would build a new
     # one from a class on every request, which was a quarter of a create's time.
-    ARGUMENTS_PARSER = JSONBodyParser()
+    ARGUMENTS_PARSER = FastBodyParser()
 
     def __init__(self, name: str, import_name: str, description: str):
         super().__init__(name, import_name, url_prefix="/api", description=description)
