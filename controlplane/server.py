@@ -1,7 +1,7 @@
 """Serve the control plane: granian by default, gunicorn's threaded worker on request.
 
-granian parses HTTP in native code and runs the Flask app on a pool of threads:
-a create costs half the server CPU it costs under gunicorn's gthread worker
+granian parses HTTP in native code and runs the Flask app on a pool of threads,
+for a few percent less CPU per call than gunicorn's gthread worker
 (bench/README.md). Each `?wait=` long poll holds one of those threads while it
 waits, so a process may start many (DEFAULT_THREADS); granian starts them as
 requests need them and lets idle ones go.
