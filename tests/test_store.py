@@ -210,14 +210,15 @@ def recorder_of(store, transport, lease_seconds: float, waiters=None):
                     lease_seconds)
 
 
-def test_the_recorder_hands_a_finished_call_to_its_processs_waiters(store):
-    import fakeredis
-
+def test_the_recorder_hands_a_finished_call_to_its_processs_waiters(store, redis_url):
     from sdk.records import to_json
     from sdk.transport import Transport
     from sdk.waiters import Waiters
+    from tests.conftest import redis_database
 
-    transport = Transport(fakeredis.FakeRedis(decode_responses=True))
+    # A real redis-server, in a database of its own.
+    transport = Transport.from_url(redis_database(redis_url, 9))
+    transport.redis.flushdb()
     transport.events.ensure_group()
     waiters = Waiters(transport, "callplane:test-done", recheck_seconds=1)
     recorder = recorder_of(store, transport, 30, waiters)
