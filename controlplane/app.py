@@ -8,6 +8,7 @@ from flask_smorest import Api
 from controlplane import apidocs, pages
 from controlplane.api import calls, runs
 from controlplane.api.errors import register_error_handlers
+from controlplane.api.lane import CreateLane
 from controlplane.auth import require_token
 from controlplane.dashboard import mount_dashboard
 from controlplane.services import Services
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     api = Api(app)
     for resources in (calls, runs):
         api.register_blueprint(resources.blp)
-    register_error_handlers(app, api)
+    register_error_handlers(app)
+    app.wsgi_app = CreateLane(app.wsgi_app, services, settings.token,  # type: ignore[method-assign]
+                              settings.max_body_bytes)
     apidocs.serve_assets(app)
     app.register_blueprint(pages.blp)
     mount_dashboard(app, settings.redis_url)

@@ -47,6 +47,12 @@ class CallWaiting:
                 return finished[0]
         return self._reading.get(call_id)
 
+    def create(self, request: CallRequest, seconds: float | None) -> tuple[CallRecord, bool]:
+        """Create the call; with `seconds`, also wait up to that long for it to finish."""
+        if seconds:
+            return self.create_and_wait(request, seconds)
+        return self._creation.create(request)
+
     def create_and_wait(self, request: CallRequest, seconds: float) -> tuple[CallRecord, bool]:
         """Create the call, then wait up to `seconds` for it to finish.
 

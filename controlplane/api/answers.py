@@ -9,7 +9,6 @@ tests/unit/test_answers.py holds each encoding here to what its schema dumps.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import flask
 import msgspec
@@ -40,21 +39,29 @@ class CreatedCall(msgspec.Struct, frozen=True):
 
 def call_answer(call: CallRecord | CallDetails, status: int = 200) -> flask.Response:
     """A call as CallSchema documents it (an earlier attempt without its call's id)."""
+    return _response(call_json(call), status)
+
+
+def call_json(call: CallRecord | CallDetails) -> str:
     value = plain(call)
     for attempt in value.get("attempts", ()):
         del attempt["call_id"]
-    return _json(value, status)
+    return json_text(value)
 
 
 def calls_answer(calls: list[CallRecord], status: int = 200) -> flask.Response:
     """{"calls": [...]}, as CallBatchSchema documents it."""
-    return _json({"calls": plain(calls)}, status)
+    return _response(json_text({"calls": plain(calls)}), status)
 
 
 def created_answer(calls: list[CallRecord]) -> flask.Response:
     """{"calls": [...]} of calls just created, as CallCreatedBatchSchema documents it."""
-    return _json({"calls": plain([CreatedCall.of(call) for call in calls])}, 201)
+    return _response(created_json(calls), 201)
 
 
-def _json(value: Any, status: int) -> flask.Response:
-    return flask.Response(json_text(value), status=status, mimetype="application/json")
+def created_json(calls: list[CallRecord]) -> str:
+    return json_text({"calls": plain([CreatedCall.of(call) for call in calls])})
+
+
+def _response(text: str, status: int) -> flask.Response:
+    return flask.Response(text, status=status, mimetype="application/json")

@@ -43,10 +43,7 @@ class CallCreate(MethodView):
         key = headers.get("idempotency_key")
         if key and not request.id and not request.idempotency_key:  # the body's own key wins
             request = msgspec.structs.replace(request, idempotency_key=key)
-        if query.get("wait"):
-            record, created = services().waiting.create_and_wait(request, query["wait"])
-        else:
-            record, created = services().creation.create(request)
+        record, created = services().waiting.create(request, query.get("wait"))
         return call_answer(record, 201 if created else 200)
 
 

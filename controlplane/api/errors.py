@@ -1,10 +1,12 @@
 """The service's refusals as the API's one error shape, `{code, status, message}`,
-through Flask's error handlers: views and the dashboard's routes just raise."""
+through Flask's error handlers (views and the dashboard's routes just raise) and
+through the create endpoints' fast lane (controlplane.api.lane)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
-from flask_smorest import Api
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
 
 from controlplane.errors import CallConflict, CallNotFound, DispatchUnavailable
@@ -17,12 +19,18 @@ REFUSALS: dict[type[Exception], type[HTTPException]] = {
 }
 
 
-def register_error_handlers(app: Flask, api: Api) -> None:
-    for refusal, answer in REFUSALS.items():
+def refusal(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """The status and body a refusal answers with; None for any other exception."""
+    answer = next((answer for kind, answer in REFUSALS.items() if isinstance(exc, kind)), None)
+    if answer is None:
+        return None
+    return answer.code, {"code": answer.code, "status": answer().name, "message": str(exc)}
 
-        def handle(exc: Exception, answer: type[HTTPException] = answer):
-            error = answer()
-            error.data = {"message": str(exc)}
-            return api.handle_http_exception(error)
 
-        app.register_error_handler(refusal, handle)
+def register_error_handlers(app: Flask) -> None:
+    def handle(exc: Exception):
+        code, payload = refusal(exc)  # type: ignore[misc]  # registered for refusals only
+        return payload, code
+
+    for kind in REFUSALS:
+        app.register_error_handler(kind, handle)
