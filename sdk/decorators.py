@@ -33,7 +33,7 @@ from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
 from sdk.options import StageOptions
 from sdk.records import Arguments, CallRequest
-from sdk.wire import child_call_id, dumps, new_call_id
+from sdk.wire import JSON_DEPTH_LIMIT, TOO_DEEP, child_call_id, dumps, json_problem, new_call_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,6 +80,9 @@ def encode_arguments(stage: Stage, args: tuple, kwargs: dict) -> Arguments:
     except TypeError as exc:
         raise TypeError(f"{stage.name}(): {exc}") from None
     arguments = Arguments(list(args), kwargs)
+    if json_problem([arguments.args, arguments.kwargs]) == TOO_DEEP:  # as the control plane counts
+        raise TypeError(f"{stage.name}(): its arguments are {TOO_DEEP}; callplane keeps "
+                        f"arguments of up to {JSON_DEPTH_LIMIT} levels")
     try:
         dumps([arguments.args, arguments.kwargs])
     except (TypeError, ValueError):

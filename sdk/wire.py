@@ -7,6 +7,7 @@ sdk.records.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from enum import Enum
@@ -106,8 +107,40 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
+#: How deep the JSON of a call's arguments or result may nest. Deeper, parsing or
+#: encoding it would exhaust a thread's stack somewhere between the caller, the
+#: control plane, its recorder and the databases.
+JSON_DEPTH_LIMIT = 100
+TOO_DEEP = f"nested more than {JSON_DEPTH_LIMIT} levels deep"
+
+
+def json_problem(value: Any) -> str | None:
+    """What in parsed JSON callplane cannot keep, if anything: NaN or Infinity, or
+    nesting past JSON_DEPTH_LIMIT (looked at level by level: depth costs no stack)."""
+    level = [value]
+    for _depth in range(JSON_DEPTH_LIMIT + 1):
+        below = []
+        for node in level:
+            if isinstance(node, float) and not math.isfinite(node):
+                return "NaN and Infinity are not JSON numbers: send a number or null"
+            if isinstance(node, dict):
+                below.extend(node.values())
+            elif isinstance(node, (list, tuple)):
+                below.extend(node)
+        if not below:
+            return None
+        level = below
+    return TOO_DEEP
+
+
 def check_result(stage: str, value: Any) -> None:
-    """Raise TypeError, saying what to return instead, if a stage's result is not JSON."""
+    """Raise TypeError, saying what to return instead, if a stage's result is not
+    JSON; ValueError if it nests deeper than callplane keeps."""
+    if json_problem(value) == TOO_DEEP:  # before encoding it, which would recurse as deep
+        raise ValueError(
+            f"stage {stage!r} returned a value {TOO_DEEP}; callplane keeps results of up "
+            f"to {JSON_DEPTH_LIMIT} levels (return a flatter value)"
+        )
     try:
         dumps(value)
     except (TypeError, ValueError) as exc:

@@ -13,6 +13,7 @@ import pytest
 
 from sdk.decorators import WorkflowRunner
 from sdk.errors import StageFailed
+from sdk.wire import JSON_DEPTH_LIMIT
 from tests.conftest import ROOT
 from tests.workflows import sample
 
@@ -114,6 +115,30 @@ def test_values_that_are_json_as_their_base_type_travel_as_it(runner):
 def test_non_json_result_fails_the_call_with_a_clear_error(runner):
     with pytest.raises(StageFailed, match="not JSON-serialisable"):
         sample.returns_set()
+
+
+def nested_list(depth: int):
+    value = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_result_too_deep_to_keep_fails_its_call_and_nothing_else(runner):
+    """A poison result (2,000 levels would exhaust the recorder's stack) fails its own
+    call with the limit in the message; one at the limit is kept, and recording goes on."""
+    assert sample.returns_nested(JSON_DEPTH_LIMIT) == nested_list(JSON_DEPTH_LIMIT)
+    for depth in (JSON_DEPTH_LIMIT + 1, 2000):
+        with pytest.raises(StageFailed, match=f"nested more than {JSON_DEPTH_LIMIT} levels deep"):
+            sample.returns_nested(depth)
+    assert sample.add(1, 2) == 3
+
+
+def test_arguments_too_deep_to_keep_raise_type_error_before_sending(runner, api):
+    before = api("GET", "/api/calls").headers["X-Pagination"]
+    with pytest.raises(TypeError, match=f"nested more than {JSON_DEPTH_LIMIT} levels deep"):
+        sample.add(nested_list(2000), 1)
+    assert api("GET", "/api/calls").headers["X-Pagination"] == before
 
 
 def test_non_json_argument_raises_type_error_before_sending(runner, api):

@@ -16,7 +16,7 @@ import flask
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from controlplane.api.parsing import JSONBodyParser, json_problem
+from controlplane.api.parsing import JSONBodyParser
 from controlplane.schemas import (
     BATCH_LIMIT,
     ID_PATTERN,
@@ -30,7 +30,7 @@ from controlplane.schemas import (
     disagreement,
 )
 from sdk.records import Arguments, CallRequest
-from sdk.wire import RunMode
+from sdk.wire import RunMode, json_problem
 
 
 def _whole(pattern: str) -> str:

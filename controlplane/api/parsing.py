@@ -3,18 +3,14 @@ and call ids that can name a call."""
 
 from __future__ import annotations
 
-import math
 import re
 
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser
 
 from controlplane.schemas import ID_PATTERN
+from sdk.wire import TOO_DEEP, json_problem
 
-#: How deep a request body may nest: deeper, queueing the call or answering with
-#: it would exceed Python's recursion limit, after the call was recorded.
-JSON_DEPTH_LIMIT = 100
-TOO_DEEP = f"nested more than {JSON_DEPTH_LIMIT} levels deep"
 _CALL_ID = re.compile(ID_PATTERN)
 
 
@@ -34,25 +30,6 @@ class JSONBodyParser(FlaskParser):
         if problem:
             abort(400, messages={"json": [f"Invalid JSON body: {problem}."]})
         return body
-
-
-def json_problem(body) -> str | None:
-    """What in a parsed body the control plane cannot keep, if anything (level by
-    level, so depth costs no recursion)."""
-    level = [body]
-    for _depth in range(JSON_DEPTH_LIMIT + 1):
-        below = []
-        for node in level:
-            if isinstance(node, float) and not math.isfinite(node):
-                return "NaN and Infinity are not JSON numbers: send a number or null"
-            if isinstance(node, dict):
-                below.extend(node.values())
-            elif isinstance(node, list):
-                below.extend(node)
-        if not below:
-            return None
-        level = below
-    return TOO_DEEP
 
 
 def refuse_malformed_id(call_id: str) -> None:

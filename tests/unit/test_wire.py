@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sdk.wire import (
+    JSON_DEPTH_LIMIT,
     RERUNNABLE_STATUSES,
     TRANSITIONS,
     RunMode,
@@ -52,3 +53,16 @@ def test_a_result_that_is_not_json_says_what_to_return():
         check_result("s", {1, 2})
     with pytest.raises(TypeError, match="not JSON"):
         check_result("s", float("nan"))
+
+
+def test_a_result_deeper_than_the_limit_is_refused_without_recursing():
+    value: object = "x"
+    for level in range(JSON_DEPTH_LIMIT):
+        value = {"k": value} if level % 2 else [value]
+    check_result("s", value)  # at the limit: kept
+    with pytest.raises(ValueError, match=f"stage 's' returned a value nested more than {JSON_DEPTH_LIMIT}"):
+        check_result("s", {"k": value})
+    for _ in range(100_000):  # far past the stack: the check itself must not recurse
+        value = [value]
+    with pytest.raises(ValueError, match="nested more than"):
+        check_result("s", value)

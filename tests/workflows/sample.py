@@ -67,6 +67,15 @@ def returns_set():
 
 
 @runner.stage
+def returns_nested(depth):
+    """A list nested `depth` levels deep."""
+    value = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@runner.stage
 def prints_nul():
     """Prints a NUL, which a PostgreSQL text column refuses, and returns one in JSON."""
     print("before\x00after")
