@@ -82,6 +82,27 @@ def upgrade():
     click.echo(f"database schema is up to date ({shown(settings.database_url)})")
 
 
+@main.group()
+def recorder():
+    """The recorder, which writes workers' reports into stage_runs."""
+
+
+@recorder.command("dead-letters")
+@click.option("--count", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="How many of the newest to show.")
+def dead_letters(count):
+    """Reports the recorder could not read or apply, set aside with the reason (in REDIS_URL)."""
+    from sdk.transport import Transport
+
+    total, newest = Transport.from_url(Settings.from_env().redis_url).events.dead_letters(count)
+    click.echo(f"{total} report(s) set aside" + (f"; the newest {len(newest)}:" if newest else ""))
+    for set_aside_as, fields in newest:
+        body = fields.get("body", "")
+        click.echo(f"{set_aside_as}  {fields.get('kind', '?')} {fields.get('id', '?')}: "
+                   f"{fields.get('reason', '')}")
+        click.echo(f"    {body[:300]}{'...' if len(body) > 300 else ''}")
+
+
 @main.command()
 @click.option("--workflow-file", default=None, type=click.Path(dir_okay=False),
               help="Workflow to run [default: the example ETL workflow].")

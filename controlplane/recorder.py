@@ -5,8 +5,10 @@ recorder applies a batch of reports in one transaction, and only then hands the
 finished calls to this process's waiters, lets the jobs expire and broadcasts
 their completion. So anything a waiter sees is already in the table. A report is acknowledged only after it was recorded; when
 the database is away, the batch is read again from this recorder's own pending
-list. A report the database refuses for good is logged and cannot stop the
-reports behind it; a refused finish is recorded as a failure that says so.
+list. A report the database refuses for good cannot stop the reports behind
+it: a refused finish is recorded as a failure that says so, and anything else
+the recorder cannot read or apply is set aside with the reason, for an operator
+(`callplane recorder dead-letters`).
 
 The same thread sweeps for attempts whose lease has ended (controlplane.recovery),
 and only when it has read every report there was: a heartbeat still unread must
@@ -28,7 +30,7 @@ import sqlalchemy.exc
 from controlplane.recovery import Recovery
 from controlplane.store import Store, utcnow
 from sdk.errors import DecodeError, RedisUnavailable, UnrecordableOutcome
-from sdk.records import CallRecord, ErrorRecord, Outcome
+from sdk.records import CallRecord, ErrorRecord, Outcome, to_json
 from sdk.reports import LostReport, Report, decode_reports
 from sdk.transport import Transport
 from sdk.transport.events import Entry
@@ -135,7 +137,8 @@ class Recorder:
             try:
                 decoded = decode_reports(fields)
             except DecodeError as exc:
-                log.error("recorder: dropping malformed report %s (%s): %r", event_id, exc, fields)
+                log.error("recorder: setting aside malformed report %s (%s)", event_id, exc)
+                self._transport.events.set_aside({**fields, "entry": event_id}, str(exc))
                 continue
             for subject, report in decoded:
                 if isinstance(report, LostReport):
@@ -167,10 +170,14 @@ class Recorder:
         except sqlalchemy.exc.OperationalError:
             raise
         except Exception as exc:
-            log.exception("recorder: the database refuses a report: %r", report)
+            log.exception("recorder: the database refuses a report on %s", report[0])
             call_id, body = report
             if fallback and isinstance(body, Outcome):  # the call must still end, and say why
                 return self._one((call_id, refused_outcome(body, exc)), lease_until, fallback=False)
+            self._transport.events.set_aside(
+                {"kind": type(body).__name__, "id": call_id, "body": to_json(body)},
+                f"the audit table refuses it: {type(exc).__name__}: {exc}"[:2000],
+            )
             return []
 
 

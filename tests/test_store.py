@@ -279,3 +279,37 @@ def test_calls_created_in_place_under_a_cancelled_call_are_recorded_cancelled(st
         record = store.get(call_id)
         assert record.status is Status.CANCELLED and record.error.type == "callplane.CallCancelled"
     assert store.get(child.id).result is None
+
+
+def test_a_report_the_recorder_cannot_read_is_set_aside_and_the_rest_are_recorded(
+    store, redis_url, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from controlplane.cli import main
+    from sdk.records import to_json
+    from sdk.transport import Transport
+    from sdk.transport.keys import EVENTS_STREAM
+
+    url = redis_url.rsplit("/", 1)[0] + "/8"
+    transport = Transport.from_url(url)
+    transport.redis.flushdb()
+    transport.events.ensure_group()
+    poisoned, fine = new_call(store), new_call(store)
+    deep = "[" * 5000 + "]" * 5000  # a poison report: no finish, and deep enough to hurt
+    transport.redis.xadd(EVENTS_STREAM, {"kind": "finish", "id": poisoned, "body": deep})
+    transport.redis.xadd(EVENTS_STREAM, {"kind": "finish", "id": fine,
+                                         "body": to_json(finish(fine, result=1))})
+    recorder = recorder_of(store, transport, 30)
+    recorder.record(transport.events.read(recorder.consumer, 10, 100))
+    assert store.get(fine).status is Status.SUCCEEDED
+    assert store.get(poisoned).status is Status.PENDING
+    assert transport.events.read(recorder.consumer, 10, 0, own_pending=True) == []  # acknowledged
+    total, (letter,) = transport.events.dead_letters(5)
+    assert total == 1 and letter[1]["id"] == poisoned
+    assert letter[1]["reason"].startswith("finish report is not")
+    monkeypatch.setenv("REDIS_URL", url)
+    shown = CliRunner().invoke(main, ["recorder", "dead-letters"])
+    assert shown.exit_code == 0, shown.output
+    assert "1 report(s) set aside" in shown.output
+    assert f"finish {poisoned}: finish report is not" in shown.output

@@ -10,7 +10,13 @@ import redis
 from sdk.records import to_json
 from sdk.reports import CREATED_FIELD, CreatedReport, Heartbeat, LostReport, RetryReport
 from sdk.transport.connection import translating
-from sdk.transport.keys import EVENTS_STREAM, RECORDERS_GROUP, job_key
+from sdk.transport.keys import (
+    DEAD_LETTERS_KEPT,
+    DEAD_LETTERS_STREAM,
+    EVENTS_STREAM,
+    RECORDERS_GROUP,
+    job_key,
+)
 from sdk.transport.scripts import Scripts
 
 #: An entry of the stream: (its id, its fields: kind, id, body, ...).
@@ -96,6 +102,23 @@ class Events:
                 raise
             return []
         return [event for event in reply[1] if event[1]]  # a deleted entry comes back empty
+
+    # -- what the recorders could not apply ------------------------------------------
+
+    def set_aside(self, fields: dict[str, str], reason: str) -> None:
+        """Keep a report no recorder can apply where an operator can read it, with
+        why (the newest DEAD_LETTERS_KEPT are kept). Its entry is acknowledged
+        with its batch, so it never blocks the reports behind it."""
+        self._redis.xadd(DEAD_LETTERS_STREAM, {**fields, "reason": reason},
+                         maxlen=DEAD_LETTERS_KEPT, approximate=True)
+
+    def dead_letters(self, count: int) -> tuple[int, list[Entry]]:
+        """How many reports were set aside, and the newest `count` of them."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(DEAD_LETTERS_STREAM)
+            pipe.xrevrange(DEAD_LETTERS_STREAM, count=count)
+            total, newest = pipe.execute()
+        return total, newest
 
     # -- how far the recorders are ----------------------------------------------------
 

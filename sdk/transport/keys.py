@@ -18,6 +18,10 @@ WORKER_PREFIX = f"{RQ_PREFIX}:worker:"
 EVENTS_STREAM = "callplane:events"
 #: The consumer group of the control planes' recorders on EVENTS_STREAM.
 RECORDERS_GROUP = "recorders"
+#: Reports the recorder could not apply, set aside with the reason for an
+#: operator (`callplane recorder dead-letters`); the newest DEAD_LETTERS_KEPT stay.
+DEAD_LETTERS_STREAM = "callplane:dead-letters"
+DEAD_LETTERS_KEPT = 10_000
 #: Set once the control plane has checked that Redis holds every pending call.
 EPOCH_KEY = "callplane:epoch"
 #: Completions the audit table has recorded (control planes' waiters listen here,
