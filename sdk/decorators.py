@@ -33,7 +33,15 @@ from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
 from sdk.options import StageOptions
 from sdk.records import Arguments, CallRequest
-from sdk.wire import JSON_DEPTH_LIMIT, TOO_DEEP, child_call_id, dumps, json_problem, new_call_id
+from sdk.wire import (
+    HAS_NUL,
+    JSON_DEPTH_LIMIT,
+    TOO_DEEP,
+    child_call_id,
+    dumps,
+    json_problem,
+    new_call_id,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,9 +88,12 @@ def encode_arguments(stage: Stage, args: tuple, kwargs: dict) -> Arguments:
     except TypeError as exc:
         raise TypeError(f"{stage.name}(): {exc}") from None
     arguments = Arguments(list(args), kwargs)
-    if json_problem([arguments.args, arguments.kwargs]) == TOO_DEEP:  # as the control plane counts
+    problem = json_problem([arguments.args, arguments.kwargs])  # as the control plane counts
+    if problem == TOO_DEEP:
         raise TypeError(f"{stage.name}(): its arguments are {TOO_DEEP}; callplane keeps "
                         f"arguments of up to {JSON_DEPTH_LIMIT} levels")
+    if problem == HAS_NUL:
+        raise TypeError(f"{stage.name}(): in its arguments, {problem}")
     try:
         dumps([arguments.args, arguments.kwargs])
     except (TypeError, ValueError):

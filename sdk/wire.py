@@ -114,16 +114,26 @@ JSON_DEPTH_LIMIT = 100
 TOO_DEEP = f"nested more than {JSON_DEPTH_LIMIT} levels deep"
 
 
-def json_problem(value: Any) -> str | None:
-    """What in parsed JSON callplane cannot keep, if anything: NaN or Infinity, or
-    nesting past JSON_DEPTH_LIMIT (looked at level by level: depth costs no stack)."""
+#: What json_problem says of a string with a NUL in it.
+HAS_NUL = "a string contains NUL (\\u0000), which callplane does not keep: remove it"
+
+
+def json_problem(value: Any, text: bool = True) -> str | None:
+    """What in parsed JSON callplane cannot keep, if anything: NaN or Infinity,
+    nesting past JSON_DEPTH_LIMIT (looked at level by level: depth costs no
+    stack), and with `text`, a NUL in a string or key (PostgreSQL's text refuses
+    it; a request may not carry one, whatever database keeps it)."""
     level = [value]
     for _depth in range(JSON_DEPTH_LIMIT + 1):
         below = []
         for node in level:
             if isinstance(node, float) and not math.isfinite(node):
                 return "NaN and Infinity are not JSON numbers: send a number or null"
+            if text and isinstance(node, str) and "\x00" in node:
+                return HAS_NUL
             if isinstance(node, dict):
+                if text and any("\x00" in key for key in node if isinstance(key, str)):
+                    return HAS_NUL
                 below.extend(node.values())
             elif isinstance(node, (list, tuple)):
                 below.extend(node)
@@ -136,7 +146,7 @@ def json_problem(value: Any) -> str | None:
 def check_result(stage: str, value: Any) -> None:
     """Raise TypeError, saying what to return instead, if a stage's result is not
     JSON; ValueError if it nests deeper than callplane keeps."""
-    if json_problem(value) == TOO_DEEP:  # before encoding it, which would recurse as deep
+    if json_problem(value, text=False) == TOO_DEEP:  # before encoding it, which would recurse as deep
         raise ValueError(
             f"stage {stage!r} returned a value {TOO_DEEP}; callplane keeps results of up "
             f"to {JSON_DEPTH_LIMIT} levels (return a flatter value)"

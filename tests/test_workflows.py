@@ -141,6 +141,17 @@ def test_arguments_too_deep_to_keep_raise_type_error_before_sending(runner, api)
     assert api("GET", "/api/calls").headers["X-Pagination"] == before
 
 
+def test_a_nul_in_arguments_raises_type_error_before_sending_and_the_api_refuses_it(runner, api):
+    before = api("GET", "/api/calls").headers["X-Pagination"]
+    with pytest.raises(TypeError, match=r"add\(\): in its arguments, a string contains NUL"):
+        sample.add("a\x00b", "c")
+    batch = {"calls": [{"stage": "add", "arguments": {"args": ["ok", "fine"]}},
+                       {"stage": "add", "arguments": {"kwargs": {"a": "x", "b": "\x00"}}}]}
+    refused = api("POST", "/api/calls", json=batch)
+    assert refused.status_code == 400 and "NUL" in refused.text
+    assert api("GET", "/api/calls").headers["X-Pagination"] == before
+
+
 def test_non_json_argument_raises_type_error_before_sending(runner, api):
     before = api("GET", "/api/calls").headers["X-Pagination"]
     with pytest.raises(TypeError, match=r"add\(\): argument 'b' is not JSON-serialisable"):

@@ -17,12 +17,13 @@ _CALL_ID = re.compile(ID_PATTERN)
 class JSONBodyParser(FlaskParser):
     """webargs' parser, refusing with 400 what json.loads takes but the control
     plane cannot keep: NaN and Infinity (not JSON; Redis messages refuse them),
-    integers past Python's 4300 digits, and nesting past JSON_DEPTH_LIMIT."""
+    integers past Python's 4300 digits, nesting past JSON_DEPTH_LIMIT, and a NUL
+    in a call's arguments."""
 
     def load_json(self, req, schema):
         try:
             body = super().load_json(req, schema)
-            problem = json_problem(body)
+            problem = json_problem(body, text=False) or arguments_problem(body)
         except RecursionError:
             problem = TOO_DEEP
         except ValueError:  # json.loads converts integers of up to 4300 digits
@@ -30,6 +31,21 @@ class JSONBodyParser(FlaskParser):
         if problem:
             abort(400, messages={"json": [f"Invalid JSON body: {problem}."]})
         return body
+
+
+def arguments_problem(body) -> str | None:
+    """What in the arguments of a create body (or of each call of a batch) callplane
+    cannot keep: free JSON, which no schema field's own rules look at, so a NUL
+    there is refused here (a text field's schema refuses its own, naming it)."""
+    if not isinstance(body, dict):
+        return None
+    calls = body.get("calls") if isinstance(body.get("calls"), list) else [body]
+    for call in calls:
+        if isinstance(call, dict) and "arguments" in call:
+            problem = json_problem(call["arguments"])
+            if problem:
+                return problem
+    return None
 
 
 def refuse_malformed_id(call_id: str) -> None:
