@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from controlplane import apidocs, pages
+from controlplane import apidocs, health, pages
 from controlplane.api import calls, runs
 from controlplane.api.errors import register_error_handlers
 from controlplane.api.lane import CreateLane
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
                               settings.max_body_bytes)
     apidocs.serve_assets(app)
     app.register_blueprint(pages.blp)
+    app.register_blueprint(health.blp)
     mount_dashboard(app, settings.redis_url)
     if start_services:
         services.start()

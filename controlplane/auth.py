@@ -24,8 +24,9 @@ LOOPBACK_NAMES = {"localhost", ""}
 SESSION_COOKIE = "callplane_session"
 #: How long a browser stays signed in.
 SESSION_SECONDS = 12 * 3600
-#: Endpoints open to anyone: the sign-in page and what it needs to show.
-OPEN_ENDPOINTS = {"pages.login", "static"}
+#: Endpoints open to anyone: the sign-in page and what it needs to show, and the
+#: probes of load balancers and orchestrators.
+OPEN_ENDPOINTS = {"pages.login", "static", "health.health", "health.ready"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,3 +27,10 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 def shown(database_url: str) -> str:
     """The database's URL as callplane prints it: without its password."""
     return sa.make_url(database_url).render_as_string(hide_password=True)
+
+
+def head_revision() -> str:
+    """The schema revision this code expects (the newest migration)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head() or ""

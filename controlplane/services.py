@@ -7,6 +7,7 @@ import threading
 from controlplane.commands import CallCommands
 from controlplane.creation import CallCreation
 from controlplane.dispatch import Dispatch
+from controlplane.health import Readiness
 from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
@@ -38,6 +39,7 @@ class Services:
         )
         self.recorder = Recorder(self.store, self.transport, self.waiters, self.recovery,
                                  settings.lease_seconds)
+        self.readiness = Readiness(settings.redis_url, self.store)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None
 

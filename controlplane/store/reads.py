@@ -50,6 +50,13 @@ class RunQuery(msgspec.Struct, frozen=True):
 class Reads:
     engine: Engine
 
+    def schema_revision(self) -> str | None:
+        """The migration the database's schema is at (None: it has none)."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
     def get(self, call_id: str) -> CallRecord | None:
         return self.get_many([call_id]).get(call_id)
 
