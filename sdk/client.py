@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sdk.backoff import retry_until
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable, DecodeError
 from sdk.records import CallRecord, CallRequest, Outcome, convert, plain
-from sdk.settings import token_from_env
+from sdk.settings import max_body_from_env, token_from_env
 from sdk.wire import dumps
 
 T = TypeVar("T")
@@ -31,6 +31,8 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 CREATE_BATCH = 500
 #: How long a request keeps being retried while the control plane is away.
 OUTAGE_SECONDS = 60.0
+#: How long a request the server stopped reading waits for the answer it may have sent.
+EARLY_ANSWER_SECONDS = 1.0
 #: Statuses of a proxy or server that is restarting: worth another try.
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 
@@ -42,8 +44,11 @@ class ControlPlaneClient:
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         outage_seconds: float = OUTAGE_SECONDS,
         token: str | None = None,
+        max_body_bytes: int | None = None,
     ):
-        """`token`: the control plane's API token (default: CALLPLANE_TOKEN, if set)."""
+        """`token`: the control plane's API token (default: CALLPLANE_TOKEN, if set);
+        `max_body_bytes`: the largest body it takes (default: CALLPLANE_MAX_BODY_BYTES,
+        else the control plane's default)."""
         parsed = urllib.parse.urlsplit(server_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(
@@ -58,6 +63,7 @@ class ControlPlaneClient:
         self._outage_seconds = outage_seconds
         token = token if token is not None else token_from_env()
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._max_body = max_body_bytes or max_body_from_env()
         self._local = threading.local()
 
     # -- the API -----------------------------------------------------------------
@@ -132,6 +138,12 @@ class ControlPlaneClient:
             url += f"?wait={wait:g}"
             timeout += wait
         payload = None if body is None else dumps(body).encode()
+        if payload is not None and len(payload) > self._max_body:
+            raise ControlPlaneRefused(413, (
+                f"the request is {_mib(len(payload))}, and the control plane takes up to "
+                f"{_mib(self._max_body)} (CALLPLANE_MAX_BODY_BYTES): pass large data by "
+                "reference (a path, a URL, a key), not as arguments"
+            ))
         headers = {"Content-Type": "application/json"} if payload is not None else {}
         headers.update(self._auth)
 
@@ -160,7 +172,10 @@ class ControlPlaneClient:
                 response = connection.getresponse()
                 return response.status, response.read()
             except (OSError, http.client.HTTPException) as exc:
+                early = _answer_before_the_body(connection) if isinstance(exc, OSError) else None
                 self._drop()
+                if early is not None:
+                    return early
                 if attempt == 2:
                     raise ControlPlaneUnavailable(f"is unreachable: {exc!r}") from None
         raise AssertionError("unreachable")
@@ -192,6 +207,23 @@ class ControlPlaneClient:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _answer_before_the_body(connection: http.client.HTTPConnection) -> tuple[int, bytes] | None:
+    """The answer a server sent before it stopped reading the request (a 413 for
+    a body past its limit, then it closes), if there is one to read at once."""
+    if connection.sock is None:
+        return None
+    try:
+        connection.sock.settimeout(EARLY_ANSWER_SECONDS)
+        response = connection.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _body(request: CallRequest) -> dict[str, Any]:

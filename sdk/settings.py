@@ -94,6 +94,12 @@ def token_from_env() -> str | None:
     return os.environ.get(TOKEN_VARIABLE) or None
 
 
+def max_body_from_env() -> int:
+    """The largest request body the control plane takes (CALLPLANE_MAX_BODY_BYTES,
+    read by both), so the SDK refuses a larger one before sending it."""
+    return _positive(os.environ, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int)
+
+
 def environment_with(changes: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with `changes`: for a child process it starts."""
     return {**os.environ, **changes}

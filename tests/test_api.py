@@ -4,10 +4,16 @@ get a 4xx JSON error saying what is wrong and change nothing."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from sdk.client import ControlPlaneClient
+from sdk.errors import ControlPlaneRefused
+from sdk.records import Arguments, CallRequest
+from tests.conftest import control_plane_with_token
 
 #: A stage no test worker registers, so its calls stay queued for the claim tests.
 UNSERVED = "nobody_runs_this"
@@ -74,6 +80,10 @@ def test_child_records_its_parent_and_inherits_its_version(api):
     ('{"stage": "s", "arguments": {"args": %s}}' % ("[" * 200 + "]" * 200), "application/json", 400,
      "nested"),
     ('{"stage": "a\\u0000b"}', "application/json", 422, "NUL"),
+    # No NUL in text, as the README says: in arguments neither, in a string or a key.
+    ('{"stage": "s", "arguments": {"args": ["a\\u0000b"]}}', "application/json", 400, "NUL"),
+    ('{"stage": "s", "arguments": {"kwargs": {"k": {"a\\u0000": 1}}}}', "application/json", 400,
+     "NUL"),
     ('{"stage": "s\\ud800"}', "application/json", 422, "surrogates"),
     ('{"stage": "%s"}' % ("s" * 123), "application/json", 422, "stage"),
     # Pages show stage names (rq-dashboard without escaping them): no markup gets in.
@@ -313,3 +323,24 @@ def test_an_inline_call_is_recorded_running_on_its_worker_and_never_queued(api):
     assert call["started_at"] is not None
     done = api("POST", f"/api/call/{call['id']}/finish", json={"status": "succeeded", "result": 5})
     assert done.json()["status"] == "succeeded"
+
+
+def test_a_body_past_the_limit_is_refused_by_the_sdk_at_once_with_the_limit(server_url, api):
+    before = total(api)
+    request = CallRequest(stage="s", arguments=Arguments(["x" * (17 << 20)], {}))
+    started = time.monotonic()
+    with pytest.raises(ControlPlaneRefused, match=r"17.0 MiB.*up to 16.0 MiB \(CALLPLANE_MAX_BODY_BYTES\)"):
+        ControlPlaneClient(server_url).create_call(request)
+    assert time.monotonic() - started < 1 and total(api) == before
+
+
+def test_a_413_from_a_control_plane_with_a_lower_limit_reaches_the_sdk_at_once(env, tmp_path):
+    limited = {**env, "CALLPLANE_MAX_BODY_BYTES": str(1 << 20)}
+    with control_plane_with_token(limited, "limit-token", tmp_path) as url:
+        # A client that believes in a larger limit sends the body; the server refuses it.
+        client = ControlPlaneClient(url, token="limit-token", max_body_bytes=64 << 20)
+        request = CallRequest(stage="s", arguments=Arguments(["x" * (8 << 20)], {}))
+        started = time.monotonic()
+        with pytest.raises(ControlPlaneRefused) as refused:
+            client.create_call(request)
+        assert refused.value.status == 413 and time.monotonic() - started < 5
