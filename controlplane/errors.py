@@ -16,3 +16,8 @@ class CallConflict(CallplaneError):
 
 class DispatchUnavailable(CallplaneError):
     """Raised when Redis is needed at once and cannot be reached (503)."""
+
+
+class StoreUnavailable(CallplaneError):
+    """Raised when the audit database cannot be reached or stays busy (503): the
+    work goes on in Redis and is recorded once it answers again."""

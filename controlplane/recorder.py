@@ -25,8 +25,8 @@ import time
 from datetime import datetime, timedelta
 
 import msgspec
-import sqlalchemy.exc
 
+from controlplane.errors import StoreUnavailable
 from controlplane.recovery import Recovery
 from controlplane.store import Store, utcnow
 from sdk.errors import DecodeError, RedisUnavailable, UnrecordableOutcome
@@ -86,8 +86,10 @@ class Recorder:
                     if now >= next_sweep and (caught_up or now >= next_sweep + self._lease.total_seconds()):
                         self._sweep()
                         next_sweep = time.monotonic() + self._sweep_seconds
-            except RedisUnavailable as exc:
+            except (RedisUnavailable, StoreUnavailable) as exc:
+                self._recovery.part_away(exc)
                 log.warning("recorder: %s; retrying", exc)
+                own_pending = True
                 stopping.wait(RETRY_SECONDS)
             except Exception:  # the database is away or busy, or Redis lost the stream
                 log.exception("recorder: could not record a batch; retrying")
@@ -148,7 +150,7 @@ class Recorder:
         lease_until = utcnow() + self._lease
         try:
             finished = self._store.apply_reports(reports, lease_until)
-        except sqlalchemy.exc.OperationalError:
+        except StoreUnavailable:
             raise
         except Exception:  # one bad report must not stop the others
             log.exception("recorder: a batch failed; recording its reports one by one")
@@ -167,7 +169,7 @@ class Recorder:
              ) -> list[CallRecord]:
         try:
             return self._store.apply_reports([report], lease_until)
-        except sqlalchemy.exc.OperationalError:
+        except StoreUnavailable:
             raise
         except Exception as exc:
             log.exception("recorder: the database refuses a report on %s", report[0])

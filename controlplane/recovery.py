@@ -1,7 +1,8 @@
 """Recovering what Redis or a worker lost, from the table (the system of record).
 
 - Attempts that will never report: their worker died or hangs (its lease
-  ended), or the process running them died (the worker says so). The table
+  ended), or the process running them died (the worker says so). No lease is
+  given up within a lease of the database or Redis being away (part_away). The table
   decides first (a conditional UPDATE fenced by attempt, so of several control
   planes only one gives an attempt up), then Redis follows: the call goes back
   on its queue as its next attempt, or, once its attempts are used up, its job
@@ -45,6 +46,23 @@ class Recovery:
         self._lost_attempts = lost_attempts
         self._lease = timedelta(seconds=lease_seconds)
         self._next_check = 0.0
+        #: Until when (monotonic) no lease is given up: a part was away (part_away).
+        self._hold_until = 0.0
+
+    def part_away(self, exc: Exception) -> None:
+        """The database or Redis could not be reached just now. Workers' heartbeats
+        may not have been heard or recorded meanwhile, so no attempt is given up for
+        its lease until both have answered for a full lease, here or in any other
+        control plane (the database being away is not a worker being dead)."""
+        self._hold_until = time.monotonic() + self._lease.total_seconds()
+        try:
+            self._transport.jobs.mark_part_away(str(exc)[:200], self._lease.total_seconds())
+        except RedisUnavailable:
+            pass  # Redis is the part away: this process holds off on its own
+
+    def holding_off(self) -> bool:
+        """Whether leases are not given up now, as a part was away within a lease."""
+        return time.monotonic() < self._hold_until or self._transport.jobs.part_away()
 
     def sweep(self) -> None:
         """Everything above that is due: called often (a few times a lease)."""
@@ -80,7 +98,10 @@ class Recovery:
         return requeued
 
     def give_up_expired(self) -> int:
-        """Give up every attempt whose lease has ended; how many were given up."""
+        """Give up every attempt whose lease has ended; how many were given up.
+        None while holding off after a part was away (see part_away)."""
+        if self.holding_off():
+            return 0
         now = utcnow()
         given_up = 0
         for lease in self._store.expired_leases(now, SWEEP_LIMIT):

@@ -10,17 +10,22 @@ place rather than waiting on it; `workers.children`), and `sdk.local.LocalCaller
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import threading
 import time
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 from sdk.client import CREATE_BATCH, ControlPlaneClient
 from sdk.coalescing import Coalescer
-from sdk.errors import ControlPlaneRefused
+from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
 from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.settings import MAX_WAIT_SECONDS
 from sdk.wire import Status
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Caller(Protocol):
@@ -91,10 +96,26 @@ class RemoteCaller:
 
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         self._create_deferred()  # calls submitted before it are created before it
-        call = self._client.create_call(request, wait=self._wait_seconds)
+        call = self._through_outages(
+            functools.partial(self._client.create_call, request, wait=self._wait_seconds), None)
         while not call.finished:
-            call = self._client.get_call(call.id, wait=self._wait_seconds)
+            call = self._through_outages(
+                functools.partial(self._client.get_call, call.id, wait=self._wait_seconds), None)
         return call.outcome()
+
+    def _through_outages(self, request: Callable[[], T], deadline: float | None) -> T:
+        """A request that waits for calls, sent again while the control plane is
+        unavailable (a restart, its database away: the calls go on meanwhile),
+        until the caller's deadline. A control plane that never answered this
+        client is taken to be a wrong address: its error is raised at once."""
+        while True:
+            try:
+                return request()
+            except ControlPlaneUnavailable as exc:
+                if not self._client.has_answered or (
+                        deadline is not None and time.monotonic() >= deadline):
+                    raise
+                log.warning("%s; still waiting (the calls go on meanwhile)", exc)
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         deferred = getattr(self._deferred, "requests", None)
@@ -115,7 +136,10 @@ class RemoteCaller:
         pending = {call.id for call in calls}
         while pending:
             wait = remaining(deadline, self._wait_seconds)
-            for record in self._client.finished_calls(sorted(pending), wait, every):
+            answer = self._through_outages(
+                functools.partial(self._client.finished_calls, sorted(pending), wait, every),
+                deadline)
+            for record in answer:
                 pending.discard(record.id)
                 yield record.outcome()
             if pending and deadline is not None and time.monotonic() >= deadline:

@@ -65,6 +65,9 @@ class ControlPlaneClient:
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._max_body = max_body_bytes or max_body_from_env()
         self._local = threading.local()
+        #: Whether the control plane has answered this client at all: until it
+        #: has, an outage is more likely a wrong URL than a restart.
+        self.has_answered = False
 
     # -- the API -----------------------------------------------------------------
 
@@ -151,7 +154,9 @@ class ControlPlaneClient:
             status, raw = self._send(method, url, payload, headers, timeout)
             if status in TRANSIENT_STATUSES:
                 raise ControlPlaneUnavailable(f"answered {status}: {raw[:300]!r}")
-            return status, self._decode(status, raw)
+            answer = status, self._decode(status, raw)
+            self.has_answered = True
+            return answer
 
         try:
             return retry_until(attempt, ControlPlaneUnavailable, self._outage_seconds)

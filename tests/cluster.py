@@ -29,8 +29,9 @@ class Cluster:
     """A redis-server, a control plane and workers of the recovery workflow, each
     of which a test may kill and start again on the same port."""
 
-    def __init__(self, directory: Path, env: dict[str, str]):
+    def __init__(self, directory: Path, env: dict[str, str], server_options: tuple[str, ...] = ()):
         self.logs, self.env = directory, env
+        self.server_options = server_options
         self.redis_port, self.server_port = free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.server_url = f"http://127.0.0.1:{self.server_port}"
@@ -42,8 +43,8 @@ class Cluster:
     def _start_server(self) -> subprocess.Popen:
         log = open(self.logs / "controlplane.log", "a")  # noqa: SIM115 - the server's lifetime
         # A session of its own, so that killing it kills its server processes too.
-        return start_server(self.server_port, self.env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+        return start_server(self.server_port, self.env, *self.server_options, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill_server(self) -> None:
         os.killpg(self.server.pid, signal.SIGKILL)

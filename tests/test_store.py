@@ -313,3 +313,26 @@ def test_a_report_the_recorder_cannot_read_is_set_aside_and_the_rest_are_recorde
     assert shown.exit_code == 0, shown.output
     assert "1 report(s) set aside" in shown.output
     assert f"finish {poisoned}: finish report is not" in shown.output
+
+
+def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away(store, redis_url):
+    import time
+
+    from controlplane.errors import StoreUnavailable
+    from controlplane.recovery import Recovery
+    from sdk.transport import Transport
+
+    transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + "/8")
+    transport.redis.flushdb()
+    lease = 0.5
+    call_id = new_call(store)
+    assert store.start(call_id, "w1", utcnow(), lease_until=utcnow() - timedelta(seconds=5))
+    here, elsewhere = (Recovery(store, transport, 3, lease) for _ in range(2))
+    here.part_away(StoreUnavailable("the audit database is unavailable"))
+    # Neither this control plane nor another gives the expired lease up meanwhile:
+    # the worker's heartbeats may be waiting in Redis to be recorded.
+    assert here.give_up_expired() == 0 and elsewhere.give_up_expired() == 0
+    assert store.get(call_id).status is Status.RUNNING
+    time.sleep(lease + 0.2)
+    assert elsewhere.give_up_expired() == 1  # a lease after, a lease that ended is lost
+    assert store.get(call_id).attempt == 2

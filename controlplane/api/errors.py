@@ -9,28 +9,32 @@ from typing import Any
 from flask import Flask
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
 
-from controlplane.errors import CallConflict, CallNotFound, DispatchUnavailable
+from controlplane.errors import CallConflict, CallNotFound, DispatchUnavailable, StoreUnavailable
 
 #: Each refusal and the HTTP error it answers as.
 REFUSALS: dict[type[Exception], type[HTTPException]] = {
     CallNotFound: NotFound,
     CallConflict: Conflict,
     DispatchUnavailable: ServiceUnavailable,
+    StoreUnavailable: ServiceUnavailable,
 }
+#: When a client should try again after a 503 (a part of the control plane is away).
+RETRY_AFTER_SECONDS = 2
 
 
-def refusal(exc: Exception) -> tuple[int, dict[str, Any]] | None:
-    """The status and body a refusal answers with; None for any other exception."""
+def refusal(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+    """The status, body and headers a refusal answers with; None for any other exception."""
     answer = next((answer for kind, answer in REFUSALS.items() if isinstance(exc, kind)), None)
     if answer is None:
         return None
-    return answer.code, {"code": answer.code, "status": answer().name, "message": str(exc)}
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if answer.code == 503 else {}
+    return answer.code, {"code": answer.code, "status": answer().name, "message": str(exc)}, headers
 
 
 def register_error_handlers(app: Flask) -> None:
     def handle(exc: Exception):
-        code, payload = refusal(exc)  # type: ignore[misc]  # registered for refusals only
-        return payload, code
+        code, payload, headers = refusal(exc)  # type: ignore[misc]  # registered for refusals only
+        return payload, code, headers
 
     for kind in REFUSALS:
         app.register_error_handler(kind, handle)

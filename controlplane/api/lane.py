@@ -56,19 +56,23 @@ class CreateLane:
         if route is None or environ.get("REQUEST_METHOD") != "POST" or not self._admits(environ):
             return self._app(environ, start_response)
         body = self._body(environ)
+        headers: dict[str, str] = {}
         try:
             answer = None if body is None else route(body, _wait(environ.get("QUERY_STRING", "")))
         except Exception as exc:  # answered as Flask's error handlers would
             refused = refusal(exc)
             if refused is None:
                 log.exception("a create failed")
-            answer = (500, _INTERNAL_ERROR) if refused is None else (refused[0], json_text(refused[1]))
+                answer = 500, _INTERNAL_ERROR
+            else:
+                answer, headers = (refused[0], json_text(refused[1])), refused[2]
         if answer is None:
             return self._app(environ, start_response)
         status, text = answer
         payload = text.encode()
         start_response(f"{status} {HTTPStatus(status).phrase}", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
+            *headers.items(),
         ])
         return [payload]
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+import sqlalchemy.exc
 from sqlalchemy.engine import Engine
+
+from controlplane.errors import StoreUnavailable
 
 #: How long a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -44,3 +49,36 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def translating(cls):
+    """Class decorator: the database being away or busy (SQLAlchemy's
+    OperationalError and InterfaceError, or a connection lost mid-statement: no
+    connection, a lock not granted in time) leaves every public method as
+    StoreUnavailable, so the API answers 503
+    and the recorder waits; a refusal of the data itself (an IntegrityError, a
+    DataError) passes as it is."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, _translate(member))
+    return cls
+
+
+def _translate(method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except sqlalchemy.exc.DBAPIError as exc:
+            if not _unavailable(exc):
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
+            raise StoreUnavailable(f"the audit database is unavailable: {reason[0]}") from None
+
+    return wrapper
+
+
+def _unavailable(exc: sqlalchemy.exc.DBAPIError) -> bool:
+    """Whether the database is away or busy, rather than refusing the data."""
+    return exc.connection_invalidated or isinstance(
+        exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))

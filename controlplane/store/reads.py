@@ -11,6 +11,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from controlplane.store.engine import translating
 from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
 from controlplane.store.statements import ROWS, STATUSES
 from controlplane.tables import call_attempts, stage_runs
@@ -47,6 +48,7 @@ class RunQuery(msgspec.Struct, frozen=True):
     commit_hash: str | None = None
 
 
+@translating
 class Reads:
     engine: Engine
 

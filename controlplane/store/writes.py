@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from controlplane.store.batches import ReportBatch
-from controlplane.store.engine import utcnow
+from controlplane.store.engine import translating, utcnow
 from controlplane.store.rows import call_of, error_value, row_of
 from controlplane.store.statements import (
     CANCEL_UNDER_CANCELLED,
@@ -40,6 +40,7 @@ from sdk.wire import RERUNNABLE_STATUSES, RunMode, Status, sources_of
 LOST = "lost"
 
 
+@translating
 class Writes:
     engine: Engine
 

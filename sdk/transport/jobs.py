@@ -19,6 +19,7 @@ from sdk.transport.keys import (
     EPOCH_KEY,
     FAILURE_TTL_SECONDS,
     FINISHED_CHANNEL,
+    PART_AWAY_KEY,
     RESULT_TTL_SECONDS,
     canceled_registry,
     failed_registry,
@@ -130,6 +131,15 @@ class Jobs:
         """Whether this Redis still holds the mark the control plane left in it; a
         Redis restarted without its data (or flushed) does not."""
         return bool(self._redis.exists(EPOCH_KEY))
+
+    def mark_part_away(self, reason: str, seconds: float) -> None:
+        """Tell every control plane that the database or Redis was away just now,
+        so none gives up a lease for the next `seconds` (see PART_AWAY_KEY)."""
+        self._redis.set(PART_AWAY_KEY, reason, px=max(1, int(seconds * 1000)))
+
+    def part_away(self) -> bool:
+        """Whether a control plane found the database or Redis away within a lease."""
+        return bool(self._redis.exists(PART_AWAY_KEY))
 
     def mark_epoch(self) -> None:
         self._redis.set(EPOCH_KEY, datetime.now(timezone.utc).isoformat())

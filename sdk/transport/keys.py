@@ -22,6 +22,10 @@ RECORDERS_GROUP = "recorders"
 #: operator (`callplane recorder dead-letters`); the newest DEAD_LETTERS_KEPT stay.
 DEAD_LETTERS_STREAM = "callplane:dead-letters"
 DEAD_LETTERS_KEPT = 10_000
+#: Set, for a lease, whenever a control plane could not reach the database or
+#: Redis: while it exists no control plane gives up an attempt for its lease
+#: (its worker's heartbeats may not have been heard or recorded meanwhile).
+PART_AWAY_KEY = "callplane:part-away"
 #: Set once the control plane has checked that Redis holds every pending call.
 EPOCH_KEY = "callplane:epoch"
 #: Completions the audit table has recorded (control planes' waiters listen here,

@@ -122,3 +122,19 @@ def test_an_idempotency_key_header_still_names_the_call(lane):
     again = http.post("/api/call", json={"stage": "add"}, headers={**AUTH, "Idempotency-Key": "k1"})
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json["id"] == again.json["id"]
+
+
+def test_the_database_away_is_a_503_with_retry_after_in_the_lane_as_in_the_view(lane, monkeypatch):
+    from controlplane.errors import StoreUnavailable
+
+    http, _, services = lane
+
+    def away(*_args, **_kwargs):
+        raise StoreUnavailable("the audit database is unavailable: connection refused")
+
+    monkeypatch.setattr(services.creation, "create", away)
+    fast = http.post("/api/call", json={"stage": "add"}, headers=AUTH)
+    slow = http.post("/api/call", json={"stage": "add", "id": "x1"}, headers=THROUGH_FLASK)
+    assert fast.status_code == slow.status_code == 503
+    assert fast.json == slow.json and "unavailable" in fast.json["message"]
+    assert fast.headers["Retry-After"] == slow.headers["Retry-After"] == "2"
