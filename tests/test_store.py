@@ -315,13 +315,21 @@ def test_a_report_the_recorder_cannot_read_is_set_aside_and_the_rest_are_recorde
     assert f"finish {poisoned}: finish report is not" in shown.output
 
 
-def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away(store, redis_url):
+def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away(
+    redis_url, tmp_path
+):
     import time
 
     from controlplane.errors import StoreUnavailable
+    from controlplane.migrate import upgrade
     from controlplane.recovery import Recovery
+    from controlplane.store import Store, make_engine
     from sdk.transport import Transport
 
+    # A table of its own: the session's control plane sweeps the shared one.
+    url = f"sqlite:///{tmp_path / 'callplane.db'}"
+    upgrade(url)
+    store = Store(make_engine(url))
     transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + "/8")
     transport.redis.flushdb()
     lease = 0.5
@@ -336,3 +344,4 @@ def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away
     time.sleep(lease + 0.2)
     assert elsewhere.give_up_expired() == 1  # a lease after, a lease that ended is lost
     assert store.get(call_id).attempt == 2
+    store.engine.dispose()
