@@ -1,52 +1,52 @@
 """The API token: when the control plane has one, every request must carry it.
 
 Programs send `Authorization: Bearer <token>`. A browser signs in once at
-/login and then carries a session cookie derived from the token (HttpOnly,
-SameSite=Strict), so the web view, the API page and rq-dashboard are guarded by
-the same token without it ever sitting in the page. Both are compared in
-constant time; the answer to a missing or wrong token says what to send, never
-what the token is.
+/login with the token and then carries a session cookie (HttpOnly,
+SameSite=Strict) naming a session kept in Redis, so the web view, the API page
+and rq-dashboard are guarded by the same token without it ever sitting in the
+page. The token is compared in constant time; the answer to a missing or wrong
+token says what to send, never what the token is. Sign-in attempts are limited
+per client address.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
-import time
 from urllib.parse import urlsplit
 
-from flask import Flask, jsonify, redirect, request, url_for
+from flask import Flask, current_app, jsonify, redirect, request, url_for
+
+from sdk.errors import RedisUnavailable
 
 #: Hosts a control plane may listen on without a token.
 LOOPBACK_NAMES = {"localhost", ""}
 #: The browser's session cookie.
 SESSION_COOKIE = "callplane_session"
-#: How long a browser stays signed in.
+#: How long a browser stays signed in at most (CALLPLANE_SESSION_IDLE_SECONDS ends
+#: an idle session sooner; signing out ends it at once, in every process).
 SESSION_SECONDS = 12 * 3600
+#: Sign-in attempts a client address may make in LOGIN_WINDOW_SECONDS (from its
+#: first); the next is refused with 429 until the window ends. A success clears them.
+LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS = 10, 300
 #: Endpoints open to anyone: the sign-in page and what it needs to show, and the
 #: probes of load balancers and orchestrators.
 OPEN_ENDPOINTS = {"pages.login", "static", "health.health", "health.ready"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def session_value(token: str, issued: int | None = None) -> str:
-    """What the session cookie holds: when it was issued, signed with the token
-    (a cookie that leaks neither gives away the bearer token nor lasts for good)."""
-    issued = int(time.time()) if issued is None else issued
-    return f"{issued}.{_signature(token, issued)}"
+def sessions():
+    """Where this control plane keeps browsers' sessions (sdk.transport.sessions)."""
+    return current_app.extensions["callplane"].transport.sessions
 
 
-def _signature(token: str, issued: int) -> str:
-    message = f"callplane web session {issued}".encode()
-    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
-
-
-def is_signed_in(token: str) -> bool:
-    issued, _, signature = request.cookies.get(SESSION_COOKIE, "").partition(".")
-    if not issued.isdigit() or time.time() - int(issued) > SESSION_SECONDS:
+def is_signed_in() -> bool:
+    """Whether the request carries an open session (its idle time starts again)."""
+    idle = current_app.extensions["callplane"].settings.session_idle_seconds
+    try:
+        return sessions().touch(request.cookies.get(SESSION_COOKIE, ""), idle)
+    except RedisUnavailable:
         return False
-    return hmac.compare_digest(signature.encode(), _signature(token, int(issued)).encode())
 
 
 def from_this_site() -> bool:
@@ -69,7 +69,7 @@ def require_token(app: Flask, token: str) -> None:
         given = request.headers.get("Authorization", "").encode()
         if hmac.compare_digest(given, expected):
             return None
-        if is_signed_in(token):
+        if is_signed_in():
             if request.method in SAFE_METHODS or from_this_site():
                 return None
             return _refusal(403, "Forbidden", "a signed-in browser may change things only from "

@@ -29,6 +29,8 @@ RECHECK_SECONDS = 2.0
 LEASE_SECONDS = 30.0
 #: Request bodies larger than this get a 413 (arguments and results are JSON, not files).
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: How long a signed-in browser may stay idle before signing in again.
+SESSION_IDLE_SECONDS = 3600
 #: The environment variable that holds the control plane's API token.
 TOKEN_VARIABLE = "CALLPLANE_TOKEN"
 #: A worker's commit unless told: the checkout its workflow file is in.
@@ -53,6 +55,8 @@ class Settings:
     lease_seconds: float = LEASE_SECONDS
     lost_attempts: int = LOST_ATTEMPTS
     max_body_bytes: int = MAX_BODY_BYTES
+    #: A browser's session ends after this long without a request.
+    session_idle_seconds: int = SESSION_IDLE_SECONDS
     #: When set, every request must carry `Authorization: Bearer <token>`.
     token: str | None = None
     #: Listen beyond loopback without a token (only when told explicitly).
@@ -76,6 +80,8 @@ class Settings:
             lease_seconds=_positive(env, "CALLPLANE_LEASE_SECONDS", LEASE_SECONDS, float),
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
             max_body_bytes=_positive(env, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int),
+            session_idle_seconds=_positive(env, "CALLPLANE_SESSION_IDLE_SECONDS",
+                                           SESSION_IDLE_SECONDS, int),
             token=env.get(TOKEN_VARIABLE) or None,
             allow_no_token=env.get("CALLPLANE_ALLOW_NO_TOKEN", "").lower() in ("1", "true", "yes"),
             server_url=env.get("CALLPLANE_SERVER_URL") or DEFAULT_SERVER_URL,

@@ -10,9 +10,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from controlplane.auth import check_exposure
+from controlplane.auth import LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS, SESSION_COOKIE, check_exposure
 from controlplane.local_cluster import stop
-from tests.conftest import control_plane_with_token, start_parallel_workers
+from sdk.transport import Transport
+from tests.conftest import control_plane_with_token, redis_database, start_parallel_workers
 from tests.workflows import parallel
 
 TOKEN = "s3cret-token-for-tests"
@@ -127,16 +128,53 @@ def test_a_signed_in_browser_changes_things_only_from_the_control_planes_pages(g
     assert requests.post(retry, headers=bearer, timeout=10).status_code == 404
 
 
-def test_a_session_cookie_ends_after_its_time_and_cannot_be_forged(guarded):
-    from controlplane.auth import SESSION_COOKIE, SESSION_SECONDS, session_value
+def sign_in(url: str) -> str:
+    """A browser's sign-in: its session cookie's value."""
+    answer = requests.post(url + "/login", data={"token": TOKEN}, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    return answer.cookies[SESSION_COOKIE]
 
-    now = int(time.time())
-    for value in (session_value(TOKEN, now - SESSION_SECONDS - 60),  # expired
-                  session_value("another-token", now),                 # signed with another token
-                  f"{now + 3600}.{session_value(TOKEN, now).split('.')[1]}",  # moved in time
-                  "garbage"):
-        answer = requests.get(guarded + "/api/runs", cookies={SESSION_COOKIE: value}, timeout=10)
-        assert answer.status_code == 401, value
-    fresh = requests.get(guarded + "/api/runs", cookies={SESSION_COOKIE: session_value(TOKEN)},
-                         timeout=10)
-    assert fresh.status_code == 200
+
+def test_a_session_ends_when_its_browser_signs_out_and_cannot_be_forged(guarded):
+    cookie = sign_in(guarded)
+    assert requests.get(guarded + "/api/runs", cookies={SESSION_COOKIE: cookie},
+                        timeout=10).status_code == 200
+    for forged in ("garbage", "", cookie[:-1], cookie + "x", sign_in(guarded)[:20]):
+        answer = requests.get(guarded + "/api/runs", cookies={SESSION_COOKIE: forged}, timeout=10)
+        assert answer.status_code == 401, forged
+    out = requests.post(guarded + "/logout", cookies={SESSION_COOKIE: cookie},
+                        headers={"Sec-Fetch-Site": "same-origin"}, allow_redirects=False, timeout=10)
+    assert out.status_code == 302
+    # The same cookie, kept by someone after the sign-out: the server has ended it.
+    assert requests.get(guarded + "/api/runs", cookies={SESSION_COOKIE: cookie},
+                        timeout=10).status_code == 401
+
+
+def test_an_idle_session_ends_and_one_in_use_goes_on(env, tmp_path):
+    with control_plane_with_token({**env, "CALLPLANE_SESSION_IDLE_SECONDS": "2"}, TOKEN,
+                                  tmp_path) as url:
+        cookie = sign_in(url)
+        for _ in range(3):  # in use: each request starts its idle time again
+            time.sleep(1)
+            assert requests.get(url + "/api/runs", cookies={SESSION_COOKIE: cookie},
+                                timeout=10).status_code == 200
+        time.sleep(3)
+        assert requests.get(url + "/api/runs", cookies={SESSION_COOKIE: cookie},
+                            timeout=10).status_code == 401
+
+
+def test_ten_wrong_sign_ins_from_an_address_hold_it_off(env, redis_url, tmp_path):
+    # A Redis database of its own: the hold-off must not reach the other tests' servers.
+    own = {**env, "REDIS_URL": redis_database(redis_url, 11)}
+    Transport.from_url(own["REDIS_URL"]).redis.flushdb()
+    with control_plane_with_token(own, TOKEN, tmp_path) as url:
+        for _ in range(LOGIN_ATTEMPTS):
+            wrong = requests.post(url + "/login", data={"token": "guess"}, timeout=10)
+            assert wrong.status_code == 401
+        held = requests.post(url + "/login", data={"token": TOKEN}, allow_redirects=False,
+                             timeout=10)
+        assert held.status_code == 429 and "Too many sign-in attempts" in held.text
+        assert 0 < int(held.headers["Retry-After"]) <= LOGIN_WINDOW_SECONDS
+        assert SESSION_COOKIE not in held.cookies
+        bearer = {"Authorization": f"Bearer {TOKEN}"}  # programs are not held off
+        assert requests.get(url + "/api/runs", headers=bearer, timeout=10).status_code == 200

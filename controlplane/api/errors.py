@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
 
 from controlplane.errors import CallConflict, CallNotFound, DispatchUnavailable, StoreUnavailable
+from sdk.errors import RedisUnavailable
 
 #: Each refusal and the HTTP error it answers as.
 REFUSALS: dict[type[Exception], type[HTTPException]] = {
@@ -17,6 +18,7 @@ REFUSALS: dict[type[Exception], type[HTTPException]] = {
     CallConflict: Conflict,
     DispatchUnavailable: ServiceUnavailable,
     StoreUnavailable: ServiceUnavailable,
+    RedisUnavailable: ServiceUnavailable,
 }
 #: When a client should try again after a 503 (a part of the control plane is away).
 RETRY_AFTER_SECONDS = 2

@@ -7,6 +7,7 @@ The control plane and the workers both use it; nothing else talks to Redis.
 - `jobs`: outcomes, mirrors of what the audit table decided, what Redis lost;
 - `events`: workers' reports and the recorders' group;
 - `broadcasts`: completion and cancellation broadcasts;
+- `sessions`: browsers' sessions and sign-in attempts;
 
 with every key name in `keys`, every Lua script in `lua/` (loaded by
 `scripts`), and RQ's job and worker layout in `rq_compat`.
@@ -23,6 +24,7 @@ from sdk.transport.jobs import Jobs
 from sdk.transport.queues import JOB_GONE, Claimed, FinishReport, Queues
 from sdk.transport.rq_compat import RqWorkerRecord, RqWorkers
 from sdk.transport.scripts import Scripts
+from sdk.transport.sessions import Sessions
 
 __all__ = [
     "JOB_GONE", "Claimed", "FinishReport", "RqWorkerRecord", "RqWorkers", "Transport", "answers",
@@ -41,6 +43,7 @@ class Transport:
         self.events = Events(client, scripts)
         self.broadcasts = Broadcasts(client, scripts)
         self.rq_workers = RqWorkers(client)
+        self.sessions = Sessions(client)
 
     @classmethod
     def from_url(cls, url: str) -> Transport:

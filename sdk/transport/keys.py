@@ -26,6 +26,10 @@ DEAD_LETTERS_KEPT = 10_000
 #: Redis: while it exists no control plane gives up an attempt for its lease
 #: (its worker's heartbeats may not have been heard or recorded meanwhile).
 PART_AWAY_KEY = "callplane:part-away"
+#: Browser sessions, by the SHA-256 of their id (sdk.transport.sessions).
+SESSION_PREFIX = "callplane:session:"
+#: Sign-in attempts per client address, counted over a window.
+LOGIN_ATTEMPTS_PREFIX = "callplane:login-attempts:"
 #: Set once the control plane has checked that Redis holds every pending call.
 EPOCH_KEY = "callplane:epoch"
 #: Completions the audit table has recorded (control planes' waiters listen here,
