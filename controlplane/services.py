@@ -14,6 +14,7 @@ from controlplane.recovery import Recovery
 from controlplane.store import Store, make_engine
 from controlplane.waiting import CallWaiting
 from sdk.settings import Settings
+from sdk.signing import JobSigner
 from sdk.transport import Transport
 from sdk.transport.keys import DONE_CHANNEL
 from sdk.waiters import Waiters
@@ -26,7 +27,8 @@ class Services:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = Store(make_engine(settings.database_url))
-        self.transport = Transport.from_url(settings.redis_url)
+        signer = JobSigner(self.job_key)
+        self.transport = Transport.from_url(settings.redis_url, signer)
         self.waiters = Waiters(self.transport, DONE_CHANNEL, settings.recheck_seconds)
         dispatch = Dispatch(self.transport)
         self.reading = CallReading(self.store, self.transport)
@@ -42,6 +44,11 @@ class Services:
         self.readiness = Readiness(settings.redis_url, self.store)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None
+
+    def job_key(self) -> str:
+        """The key this control plane signs jobs with: CALLPLANE_JOB_KEY, or the
+        one its database holds (made by `callplane db upgrade`)."""
+        return self.settings.job_key or self.store.job_key()
 
     def start(self) -> None:
         """Subscribe to completions and start recording workers' reports (once per process)."""

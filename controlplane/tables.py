@@ -55,3 +55,12 @@ call_attempts = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+#: Secrets the control planes of one database share, made by its migrations:
+#: `job_key` signs every job they queue (sdk.signing).
+callplane_secrets = sa.Table(
+    "callplane_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)

@@ -17,6 +17,8 @@ import threading
 import urllib.parse
 from typing import Any, TypeVar
 
+import msgspec
+
 from sdk.backoff import retry_until
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable, DecodeError
 from sdk.records import CallRecord, CallRequest, Outcome, convert, plain
@@ -94,6 +96,10 @@ class ControlPlaneClient:
         body = {"ids": ids, "wait": wait, "every": every}
         answer = self.request("POST", "/api/calls/finished", body, timeout_extra=wait)
         return self._answer(answer["calls"], list[CallRecord])
+
+    def job_key(self) -> str:
+        """The key the control plane signs jobs with, for a worker to check them."""
+        return self._answer(self.request("GET", "/api/jobs/key"), JobKey).key
 
     def get_call(self, call_id: str, wait: float | None = None) -> CallRecord:
         return self._call_record(self.request("GET", f"/api/call/{call_id}", wait=wait))
@@ -212,6 +218,10 @@ class ControlPlaneClient:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+class JobKey(msgspec.Struct, frozen=True):
+    key: str
 
 
 def _answer_before_the_body(connection: http.client.HTTPConnection) -> tuple[int, bytes] | None:

@@ -55,6 +55,9 @@ class Settings:
     lease_seconds: float = LEASE_SECONDS
     lost_attempts: int = LOST_ATTEMPTS
     max_body_bytes: int = MAX_BODY_BYTES
+    #: The key that signs jobs (sdk.signing); by default the one `callplane db
+    #: upgrade` made, which workers fetch from their control plane.
+    job_key: str | None = None
     #: A browser's session ends after this long without a request.
     session_idle_seconds: int = SESSION_IDLE_SECONDS
     #: When set, every request must carry `Authorization: Bearer <token>`.
@@ -80,6 +83,7 @@ class Settings:
             lease_seconds=_positive(env, "CALLPLANE_LEASE_SECONDS", LEASE_SECONDS, float),
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
             max_body_bytes=_positive(env, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int),
+            job_key=env.get("CALLPLANE_JOB_KEY") or None,
             session_idle_seconds=_positive(env, "CALLPLANE_SESSION_IDLE_SECONDS",
                                            SESSION_IDLE_SECONDS, int),
             token=env.get(TOKEN_VARIABLE) or None,

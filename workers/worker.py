@@ -20,6 +20,7 @@ from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
 from sdk.errors import CallCancelled, RedisUnavailable
 from sdk.settings import Settings
+from sdk.signing import JobSigner
 from sdk.transport import Claimed, RqWorkerRecord, Transport
 from sdk.transport.keys import CANCEL_CHANNEL, FINISHED_CHANNEL
 from sdk.waiters import Waiters
@@ -72,6 +73,9 @@ class Worker:
         self._inline = inline
         self._real_stdout = sys.stdout
         self.context = CallContext()
+        # Jobs are checked against the control plane's key, asked for when first needed.
+        self._signer = JobSigner(lambda: settings.job_key or ControlPlaneClient(
+            settings.server_url, token=settings.token).job_key())
         self.transport, self.waiters, self.executor = self._wire(self.context, self._fresh)
         # Its own version's queues first: children of running calls go before new roots.
         self.queues = [
@@ -89,7 +93,7 @@ class Worker:
         self, context: CallContext, fresh: Callable[[], Executor] | None
     ) -> tuple[Transport, Waiters, Executor]:
         """Connections, waiters and executor, and the workflow's runners attached to them."""
-        transport = Transport.from_url(self._settings.redis_url)
+        transport = Transport.from_url(self._settings.redis_url, self._signer)
         waiters = Waiters(transport, FINISHED_CHANNEL, self._settings.recheck_seconds)
         executor = Executor(
             transport, self.workflow.stages, context, self.name, self._version, self._isolate, fresh
@@ -133,6 +137,7 @@ class Worker:
 
     def run(self, burst: bool = False) -> None:
         """Run calls until stopped (or, with `burst`, until the queues are empty)."""
+        self._signer.load()  # before claiming anything: every job is checked with it
         self.waiters.start()
         leases = self._lease_keeper(self.transport, self.executor).start()
         self.transport.broadcasts.listener(CANCEL_CHANNEL, self._cancel, self._stopping).start()

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from controlplane.store.engine import translating
 from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
 from controlplane.store.statements import ROWS, STATUSES
-from controlplane.tables import call_attempts, stage_runs
+from controlplane.tables import call_attempts, callplane_secrets, stage_runs
 from sdk.records import AttemptRecord, CallRecord
 from sdk.wire import Status
 
@@ -51,6 +51,15 @@ class RunQuery(msgspec.Struct, frozen=True):
 @translating
 class Reads:
     engine: Engine
+
+    def job_key(self) -> str:
+        """The key that signs the jobs this database's control planes queue."""
+        with self.engine.connect() as conn:
+            key = conn.execute(sa.select(callplane_secrets.c.value)
+                               .where(callplane_secrets.c.name == "job_key")).scalar()
+        if key is None:
+            raise LookupError("the database holds no job key: run `callplane db upgrade`")
+        return key
 
     def schema_revision(self) -> str | None:
         """The migration the database's schema is at (None: it has none)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import redis
 
+from sdk.signing import JobSigner
 from sdk.transport.broadcasts import Broadcasts
 from sdk.transport.connection import answers, connect, translating
 from sdk.transport.events import Events
@@ -35,10 +36,12 @@ __all__ = [
 class Transport:
     """callplane's view of one Redis."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, signer: JobSigner | None = None):
+        """`signer`: the control plane signs the jobs it queues with it, a worker
+        checks those it claims (sdk.signing)."""
         self.redis = client
         scripts = Scripts(client)
-        self.queues = Queues(client, scripts)
+        self.queues = Queues(client, scripts, signer)
         self.jobs = Jobs(client, scripts)
         self.events = Events(client, scripts)
         self.broadcasts = Broadcasts(client, scripts)
@@ -46,8 +49,8 @@ class Transport:
         self.sessions = Sessions(client)
 
     @classmethod
-    def from_url(cls, url: str) -> Transport:
-        return cls(connect(url))
+    def from_url(cls, url: str, signer: JobSigner | None = None) -> Transport:
+        return cls(connect(url), signer)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())

@@ -26,6 +26,8 @@ DEAD_LETTERS_KEPT = 10_000
 #: Redis: while it exists no control plane gives up an attempt for its lease
 #: (its worker's heartbeats may not have been heard or recorded meanwhile).
 PART_AWAY_KEY = "callplane:part-away"
+#: How many jobs workers refused to run (not written, or not signed, by the control plane).
+REJECTED_JOBS_KEY = "callplane:rejected-jobs"
 #: Browser sessions, by the SHA-256 of their id (sdk.transport.sessions).
 SESSION_PREFIX = "callplane:session:"
 #: Sign-in attempts per client address, counted over a window.

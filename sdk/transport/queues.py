@@ -9,13 +9,15 @@ and, for a busy worker, pops and claims its next call).
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timezone
 
 import msgspec
 import redis
 
 from sdk.records import CallMessage, Outcome, to_json
 from sdk.reports import StartReport
+from sdk.signing import JobSigner
 from sdk.transport import rq_compat
 from sdk.transport.connection import translating
 from sdk.transport.keys import (
@@ -24,6 +26,7 @@ from sdk.transport.keys import (
     FINISHED_CHANNEL,
     JOB_PREFIX,
     QUEUES_SET,
+    REJECTED_JOBS_KEY,
     RESULT_TTL_SECONDS,
     STARTED_TTL_SECONDS,
     WAITING_TTL_SECONDS,
@@ -36,6 +39,8 @@ from sdk.transport.keys import (
     waiting_key,
 )
 from sdk.transport.scripts import Scripts
+
+log = logging.getLogger(__name__)
 
 #: What finish answers when the job is gone from Redis (it lost its keys).
 JOB_GONE = -1
@@ -66,17 +71,22 @@ class FinishReport(msgspec.Struct, frozen=True):
 
 @translating
 class Queues:
-    def __init__(self, client: redis.Redis, scripts: Scripts):
+    def __init__(self, client: redis.Redis, scripts: Scripts, signer: JobSigner | None = None):
+        """`signer`: signs the jobs this process queues and checks those it claims
+        (sdk.signing); without one, jobs are neither signed nor checked."""
         self._redis = client
         self._scripts = scripts
+        self._signer = signer
 
     def enqueue(self, messages: list[CallMessage], created_at: datetime) -> None:
         """Write each call's RQ job hash and append it to its queue, in one round trip."""
         keys, args = [QUEUES_SET], [rq_compat.rq_timestamp(created_at), RESULT_TTL_SECONDS]
         for message in messages:
+            data = message.encode()
+            signature = self._signer.sign(message.id, message.attempt, data) if self._signer else ""
             keys += (job_key(message.id), queue_key(message.queue))
-            args += (message.id, message.encode(), message.attempt, message.queue,
-                     rq_compat.job_description(message.stage))
+            args += (message.id, data, message.attempt, message.queue,
+                     rq_compat.job_description(message.stage), signature)
         self._scripts.enqueue(keys=keys, args=args)
 
     def pop(self, queues: list[str], timeout: float) -> tuple[str, str] | None:
@@ -111,12 +121,12 @@ class Queues:
     def claim(self, queue: str, call_id: str, start: StartReport) -> Claimed | None:
         """Atomically move a queued job to started; None if it is not claimable."""
         at = start.started_at
-        data = self._scripts.claim(
+        answer = self._scripts.claim(
             keys=[job_key(call_id), started_registry(queue), EVENTS_STREAM],
             args=[start.worker, rq_compat.rq_timestamp(at), at.timestamp() + STARTED_TTL_SECONDS,
                   call_id, start.body],
         )
-        return None if data is None else Claimed(queue, call_id, data, start)
+        return None if answer is None else self._genuine(queue, call_id, answer, start)
 
     def claim_next(self, queues: list[str], start: StartReport) -> Claimed | None:
         """Pop and claim the first claimable call of `queues`, without blocking."""
@@ -150,12 +160,38 @@ class Queues:
                 start.body, JOB_PREFIX]
         return keys, args
 
-    @staticmethod
-    def _claimed(reply, start: StartReport) -> Claimed | None:
+    def _claimed(self, reply, start: StartReport) -> Claimed | None:
         if not reply:
             return None
-        key, call_id, data = reply
-        return Claimed(queue_of_key(key), call_id, data, start)
+        key, call_id, *answer = reply
+        return self._genuine(queue_of_key(key), call_id, answer, start)
+
+    def _genuine(self, queue: str, call_id: str, answer: list[str], start: StartReport
+                 ) -> Claimed | None:
+        """A claim's answer (see claim_functions.lua) as the call to run; None, the
+        job set aside, when the control plane did not write it as it is."""
+        if answer[0] == "refused":
+            return self._set_aside(queue, call_id, answer[1])
+        _, data, attempt, signature = answer
+        if self._signer is not None and not self._signer.genuine(call_id, attempt, data, signature):
+            why = "its signature is not the control plane's" if signature else "it is not signed"
+            return self._set_aside(queue, call_id, why + " (the control plane did not create it)")
+        return Claimed(queue, call_id, data, start)
+
+    def _set_aside(self, queue: str, call_id: str, why: str) -> None:
+        """Never run a job the control plane did not write: into the failed
+        registry with the reason, counted, logged; the worker goes on."""
+        now = datetime.now(timezone.utc)
+        reason = f"callplane refused to run job {call_id!r}: {why}"
+        count = self._scripts.set_aside(
+            keys=[job_key(call_id), started_registry(queue), failed_registry(queue), REJECTED_JOBS_KEY],
+            args=[call_id, reason, rq_compat.rq_timestamp(now), now.timestamp() + FAILURE_TTL_SECONDS],
+        )
+        log.error("%s; set aside in %s (%d so far)", reason, failed_registry(queue), count)
+
+    def rejected(self) -> int:
+        """How many jobs workers have refused to run."""
+        return int(self._redis.get(REJECTED_JOBS_KEY) or 0)
 
     @staticmethod
     def _finish_call(report: FinishReport) -> tuple[list, list]:

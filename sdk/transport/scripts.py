@@ -40,3 +40,4 @@ class Scripts:
         self.abandon = register("abandon")
         self.untracked = register("untracked")
         self.announce = register("announce")
+        self.set_aside = register("set_aside")
