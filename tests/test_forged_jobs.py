@@ -56,3 +56,19 @@ def test_jobs_the_control_plane_did_not_create_never_run(run, tmp_path):
     assert "no cp_attempt" in reasons["no-attempt"]
     assert Transport.from_url(cluster.redis_url).queues.rejected() == before + len(forged)
     assert recovery.echo(5) == 5  # the worker went on
+
+
+def test_a_real_call_whose_job_was_refused_runs_again_from_the_table(run, store_of):
+    """A job queued unsigned (by a control plane from before jobs were signed), or
+    tampered with: the worker refuses it, and the call, being real, is queued
+    again with a job of its own and runs."""
+    cluster = run
+    raw = redis.Redis.from_url(cluster.redis_url)
+    handle = recovery.echo.submit("kept")  # no worker yet: its job waits in its queue
+    assert raw.hdel(job_key(handle.id), "cp_signature") == 1
+    cluster.worker()
+    assert handle.result(timeout=60) == "kept"
+    record = store_of.get(handle.id)
+    assert record.attempt == 2 and record.status.value == "succeeded"
+    # Its first attempt was claimed and refused, then given up when its lease ended.
+    assert [attempt.status for attempt in store_of.attempts(handle.id)] == ["lost"]

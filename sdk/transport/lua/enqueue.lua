@@ -10,14 +10,16 @@
 local queued = 0
 for i = 2, #KEYS, 2 do
   local a = 3 + 6 * (i / 2 - 1)
-  local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt')
+  local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt', 'cp_refused')
   local held = job[2] == ARGV[a + 2] and job[1] ~= 'queued' and job[1] ~= 'stopped'
+               and not job[3]
   if not held then
     redis.call('HSET', KEYS[i], 'data', ARGV[a + 1], 'origin', ARGV[a + 3],
                'description', ARGV[a + 4], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
                'status', 'queued', 'timeout', -1, 'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2],
                'cp_signature', ARGV[a + 5])
-    redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at')
+    redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at',
+               'cp_refused')
     redis.call('PERSIST', KEYS[i])
     redis.call('RPUSH', KEYS[i + 1], ARGV[a])
     redis.call('SADD', KEYS[1], KEYS[i + 1])

@@ -1,13 +1,14 @@
 -- Which of these pending calls Redis has lost track of: no job, a job of an
--- earlier attempt, a job taken away from its worker ('stopped'), or a job that
+-- earlier attempt, a job taken away from its worker ('stopped'), a job a worker
+-- refused to run (see set_aside.lua), or a job that
 -- says queued while its id is on no queue (a worker died right after popping it,
 -- or someone emptied the queue). Each queue is read once.
 -- KEYS: (job, queue) per call.  ARGV: (id, attempt) per call.
 local listed, lost = {}, {}
 for i = 1, #KEYS, 2 do
   local id, attempt = ARGV[i], ARGV[i + 1]
-  local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt')
-  local gone = not job[1] or job[2] ~= attempt or job[1] == 'stopped'
+  local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt', 'cp_refused')
+  local gone = not job[1] or job[2] ~= attempt or job[1] == 'stopped' or job[3]
   if job[1] == 'queued' and not gone then
     local queue = KEYS[i + 1]
     if not listed[queue] then
