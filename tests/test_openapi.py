@@ -38,6 +38,8 @@ OPERATIONS = [
     "POST /api/call/{call_id}/retry",
     "POST /api/call/{call_id}/cancel",
     "POST /api/call/{call_id}/finish",
+    "GET /api/jobs/key",
+    "GET /api/set-aside",
 ]
 #: The blueprints under /api that serve the document and its page, not the API.
 DOCUMENT_PAGES = {"api-docs", "apidocs"}

@@ -173,3 +173,15 @@ def test_the_api_page_and_rq_dashboard_open_after_signing_in(guarded_cluster, pa
     assert page.url == guarded_cluster + "/rq/"
     page.goto(guarded_cluster + "/rq/0/view/workers")
     page.wait_for_selector("td:has-text('worker-')")
+
+
+def test_the_runs_page_says_what_was_set_aside(guarded_cluster, page, redis_url):
+    from sdk.transport import Transport
+    from sdk.transport.keys import EVENTS_STREAM
+
+    # A report no recorder can read: it is set aside, and the runs page says so.
+    Transport.from_url(redis_url).redis.xadd(EVENTS_STREAM,
+                                            {"kind": "finish", "id": "nobody", "body": "{not json"})
+    sign_in(page, guarded_cluster, "/")
+    page.wait_for_selector("#set-aside:not([hidden])")
+    assert "could not be recorded (callplane recorder dead-letters)" in page.text_content("#set-aside")

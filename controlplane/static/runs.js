@@ -20,6 +20,21 @@ async function loadRuns() {
   }
 }
 
+/* What was set aside instead of recorded or run: shown only when there is some. */
+async function loadSetAside() {
+  try {
+    const {body: counts} = await api("GET", "/api/set-aside");
+    const parts = [];
+    if (counts.reports) parts.push(`${counts.reports} worker report(s) could not be recorded (callplane recorder dead-letters)`);
+    if (counts.jobs) parts.push(`${counts.jobs} job(s) not created by the control plane were refused (see rq-dashboard's failed jobs)`);
+    const line = document.getElementById("set-aside");
+    line.textContent = parts.length ? `Set aside: ${parts.join("; ")}.` : "";
+    line.hidden = !parts.length;
+  } catch (error) {
+    /* the runs list says what is wrong */
+  }
+}
+
 function renderRuns(runs) {
   const rows = runs.map((run) => {
     const open = () => { window.location = `/calls/${encodeURIComponent(run.id)}`; };
@@ -49,4 +64,6 @@ document.getElementById("older").addEventListener("click", () => { page += 1; lo
 document.getElementById("filters").addEventListener("input", () => { page = 1; loadRuns(); });
 document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
 loadRuns();
+loadSetAside();
 setInterval(loadRuns, REFRESH_MS);
+setInterval(loadSetAside, 5 * REFRESH_MS);

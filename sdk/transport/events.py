@@ -112,6 +112,9 @@ class Events:
         self._redis.xadd(DEAD_LETTERS_STREAM, {**fields, "reason": reason},
                          maxlen=DEAD_LETTERS_KEPT, approximate=True)
 
+    def set_aside_count(self) -> int:
+        return int(self._redis.xlen(DEAD_LETTERS_STREAM))
+
     def dead_letters(self, count: int) -> tuple[int, list[Entry]]:
         """How many reports were set aside, and the newest `count` of them."""
         with self._redis.pipeline(transaction=False) as pipe:
