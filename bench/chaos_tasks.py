@@ -40,3 +40,21 @@ def grandchild(i, j, k):
 
 def expected_root(i: int) -> int:
     return sum(i * 100 + j * 10 + k for j in range(3) for k in range(2))
+
+
+@runner.stage
+def too_deep():
+    """A poison outcome: a result nested far past what callplane keeps."""
+    _note("too_deep")
+    value: object = 0
+    for _ in range(2000):
+        value = [value]
+    return value
+
+
+@runner.stage
+def forgery_target(label):
+    """A real call whose job the benchmark then copies under forged ids: each
+    execution notes its label, so a forged copy that ran would show."""
+    _note("target", label)
+    return label
