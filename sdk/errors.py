@@ -105,6 +105,15 @@ class UnrecordableOutcome(StageFailed):
     in the message); the call is recorded as failed instead of staying running."""
 
 
+class UnrecordableResult(CallplaneError, ValueError):
+    """Raised in a worker when a stage returns a value callplane cannot keep (nested
+    past the limit); recorded as UnrecordableOutcome, which its caller raises."""
+
+    @classmethod
+    def recorded_name(cls) -> str:
+        return UnrecordableOutcome.recorded_name()
+
+
 #: The failures callplane records under its own names, by that name: a client
 #: that reads one raises its class.
 SYSTEM_FAILURES: dict[str, type[StageFailed]] = {

@@ -13,6 +13,8 @@ import uuid
 from enum import Enum
 from typing import Any
 
+from sdk.errors import UnrecordableResult
+
 
 class Status(str, Enum):
     """Where a call is in its life; the audit table stores the value."""
@@ -145,9 +147,9 @@ def json_problem(value: Any, text: bool = True) -> str | None:
 
 def check_result(stage: str, value: Any) -> None:
     """Raise TypeError, saying what to return instead, if a stage's result is not
-    JSON; ValueError if it nests deeper than callplane keeps."""
+    JSON; UnrecordableResult (a ValueError) if it nests deeper than callplane keeps."""
     if json_problem(value, text=False) == TOO_DEEP:  # before encoding it, which would recurse as deep
-        raise ValueError(
+        raise UnrecordableResult(
             f"stage {stage!r} returned a value {TOO_DEEP}; callplane keeps results of up "
             f"to {JSON_DEPTH_LIMIT} levels (return a flatter value)"
         )

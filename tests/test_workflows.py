@@ -12,7 +12,7 @@ import traceback
 import pytest
 
 from sdk.decorators import WorkflowRunner
-from sdk.errors import StageFailed
+from sdk.errors import StageFailed, UnrecordableOutcome
 from sdk.wire import JSON_DEPTH_LIMIT
 from tests.conftest import ROOT
 from tests.workflows import sample
@@ -129,7 +129,7 @@ def test_a_result_too_deep_to_keep_fails_its_call_and_nothing_else(runner):
     call with the limit in the message; one at the limit is kept, and recording goes on."""
     assert sample.returns_nested(JSON_DEPTH_LIMIT) == nested_list(JSON_DEPTH_LIMIT)
     for depth in (JSON_DEPTH_LIMIT + 1, 2000):
-        with pytest.raises(StageFailed, match=f"nested more than {JSON_DEPTH_LIMIT} levels deep"):
+        with pytest.raises(UnrecordableOutcome, match=f"nested more than {JSON_DEPTH_LIMIT} levels deep"):
             sample.returns_nested(depth)
     assert sample.add(1, 2) == 3
 
