@@ -120,13 +120,14 @@ TOO_DEEP = f"nested more than {JSON_DEPTH_LIMIT} levels deep"
 HAS_NUL = "a string contains NUL (\\u0000), which callplane does not keep: remove it"
 
 
-def json_problem(value: Any, text: bool = True) -> str | None:
+def json_problem(value: Any, text: bool = True, envelope: int = 0) -> str | None:
     """What in parsed JSON callplane cannot keep, if anything: NaN or Infinity,
-    nesting past JSON_DEPTH_LIMIT (looked at level by level: depth costs no
-    stack), and with `text`, a NUL in a string or key (PostgreSQL's text refuses
-    it; a request may not carry one, whatever database keeps it)."""
+    nesting past JSON_DEPTH_LIMIT (plus `envelope` levels around the value
+    proper; looked at level by level: depth costs no stack), and with `text`, a
+    NUL in a string or key (PostgreSQL's text refuses it; a request may not
+    carry one, whatever database keeps it)."""
     level = [value]
-    for _depth in range(JSON_DEPTH_LIMIT + 1):
+    for _depth in range(JSON_DEPTH_LIMIT + envelope + 1):
         below = []
         for node in level:
             if isinstance(node, float) and not math.isfinite(node):

@@ -12,6 +12,10 @@ from controlplane.schemas import ID_PATTERN
 from sdk.wire import TOO_DEEP, json_problem
 
 _CALL_ID = re.compile(ID_PATTERN)
+#: The levels a body adds around a call's arguments at most ({"calls": [{"arguments":
+#: {"args": [...]}}]}): a body is refused past the limit plus these, and each call's
+#: arguments past the limit itself, counted as [args, kwargs] (as the SDK counts).
+BODY_ENVELOPE = 4
 
 
 class JSONBodyParser(FlaskParser):
@@ -23,7 +27,7 @@ class JSONBodyParser(FlaskParser):
     def load_json(self, req, schema):
         try:
             body = super().load_json(req, schema)
-            problem = json_problem(body, text=False) or arguments_problem(body)
+            problem = arguments_problem(body) or json_problem(body, text=False, envelope=BODY_ENVELOPE)
         except RecursionError:
             problem = TOO_DEEP
         except ValueError:  # json.loads converts integers of up to 4300 digits
@@ -36,7 +40,8 @@ class JSONBodyParser(FlaskParser):
 def arguments_problem(body) -> str | None:
     """What in the arguments of a create body (or of each call of a batch) callplane
     cannot keep: free JSON, which no schema field's own rules look at, so a NUL
-    there is refused here (a text field's schema refuses its own, naming it)."""
+    or nesting there is refused here (a text field's schema refuses its own NUL,
+    naming it)."""
     if not isinstance(body, dict):
         return None
     calls = body.get("calls") if isinstance(body.get("calls"), list) else [body]
