@@ -14,26 +14,26 @@ REGIONS = {"north": ["n1", "n2"], "south": ["s1", "s2", "s3"]}
 
 
 @runner.stage
-def report(regions):
+def report(regions: dict[str, list[str]]) -> dict[str, object]:
     totals = {name: region_total(name, stores) for name, stores in regions.items()}
     print(f"Report: {len(totals)} regions")
     return {"totals": totals, "grand_total": sum(totals.values())}
 
 
 @runner.stage
-def region_total(name, stores):
+def region_total(name: str, stores: list[str]) -> int:
     total = sum(store_sales(store) for store in stores)
     print(f"Region {name}: {total}")
     return total
 
 
 @runner.stage
-def store_sales(store):
+def store_sales(store: str) -> int:
     return sum(score(store, day) for day in range(3))
 
 
 @runner.stage
-def score(store, day):
+def score(store: str, day: int) -> int:
     return len(store) * 10 + day
 
 

@@ -13,7 +13,7 @@ runner = WorkflowRunner(os.environ.get("CALLPLANE_SERVER_URL", "http://localhost
 
 
 @runner.stage
-def main():
+def main() -> dict[str, object]:
     print("Main: Starting data pipeline...")
     records = extract_data()
     print(f"Main: Extracted {len(records)} items")
@@ -26,7 +26,7 @@ def main():
 
 
 @runner.stage
-def extract_data():
+def extract_data() -> list[dict[str, int]]:
     print("Extract: Fetching data from source...")
     records = [{"id": i, "value": i * 10} for i in range(1, 6)]
     print(f"Extract: Found {len(records)} records")
@@ -34,7 +34,7 @@ def extract_data():
 
 
 @runner.stage
-def transform_data(records):
+def transform_data(records: list[dict[str, int]]) -> list[dict[str, int]]:
     print(f"Transform: Processing {len(records)} records...")
     transformed = [{**record, "value": record["value"] * 2} for record in records]
     print(f"Transform: Transformed {len(transformed)} records")
@@ -42,7 +42,7 @@ def transform_data(records):
 
 
 @runner.stage
-def load_data(records):
+def load_data(records: list[dict[str, int]]) -> int:
     print(f"Load: Saving {len(records)} records...")
     print(f"Load: Successfully saved {len(records)} records")
     return len(records)

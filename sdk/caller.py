@@ -124,7 +124,7 @@ class RemoteCaller:
         deferred += requests
         if len(deferred) >= CREATE_BATCH:
             self._create_deferred()
-        return [CallRecord(id=request.id, stage=request.stage, status=Status.PENDING,
+        return [CallRecord(id=request.call_id, stage=request.stage, status=Status.PENDING,
                            arguments=request.arguments, max_attempts=request.max_attempts)
                 for request in requests]
 

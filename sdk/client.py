@@ -173,7 +173,8 @@ class ControlPlaneClient:
             ) from None
 
     def _send(
-        self, method: str, url: str, payload: bytes | None, headers: dict, timeout: float
+        self, method: str, url: str, payload: bytes | None, headers: dict[str, str],
+        timeout: float
     ) -> tuple[int, bytes]:
         """One request; once more at once if the kept-alive connection was stale."""
         for attempt in (1, 2):
@@ -199,7 +200,8 @@ class ControlPlaneClient:
         if status >= 500 or (data is None and status >= 400):
             raise ControlPlaneUnavailable(f"answered {status}: {raw[:300]!r}")
         if status >= 400:
-            raise ControlPlaneRefused(status, data.get("message", ""), data.get("errors"))
+            refusal: dict[str, Any] = data if isinstance(data, dict) else {"message": str(data)}
+            raise ControlPlaneRefused(status, refusal.get("message", ""), refusal.get("errors"))
         return data
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
@@ -241,5 +243,5 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
-def _body(request: CallRequest) -> dict[str, Any]:
+def _body(request: CallRequest) -> Any:
     return plain(request)

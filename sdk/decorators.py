@@ -22,7 +22,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import msgspec
 
@@ -77,7 +77,8 @@ class Stage(Generic[P, R]):
         return f"<Stage {self.name} of {self.runner!r}>"
 
 
-def encode_arguments(stage: Stage, args: tuple, kwargs: dict) -> Arguments:
+def encode_arguments(stage: Stage[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+                     ) -> Arguments:
     """The wire form of one call's arguments, checked before anything is sent.
 
     Raises TypeError at the call site when the arguments do not fit the function
@@ -109,7 +110,8 @@ def encode_arguments(stage: Stage, args: tuple, kwargs: dict) -> Arguments:
     return arguments
 
 
-def _named_values(signature: inspect.Signature, bound: Mapping[str, Any]):
+def _named_values(signature: inspect.Signature, bound: Mapping[str, Any]
+                  ) -> Iterator[tuple[str, Any]]:
     for name, value in bound.items():
         kind = signature.parameters[name].kind
         if kind is inspect.Parameter.VAR_POSITIONAL:
@@ -118,6 +120,10 @@ def _named_values(signature: inspect.Signature, bound: Mapping[str, Any]):
             yield from value.items()
         else:
             yield name, value
+
+
+def _plain_function(candidate: object) -> bool:
+    return inspect.isfunction(candidate)
 
 
 class WorkflowRunner:
@@ -134,7 +140,7 @@ class WorkflowRunner:
         self.server_url = server_url
         self.repo_name = repo_name
         self.commit_hash = commit_hash
-        self.stages: dict[str, Stage] = {}
+        self.stages: dict[str, Stage[Any, Any]] = {}
         client = ControlPlaneClient(server_url, outage_seconds=outage_seconds)
         self.attach(client, RemoteCaller(client), CallContext())
 
@@ -144,12 +150,32 @@ class WorkflowRunner:
         self._caller = caller
         self.context = context
 
-    def stage(self, fn: Callable[P, R] | None = None, **options: Any):
-        """Register a function as a stage: `@runner.stage` or `@runner.stage(name=..., isolate=...)`."""
+    @overload
+    def stage(self, fn: Callable[P, R], /) -> Stage[P, R]: ...
+
+    @overload
+    def stage(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        isolate: bool = False,
+        retries: int = 0,
+        backoff: float = 1.0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[P, R]], Stage[P, R]]: ...
+
+    def stage(self, fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+        """Register a function as a stage: `@runner.stage` or `@runner.stage(name=..., isolate=...)`.
+
+        Typed: a stage keeps its function's parameters and return type, so a
+        checker sees `add(1, 2)` as an int and `add.submit(1, 2)` as a CallHandle[int]."""
         parsed = StageOptions.parse(options)
 
         def register(function: Callable[P, R]) -> Stage[P, R]:
-            if not inspect.isfunction(function):
+            if not _plain_function(function):
                 raise TypeError(f"@runner.stage decorates plain functions, not {function!r}")
             stage = Stage(self, function, parsed)
             if stage.name in self.stages:
@@ -162,7 +188,7 @@ class WorkflowRunner:
 
         return register(fn) if fn is not None else register
 
-    def run(self, main: Stage[P, R], *args: P.args, local: bool = False, **kwargs: P.kwargs) -> R:
+    def run(self, main: Stage[P, R], *args: Any, local: bool = False, **kwargs: Any) -> R:
         """Run a workflow's entry point as a distributed call and return its result.
 
         With `local=True` every stage runs in this process, one after another,
@@ -172,18 +198,20 @@ class WorkflowRunner:
         if not isinstance(main, Stage) or main.runner is not self:
             raise TypeError(f"runner.run() takes a stage of this runner, not {main!r}")
         if local:
-            return LocalCaller(self).run(main, args, kwargs)
-        return main(*args, **kwargs)
+            return cast(R, LocalCaller(self).run(main, args, kwargs))
+        return self.call(main, args, kwargs)
 
-    def call(self, stage: Stage, args: tuple, kwargs: dict) -> Any:
+    def call(self, stage: Stage[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """Create a call of `stage`, wait for it, and return its result or raise its error."""
         caller, parent = self._route()
         outcome = caller.call(self.request(stage, args, kwargs, parent), stage.isolate)
         if outcome.output:
             self._replayer(parent)(outcome.output)
-        return unwrap(outcome)
+        return cast(R, unwrap(outcome))
 
-    def submit(self, stage: Stage, arguments: list[tuple[tuple, dict]]) -> list[CallHandle]:
+    def submit(
+        self, stage: Stage[Any, R], arguments: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    ) -> list[CallHandle[R]]:
         """Create calls of `stage` without waiting; one handle per (args, kwargs)."""
         caller, parent = self._route()
         requests = [self.request(stage, args, kwargs, parent) for args, kwargs in arguments]
@@ -191,12 +219,14 @@ class WorkflowRunner:
         return [CallHandle(caller, stage.name, call, replay) for call in caller.submit(requests)]
 
     @staticmethod
-    def gather(*handles: CallHandle, return_exceptions: bool = False) -> list[Any]:
+    def gather(*handles: CallHandle[Any], return_exceptions: bool = False) -> list[Any]:
         """The results of `handles`, in order, once all have finished (see sdk.handles.gather)."""
         return gather(handles, return_exceptions)
 
     @staticmethod
-    def as_completed(handles: Iterable[CallHandle], timeout: float | None = None):
+    def as_completed(
+        handles: Iterable[CallHandle[Any]], timeout: float | None = None
+    ) -> Iterator[CallHandle[Any]]:
         """Yield each handle as its call finishes."""
         return as_completed(handles, timeout)
 
@@ -221,7 +251,8 @@ class WorkflowRunner:
         return self._caller, parent
 
     def request(
-        self, stage: Stage, args: tuple, kwargs: dict, parent: CallFrame | None
+        self, stage: Stage[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        parent: CallFrame | None,
     ) -> CallRequest:
         """The request that creates a call of `stage` from `parent` (None: a root call)."""
         request = CallRequest(

@@ -10,7 +10,7 @@ StageFailed too.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sdk.records import ErrorRecord
@@ -39,7 +39,7 @@ class ControlPlaneUnavailable(CallplaneError):
 class ControlPlaneRefused(CallplaneError):
     """Raised when the control plane answers a request with a 4xx; carries its message."""
 
-    def __init__(self, status: int, message: str, errors: dict | None = None):
+    def __init__(self, status: int, message: str, errors: dict[str, Any] | None = None):
         self.status = status
         self.message = message
         self.errors = errors or {}

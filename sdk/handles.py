@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sdk.caller import Caller
 from sdk.errors import CallCancelled, StageFailed, failure
@@ -53,7 +53,7 @@ class CallHandle(Generic[R]):
     def result(self, timeout: float | None = None) -> R:
         """The call's result; raises its failure (StageFailed, CallCancelled), or
         TimeoutError if it has not finished within `timeout` seconds."""
-        return unwrap(self._outcome(timeout))
+        return cast(R, unwrap(self._outcome(timeout)))
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The call's failure as an exception, or None if it succeeded."""
@@ -67,12 +67,15 @@ class CallHandle(Generic[R]):
         if self._settled is None:
             for outcome in self._caller.finished([self.call], timeout):
                 self._settle(outcome)
+        settled = self._settled
+        if settled is None:  # finished() yields every call or raises TimeoutError
+            raise TimeoutError(f"call {self.id} has not finished")
         with self._lock:
             if not self._replayed:
                 self._replayed = True
-                if self._settled.output:
-                    self._replay(self._settled.output)
-        return self._settled
+                if settled.output:
+                    self._replay(settled.output)
+        return settled
 
     def _settle(self, outcome: Outcome) -> None:
         with self._lock:
@@ -95,22 +98,24 @@ def unwrap(outcome: Outcome) -> Any:
     raise failure(outcome.stage, outcome.id, error) from getattr(outcome, "exception", None)
 
 
-def as_completed(handles: Iterable[CallHandle], timeout: float | None = None) -> Iterator[CallHandle]:
+def as_completed(
+    handles: Iterable[CallHandle[Any]], timeout: float | None = None
+) -> Iterator[CallHandle[Any]]:
     """Yield each handle as its call finishes (those already finished first)."""
     yield from _settling(list(handles), timeout, every=False)
 
 
-def gather(handles: Iterable[CallHandle], return_exceptions: bool = False) -> list[Any]:
+def gather(handles: Iterable[CallHandle[Any]], return_exceptions: bool = False) -> list[Any]:
     """The results of all `handles`, in their order.
 
     Raises the first failure in that order, after every call has finished; with
     `return_exceptions`, failures take their place in the list instead.
     """
-    handles = list(handles)
-    for _ in _settling(handles, None, every=True):
+    settled = list(handles)
+    for _ in _settling(settled, None, every=True):
         pass
-    results = []
-    for handle in handles:
+    results: list[Any] = []
+    for handle in settled:
         try:
             results.append(handle.result())
         except (StageFailed, CallCancelled) as exc:
@@ -120,9 +125,11 @@ def gather(handles: Iterable[CallHandle], return_exceptions: bool = False) -> li
     return results
 
 
-def _settling(handles: list[CallHandle], timeout: float | None, every: bool) -> Iterator[CallHandle]:
+def _settling(
+    handles: list[CallHandle[Any]], timeout: float | None, every: bool
+) -> Iterator[CallHandle[Any]]:
     """Settle `handles` through their callers, yielding each as it finishes."""
-    by_caller: dict[int, list[CallHandle]] = {}
+    by_caller: dict[int, list[CallHandle[Any]]] = {}
     for handle in handles:
         if handle._settled is not None:
             yield handle
@@ -132,8 +139,8 @@ def _settling(handles: list[CallHandle], timeout: float | None, every: bool) -> 
         waiting = {handle.id: handle for handle in group}
         calls = [handle.call for handle in group]
         for outcome in group[0]._caller.finished(calls, timeout, every):
-            handle = waiting.pop(outcome.id, None)
-            if handle is not None:
-                handle._settle(outcome)
-                yield handle
+            finished = waiting.pop(outcome.id, None)
+            if finished is not None:
+                finished._settle(outcome)
+                yield finished
 

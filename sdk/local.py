@@ -40,7 +40,7 @@ class LocalCaller:
         #: How each call this caller ran ended: submit() runs them at once.
         self._outcomes: dict[str, Outcome] = {}
 
-    def run(self, main: Stage, args: tuple, kwargs: dict) -> Any:
+    def run(self, main: Stage[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return unwrap(self.call(self._runner.request(main, args, kwargs, None), main.isolate))
 
     # -- the Caller protocol -------------------------------------------------------
@@ -51,9 +51,9 @@ class LocalCaller:
         parent = self._runner.context.current()
         recorded = self._record_start(request)
         frame = CallFrame(
-            id=request.id,
+            id=request.call_id,
             stage=stage.name,
-            root_id=parent.root_id if parent else request.id,
+            root_id=parent.root_id if parent else request.call_id,
             repo_name=request.repo_name,
             commit_hash=request.commit_hash,
             caller=self,
@@ -62,9 +62,9 @@ class LocalCaller:
             try:
                 result = stage.fn(*request.arguments.args, **request.arguments.kwargs)
                 check_result(stage.name, result)
-                outcome = LocalOutcome(request.id, stage.name, Status.SUCCEEDED, result=result)
+                outcome = LocalOutcome(request.call_id, stage.name, Status.SUCCEEDED, result=result)
             except Exception as exc:  # noqa: BLE001 - the call's failure is its outcome
-                outcome = LocalOutcome(request.id, stage.name, Status.FAILED,
+                outcome = LocalOutcome(request.call_id, stage.name, Status.FAILED,
                                        error=ErrorRecord.of(exc), exception=exc)
         if recorded:
             self._record_finish(outcome)

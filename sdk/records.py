@@ -9,6 +9,7 @@ callplane, so a value means the same in every process.
 
 from __future__ import annotations
 
+import builtins
 import json
 import traceback
 from datetime import datetime
@@ -85,9 +86,9 @@ class ErrorRecord(msgspec.Struct, frozen=True):
     @classmethod
     def of(cls, exc: BaseException) -> ErrorRecord:
         """A raised exception; callplane's own under their recorded names."""
-        kind = type(exc)
+        kind = exc.__class__
         if isinstance(exc, CallplaneError):
-            name = kind.recorded_name()
+            name = exc.recorded_name()
         elif kind.__module__ == "builtins":
             name = kind.__qualname__
         else:
@@ -95,7 +96,7 @@ class ErrorRecord(msgspec.Struct, frozen=True):
         return cls(name, str(exc), "".join(traceback.format_exception(exc)))
 
     @classmethod
-    def system(cls, kind: type[CallplaneError], message: str) -> ErrorRecord:
+    def system(cls, kind: builtins.type[CallplaneError], message: str) -> ErrorRecord:
         """An error callplane itself declares (a lost worker, a timeout), with no traceback."""
         return cls(kind.recorded_name(), message)
 
@@ -103,8 +104,8 @@ class ErrorRecord(msgspec.Struct, frozen=True):
 class Arguments(msgspec.Struct, frozen=True):
     """A call's arguments, as `{"args": [...], "kwargs": {...}}` in the table and the API."""
 
-    args: list = msgspec.field(default_factory=list)
-    kwargs: dict = msgspec.field(default_factory=dict)
+    args: list[Any] = msgspec.field(default_factory=list)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class CallRequest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -125,6 +126,14 @@ class CallRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     run_mode: RunMode | None = None
     worker: str | None = None
 
+    @property
+    def call_id(self) -> str:
+        """Its id: every request the SDK makes names one (only an API client may
+        leave it to the control plane)."""
+        if self.id is None:
+            raise ValueError(f"this request of {self.stage!r} names no call id")
+        return self.id
+
 
 class FinishRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     """How a running call ended, as a finish over HTTP says (POST /api/call/<id>/finish).
@@ -143,8 +152,8 @@ class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     id: str
     stage: str
-    args: list = msgspec.field(default_factory=list)
-    kwargs: dict = msgspec.field(default_factory=dict)
+    args: list[Any] = msgspec.field(default_factory=list)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
     parent_id: str | None = None
     root_id: str | None = None
     repo_name: str | None = None

@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+#: A number read from the environment.
+N = TypeVar("N", int, float)
 
 #: A SQLite file in the working directory makes the first run need no database server.
 DEFAULT_DATABASE_URL = "sqlite:///callplane.db"
@@ -94,7 +98,7 @@ class Settings:
             commit_hash=env.get("CALLPLANE_COMMIT_HASH") or DEFAULT_COMMIT,
         )
 
-    def replace(self, **changes) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -115,10 +119,11 @@ def environment_with(changes: Mapping[str, str]) -> dict[str, str]:
     return {**os.environ, **changes}
 
 
-def _positive(env: Mapping[str, str], name: str, default, kind):
+def _positive(env: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:
     """A positive number from the environment, or a clear error naming the variable."""
     if name not in env:
         return default
+    value: N | None
     try:
         value = kind(env[name])
     except ValueError:

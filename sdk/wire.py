@@ -128,7 +128,7 @@ def json_problem(value: Any, text: bool = True, envelope: int = 0) -> str | None
     carry one, whatever database keeps it)."""
     level = [value]
     for _depth in range(JSON_DEPTH_LIMIT + envelope + 1):
-        below = []
+        below: list[Any] = []
         for node in level:
             if isinstance(node, float) and not math.isfinite(node):
                 return "NaN and Infinity are not JSON numbers: send a number or null"
