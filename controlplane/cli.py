@@ -78,8 +78,8 @@ def upgrade():
     from controlplane.migrate import upgrade as run_upgrade
 
     settings = Settings.from_env()
-    run_upgrade(settings.database_url)
-    click.echo(f"database schema is up to date ({shown(settings.database_url)})")
+    migration = run_upgrade(settings.database_url)
+    click.echo(f"{migration} ({shown(settings.database_url)})")
 
 
 @main.group()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+
+from controlplane.store import Store, make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,8 +23,33 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+class Migration(NamedTuple):
+    """What an upgrade did: the revision the schema was at (None: there was none)
+    and the one it is at now."""
+
+    before: str | None
+    after: str | None
+
+    def __str__(self) -> str:
+        if self.before is None:
+            return f"created the schema at revision {self.after}"
+        if self.before == self.after:
+            return f"the schema is already at revision {self.after}"
+        return f"upgraded the schema from revision {self.before} to {self.after}"
+
+
+def upgrade(database_url: str, revision: str = "head") -> Migration:
+    before = _revision(database_url)
     command.upgrade(alembic_config(database_url), revision)
+    return Migration(before, _revision(database_url))
+
+
+def _revision(database_url: str) -> str | None:
+    store = Store(make_engine(database_url))
+    try:
+        return store.schema_revision()
+    finally:
+        store.engine.dispose()
 
 
 def shown(database_url: str) -> str:

@@ -7,17 +7,22 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from controlplane.cli import main
-from controlplane.migrate import shown
+from controlplane.migrate import head_revision, shown, upgrade
 
 pytestmark = pytest.mark.unit
 
 
-def test_db_upgrade_command_creates_the_schema_and_is_repeatable(tmp_path):
+def test_db_upgrade_says_what_it_did_and_is_repeatable(tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    for _ in range(2):
+    head = head_revision()
+    for said in (f"created the schema at revision {head}", f"the schema is already at revision {head}"):
         result = CliRunner().invoke(main, ["db", "upgrade"], env={"DATABASE_URL": url})
         assert result.exit_code == 0, result.output
-        assert "up to date" in result.output
+        assert result.output == f"{said} ({url})\n"
+    older = f"sqlite:///{tmp_path / 'older.db'}"
+    upgrade(older, "0003")
+    result = CliRunner().invoke(main, ["db", "upgrade"], env={"DATABASE_URL": older})
+    assert f"upgraded the schema from revision 0003 to {head}" in result.output
     columns = {c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("stage_runs")}
     assert {"id", "parent_stage_run_id", "arguments", "workflow_run_id", "status"} <= columns
 
