@@ -1,7 +1,7 @@
 """`callplane demo`: a real distributed run of the example workflow on this machine.
 
-Starts what is missing (a private Redis when none answers at REDIS_URL, a
-control plane, workers), runs the example as its own process, prints its output
+Starts what it needs (a Redis of its own, never REDIS_URL's; a control plane;
+workers), runs the example as its own process, prints its output
 and the call tree recorded in stage_runs, and stops everything it started.
 """
 
@@ -31,7 +31,6 @@ from controlplane.store.reads import RunQuery
 from controlplane.trees import render, tree_nodes
 from sdk.errors import WorkflowFileError
 from sdk.settings import DEFAULT_PORT, Settings, environment_with
-from sdk.transport import answers
 from workers.loader import resolve_commit
 
 EXAMPLE = Path("examples") / "example_workflow.py"
@@ -48,7 +47,7 @@ def run_demo(settings: Settings, workflow_file: str | None, worker_count: int,
              keep: bool = False) -> int:
     workflow = Path(workflow_file) if workflow_file else find_example()
     with ExitStack() as started, tempfile.TemporaryDirectory() as scratch:
-        redis_url = ensure_redis(settings.redis_url, Path(scratch), started)
+        redis_url = private_redis(Path(scratch), started)
         upgrade(settings.database_url)
         port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
         server_url = f"http://127.0.0.1:{port}"
@@ -91,16 +90,15 @@ def show_and_wait(server_url: str, run_id: str | None) -> None:
     click.echo("stopping")
 
 
-def ensure_redis(url: str, scratch: Path, started: ExitStack) -> str:
-    """REDIS_URL if it answers; else a private redis-server, or an embedded fakeredis."""
-    if answers(url):
-        click.echo(f"redis: {url}")
-        return url
+def private_redis(scratch: Path, started: ExitStack) -> str:
+    """A Redis of the demo's own, stopped at its end: a private redis-server on a
+    free port, or an embedded fakeredis where none is installed. Never REDIS_URL's:
+    a demo must not write into a Redis that may hold someone's work."""
     port = free_port()
     try:
         process = start_redis_server(port, scratch)
         started.callback(stop, process)
-        click.echo(f"redis: nothing answers at {url}; started a private redis-server on port {port}")
+        click.echo(f"redis: a private redis-server on port {port}, for this demo only")
     except FileNotFoundError:
         from fakeredis import TcpFakeServer
 

@@ -11,13 +11,16 @@ import sys
 
 import requests
 
+from sdk.transport import Transport
 from tests.conftest import ROOT, redis_database
 
 
 def test_the_kept_demo_serves_its_run_until_interrupted(redis_url, tmp_path):
+    # A Redis the demo must leave alone: it starts one of its own.
+    untouched = redis_database(redis_url, 4)
+    Transport.from_url(untouched).redis.flushdb()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
-           # A Redis database of its own: the demo's control plane has a database of its own.
-           "REDIS_URL": redis_database(redis_url, 4), "PYTHONUNBUFFERED": "1"}
+           "REDIS_URL": untouched, "PYTHONUNBUFFERED": "1"}
     env.pop("CALLPLANE_TOKEN", None)
     demo = subprocess.Popen([sys.executable, "-m", "controlplane.cli", "demo", "--keep"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -29,6 +32,8 @@ def test_the_kept_demo_serves_its_run_until_interrupted(redis_url, tmp_path):
                 break
         output = "".join(lines)
         assert "Result: {'status': 'success'" in output, output
+        assert "redis: a private redis-server on port" in output
+        assert Transport.from_url(untouched).redis.dbsize() == 0
         run_page = re.search(r"web view: +(\S+)", output).group(1)
         server_url, run_id = run_page.split("/calls/")
         assert requests.get(run_page, timeout=10).status_code == 200
