@@ -67,10 +67,12 @@ class StageFailed(CallplaneError):
     traceback of this exception still points at the line that made the call.
     """
 
-    def __init__(self, stage: str, call_id: str, error: ErrorRecord):
+    def __init__(self, stage: str, call_id: str, error: ErrorRecord, worker: str | None = None):
         self.stage = stage
         self.call_id = call_id
         self.error = error
+        #: The worker that ran the call, when known.
+        self.worker = worker
         self.remote_type = error.type
         self.remote_message = error.message
         self.remote_traceback = error.traceback
@@ -121,6 +123,6 @@ SYSTEM_FAILURES: dict[str, type[StageFailed]] = {
 }
 
 
-def failure(stage: str, call_id: str, error: ErrorRecord) -> StageFailed:
+def failure(stage: str, call_id: str, error: ErrorRecord, worker: str | None = None) -> StageFailed:
     """The exception a call's recorded error raises at the call site."""
-    return SYSTEM_FAILURES.get(error.type, StageFailed)(stage, call_id, error)
+    return SYSTEM_FAILURES.get(error.type, StageFailed)(stage, call_id, error, worker)

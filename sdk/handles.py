@@ -95,7 +95,8 @@ def unwrap(outcome: Outcome) -> Any:
         raise CallCancelled(f"stage {outcome.stage!r} (call {outcome.id}) was cancelled")
     error = outcome.error or ErrorRecord("Exception", "")
     # A local run keeps the exception itself, so a debugger reaches the stage's frame.
-    raise failure(outcome.stage, outcome.id, error) from getattr(outcome, "exception", None)
+    raise failure(outcome.stage, outcome.id, error, outcome.worker) from getattr(
+        outcome, "exception", None)
 
 
 def as_completed(

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from sdk.errors import CallplaneError, DecodeError
+from sdk.errors import CallplaneError, DecodeError, StageFailed
 from sdk.wire import RunMode, Status, dumps, queue_name
 
 #: The dotted name stored as an RQ job's function. A stock RQ worker would import
@@ -85,7 +85,13 @@ class ErrorRecord(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, exc: BaseException) -> ErrorRecord:
-        """A raised exception; callplane's own under their recorded names."""
+        """A raised exception; callplane's own under their recorded names. The
+        failure of a call it made and let through is that failure, as it was
+        recorded, with one line more for the call it came through: at the top the
+        root cause's traceback shows once, then a line per call, as Python prints
+        a chained exception."""
+        if isinstance(exc, StageFailed):
+            return exc.error.through(exc.stage, exc.call_id, exc.worker)
         kind = exc.__class__
         if isinstance(exc, CallplaneError):
             name = exc.recorded_name()
@@ -94,6 +100,12 @@ class ErrorRecord(msgspec.Struct, frozen=True):
         else:
             name = f"{kind.__module__}.{kind.__qualname__}"
         return cls(name, str(exc), "".join(traceback.format_exception(exc)))
+
+    def through(self, stage: str, call_id: str, worker: str | None) -> ErrorRecord:
+        """This error, passed up through a call of `stage`."""
+        on = f", worker {worker}" if worker else ""
+        line = f"  via stage {stage!r} (call {call_id}{on})"
+        return msgspec.structs.replace(self, traceback=f"{self.traceback.rstrip()}\n{line}")
 
     @classmethod
     def system(cls, kind: builtins.type[CallplaneError], message: str) -> ErrorRecord:

@@ -100,6 +100,19 @@ def test_failing_stage_raises_remote_error_at_call_site(runner):
     assert 'sample.fail("bad input")  # the call site' in local
 
 
+def test_a_failure_three_calls_deep_prints_its_cause_once_then_a_line_per_call(runner, api):
+    with pytest.raises(StageFailed) as caught:
+        sample.raise_deep(2)
+    error = caught.value
+    assert (error.remote_type, error.remote_message) == ("ValueError", "deep down")
+    text = str(error)
+    assert text.count("Traceback (most recent call last)") == 1
+    assert text.count('raise ValueError("deep down")') == 1
+    via = [line.strip() for line in text.splitlines() if line.strip().startswith("via stage")]
+    assert len(via) == 2 and all("'raise_deep' (call " in line and ", worker " in line for line in via)
+    assert len(text.splitlines()) < 30, text
+
+
 def test_failure_of_a_child_reaches_its_parent(runner, api):
     assert sample.survives_child_failure() == {"type": "ValueError", "message": "child broke"}
     failed = api("GET", "/api/calls", params={"stage": "fail", "status": "failed"}).json()

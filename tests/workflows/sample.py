@@ -67,6 +67,14 @@ def returns_set():
 
 
 @runner.stage
+def raise_deep(depth):
+    """Calls itself `depth` times; the deepest call raises."""
+    if depth == 0:
+        raise ValueError("deep down")
+    return raise_deep(depth - 1)
+
+
+@runner.stage
 def returns_nested(depth):
     """A list nested `depth` levels deep."""
     value = 0
