@@ -29,6 +29,7 @@ import msgspec
 from sdk.caller import Caller, RemoteCaller
 from sdk.client import OUTAGE_SECONDS, ControlPlaneClient
 from sdk.context import CallContext, CallFrame
+from sdk.errors import own_class
 from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
 from sdk.options import StageOptions
@@ -134,10 +135,15 @@ class WorkflowRunner:
         repo_name: str | None = None,
         commit_hash: str | None = None,
         outage_seconds: float = OUTAGE_SECONDS,
+        exceptions: Iterable[type[BaseException]] = (),
     ):
         """`outage_seconds`: how long a call keeps retrying while the control plane
-        is unreachable (a restart, a deploy) before it raises ControlPlaneUnavailable."""
+        is unreachable (a restart, a deploy) before it raises ControlPlaneUnavailable.
+        `exceptions`: exception classes a failed call raises as, when a stage
+        raised one of them (still StageFailed too); any other failure raises
+        StageFailed."""
         self.server_url = server_url
+        self.own_exceptions = {kind.__qualname__: own_class(kind) for kind in exceptions}
         self.repo_name = repo_name
         self.commit_hash = commit_hash
         self.stages: dict[str, Stage[Any, Any]] = {}
@@ -207,7 +213,7 @@ class WorkflowRunner:
         outcome = caller.call(self.request(stage, args, kwargs, parent), stage.isolate)
         if outcome.output:
             self._replayer(parent)(outcome.output)
-        return cast(R, unwrap(outcome))
+        return cast(R, unwrap(outcome, self.own_exceptions))
 
     def submit(
         self, stage: Stage[Any, R], arguments: list[tuple[tuple[Any, ...], dict[str, Any]]]
@@ -216,7 +222,8 @@ class WorkflowRunner:
         caller, parent = self._route()
         requests = [self.request(stage, args, kwargs, parent) for args, kwargs in arguments]
         replay = self._replayer(parent)
-        return [CallHandle(caller, stage.name, call, replay) for call in caller.submit(requests)]
+        return [CallHandle(caller, stage.name, call, replay, self.own_exceptions)
+                for call in caller.submit(requests)]
 
     @staticmethod
     def gather(*handles: CallHandle[Any], return_exceptions: bool = False) -> list[Any]:

@@ -10,6 +10,7 @@ StageFailed too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -76,8 +77,10 @@ class StageFailed(CallplaneError):
         self.remote_type = error.type
         self.remote_message = error.message
         self.remote_traceback = error.traceback
-        super().__init__(
-            f"stage {stage!r} (call {call_id}) raised {self.remote_type}: {self.remote_message}"
+        # Not super(): as one of a user's own exception classes (see own_class),
+        # the next __init__ in line may take other arguments.
+        Exception.__init__(
+            self, f"stage {stage!r} (call {call_id}) raised {self.remote_type}: {self.remote_message}"
         )
 
     def __str__(self) -> str:
@@ -123,6 +126,31 @@ SYSTEM_FAILURES: dict[str, type[StageFailed]] = {
 }
 
 
-def failure(stage: str, call_id: str, error: ErrorRecord, worker: str | None = None) -> StageFailed:
-    """The exception a call's recorded error raises at the call site."""
-    return SYSTEM_FAILURES.get(error.type, StageFailed)(stage, call_id, error, worker)
+def failure(
+    stage: str,
+    call_id: str,
+    error: ErrorRecord,
+    worker: str | None = None,
+    own: Mapping[str, type[StageFailed]] | None = None,
+) -> StageFailed:
+    """The exception a call's recorded error raises at the call site: callplane's
+    own class for its own failures; for an exception class the caller allowed
+    (`own`, by class name: see own_class), that class, which is a StageFailed
+    too; else StageFailed. The name is matched without its module, which differs
+    between a worker (it loads the workflow file under a name of its own) and
+    the caller."""
+    kind = SYSTEM_FAILURES.get(error.type) or next(
+        (cls for name, cls in (own or {}).items()
+         if error.type == name or error.type.endswith("." + name)),
+        StageFailed,
+    )
+    return kind(stage, call_id, error, worker)
+
+
+def own_class(kind: type[BaseException]) -> type[StageFailed]:
+    """A StageFailed that is also `kind`: `except kind` and `except StageFailed`
+    both catch it. StageFailed where the two cannot be combined."""
+    try:
+        return type(kind.__name__, (StageFailed, kind), {"__module__": kind.__module__})
+    except TypeError:  # e.g. a class whose instances' layout excludes StageFailed's
+        return StageFailed

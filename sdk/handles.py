@@ -9,7 +9,7 @@ replayed into the caller's output once, when its outcome is first read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 from sdk.caller import Caller
@@ -27,8 +27,11 @@ class CallHandle(Generic[R]):
         stage: str,
         call: CallRecord,
         replay: Callable[[str], Any],
+        own: Mapping[str, type[StageFailed]] | None = None,
     ):
+        """`own`: exception classes its failure raises as (see sdk.errors.failure)."""
         self._caller = caller
+        self._own = own
         self.stage = stage
         self.call = call
         self._replay = replay
@@ -53,7 +56,7 @@ class CallHandle(Generic[R]):
     def result(self, timeout: float | None = None) -> R:
         """The call's result; raises its failure (StageFailed, CallCancelled), or
         TimeoutError if it has not finished within `timeout` seconds."""
-        return cast(R, unwrap(self._outcome(timeout)))
+        return cast(R, unwrap(self._outcome(timeout), self._own))
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The call's failure as an exception, or None if it succeeded."""
@@ -87,15 +90,16 @@ class CallHandle(Generic[R]):
         return f"<CallHandle {self.stage} {self.id} {state}>"
 
 
-def unwrap(outcome: Outcome) -> Any:
-    """A finished call's result, or its failure raised as an exception."""
+def unwrap(outcome: Outcome, own: Mapping[str, type[StageFailed]] | None = None) -> Any:
+    """A finished call's result, or its failure raised as an exception (as one of
+    the `own` classes, by recorded name, where it names one)."""
     if outcome.status is Status.SUCCEEDED:
         return outcome.result
     if outcome.status is Status.CANCELLED:
         raise CallCancelled(f"stage {outcome.stage!r} (call {outcome.id}) was cancelled")
     error = outcome.error or ErrorRecord("Exception", "")
     # A local run keeps the exception itself, so a debugger reaches the stage's frame.
-    raise failure(outcome.stage, outcome.id, error, outcome.worker) from getattr(
+    raise failure(outcome.stage, outcome.id, error, outcome.worker, own) from getattr(
         outcome, "exception", None)
 
 

@@ -41,7 +41,8 @@ class LocalCaller:
         self._outcomes: dict[str, Outcome] = {}
 
     def run(self, main: Stage[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return unwrap(self.call(self._runner.request(main, args, kwargs, None), main.isolate))
+        outcome = self.call(self._runner.request(main, args, kwargs, None), main.isolate)
+        return unwrap(outcome, self._runner.own_exceptions)
 
     # -- the Caller protocol -------------------------------------------------------
 

@@ -75,6 +75,14 @@ def from_json(raw: str | bytes, kind: type[T], what: str) -> T:
     return convert(value, kind, what)
 
 
+def type_name(kind: type[BaseException]) -> str:
+    """The name an exception class is recorded under: a builtin's own name, else
+    module.qualname."""
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 class ErrorRecord(msgspec.Struct, frozen=True):
     """An error as the audit record keeps it (an older or hand-written record that
     lacks a part reads as it always did: an Exception with no message)."""
@@ -92,13 +100,7 @@ class ErrorRecord(msgspec.Struct, frozen=True):
         a chained exception."""
         if isinstance(exc, StageFailed):
             return exc.error.through(exc.stage, exc.call_id, exc.worker)
-        kind = exc.__class__
-        if isinstance(exc, CallplaneError):
-            name = exc.recorded_name()
-        elif kind.__module__ == "builtins":
-            name = kind.__qualname__
-        else:
-            name = f"{kind.__module__}.{kind.__qualname__}"
+        name = exc.recorded_name() if isinstance(exc, CallplaneError) else type_name(exc.__class__)
         return cls(name, str(exc), "".join(traceback.format_exception(exc)))
 
     def through(self, stage: str, call_id: str, worker: str | None) -> ErrorRecord:

@@ -113,6 +113,22 @@ def test_a_failure_three_calls_deep_prints_its_cause_once_then_a_line_per_call(r
     assert len(text.splitlines()) < 30, text
 
 
+def test_a_workflows_own_exception_comes_back_as_itself_when_its_caller_allows_it(
+    runner, server_url
+):
+    with pytest.raises(StageFailed) as plain:  # not allowed: StageFailed, naming the type
+        sample.refuse("card expired")
+    assert not isinstance(plain.value, sample.Declined)
+    assert plain.value.remote_type.endswith(".Declined")
+    allowing = WorkflowRunner(server_url, exceptions=[sample.Declined])
+    refuse = allowing.stage(sample.refuse.fn)  # the same stage, called through that runner
+    with pytest.raises(sample.Declined) as own:
+        refuse("card expired")
+    assert isinstance(own.value, StageFailed) and own.value.remote_message == "card expired"
+    with pytest.raises(sample.Declined):
+        refuse.submit("no funds").result(timeout=30)
+
+
 def test_failure_of_a_child_reaches_its_parent(runner, api):
     assert sample.survives_child_failure() == {"type": "ValueError", "message": "child broke"}
     failed = api("GET", "/api/calls", params={"stage": "fail", "status": "failed"}).json()

@@ -66,6 +66,15 @@ def returns_set():
     return {1, 2}
 
 
+class Declined(Exception):
+    """An error of the workflow's own, which a caller may ask to get back as itself."""
+
+
+@runner.stage
+def refuse(reason):
+    raise Declined(reason)
+
+
 @runner.stage
 def raise_deep(depth):
     """Calls itself `depth` times; the deepest call raises."""
