@@ -162,15 +162,26 @@ def calls(ctx, server_url):
 @click.option("--status", help="Only runs in this status (pending, running, succeeded, failed, cancelled).")
 @click.option("--stage", help="Only runs of this stage.")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run and line.")
 @click.pass_obj
-def list_runs(client, status, stage, limit):
-    """The latest runs (root calls), newest first."""
+def list_runs(client, status, stage, limit, as_json):
+    """The latest runs (root calls), newest first: when each was made, its status,
+    how long it waited to start and how long it ran."""
     query = {"page_size": limit, "status": status, "stage": stage}
     runs = _ask(client, "GET", "/api/runs?" + urlencode({k: v for k, v in query.items() if v}))
+    if as_json:
+        for run in runs:
+            click.echo(json.dumps(run, separators=(",", ":")))
+        return
     if not runs:
         click.echo("no runs recorded")
     for run in runs:
-        click.echo(f"{run['created_at'][:19]}  {run['status']:<9}  {run['stage']}  id={run['id']}")
+        click.echo(f"{run['created_at'][:19]}  {run['status']:<9}  waited {_took(run['waited_seconds'])}"
+                   f"  ran {_took(run['ran_seconds'])}  {run['stage']}  id={run['id']}")
+
+
+def _took(seconds: float | None) -> str:
+    return "-".rjust(8) if seconds is None else f"{seconds:7.3f}s"
 
 
 @calls.command()

@@ -300,6 +300,14 @@ class CallSchema(Schema):
     lease_expires_at = fields.DateTime(
         allow_none=True, metadata={"description": "while running: when its worker's lease ends"}
     )
+    waited_seconds = fields.Float(
+        allow_none=True, dump_only=True,
+        metadata={"description": "from its creation to the start of its latest attempt"},
+    )
+    ran_seconds = fields.Float(
+        allow_none=True, dump_only=True,
+        metadata={"description": "how long its latest attempt ran, once it finished"},
+    )
 
 
 class TreeNodeSchema(Schema):

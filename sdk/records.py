@@ -252,6 +252,17 @@ class CallRecord(msgspec.Struct, frozen=True):
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
 
+    @property
+    def waited_seconds(self) -> float | None:
+        """How long it waited, from its creation to the start of its latest attempt
+        (None until that starts)."""
+        return _seconds_between(self.created_at, self.started_at)
+
+    @property
+    def ran_seconds(self) -> float | None:
+        """How long its latest attempt ran (None until it finished)."""
+        return _seconds_between(self.started_at, self.finished_at)
+
     @classmethod
     def new(
         cls,
@@ -336,6 +347,10 @@ class CallSummary(msgspec.Struct, frozen=True):
     stage: str
     status: Status
     worker: str | None = None
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else round((end - start).total_seconds(), 3)
 
 
 class CallDetails(CallRecord, frozen=True):

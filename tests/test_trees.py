@@ -3,6 +3,8 @@ subtree under any call, runs filtered and paged."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -76,6 +78,12 @@ def test_the_cli_lists_runs_and_shows_a_call_and_its_tree(runner, server_url):
     cli = CliRunner()
     listed = cli.invoke(main, ["calls", "--server-url", server_url, "list", "--stage", "nested"])
     assert listed.exit_code == 0 and f"id={handle.id}" in listed.output
+    line = next(line for line in listed.output.splitlines() if handle.id in line)
+    assert re.search(r"waited +\d+\.\d{3}s  ran +\d+\.\d{3}s  nested", line), line
+    as_json = cli.invoke(main, ["calls", "--server-url", server_url, "list", "--json"])
+    runs = [json.loads(line) for line in as_json.output.splitlines()]
+    mine = next(run for run in runs if run["id"] == handle.id)
+    assert mine["ran_seconds"] >= 0 and mine["waited_seconds"] >= 0
     tree = cli.invoke(main, ["calls", "--server-url", server_url, "tree", handle.id])
     assert tree.exit_code == 0
     lines = tree.output.splitlines()

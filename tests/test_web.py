@@ -114,6 +114,8 @@ def test_a_failed_run_is_retried_from_its_page_and_succeeds(guarded_cluster, pag
     # The runs list shows the failed run; its row opens the run page.
     row = page.locator(f"#runs tr[data-call-id='{run_id}']")
     assert "failed" in row.text_content()
+    cells = row.locator("td").all_text_contents()
+    assert cells[3].endswith(("ms", " s")) and cells[4].endswith(("ms", " s"))  # waited, ran
     row.locator("a").click()
     page.wait_for_url(f"{guarded_cluster}/calls/{run_id}")
 

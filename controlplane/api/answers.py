@@ -9,6 +9,7 @@ tests/unit/test_answers.py holds each encoding here to what its schema dumps.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import flask
 import msgspec
@@ -43,15 +44,22 @@ def call_answer(call: CallRecord | CallDetails, status: int = 200) -> flask.Resp
 
 
 def call_json(call: CallRecord | CallDetails) -> str:
+    return json_text(_call_value(call))
+
+
+def _call_value(call: CallRecord) -> dict[str, Any]:
+    """A call's fields, and how long it waited and ran (CallSchema's timings)."""
     value = plain(call)
     for attempt in value.get("attempts", ()):
         del attempt["call_id"]
-    return json_text(value)
+    value["waited_seconds"] = call.waited_seconds
+    value["ran_seconds"] = call.ran_seconds
+    return value
 
 
 def calls_answer(calls: list[CallRecord], status: int = 200) -> flask.Response:
     """{"calls": [...]}, as CallBatchSchema documents it."""
-    return _response(json_text({"calls": plain(calls)}), status)
+    return _response(json_text({"calls": [_call_value(call) for call in calls]}), status)
 
 
 def created_answer(calls: list[CallRecord]) -> flask.Response:

@@ -58,6 +58,11 @@ function between(startIso, endIso) {
   return (endIso ? Date.parse(endIso) : Date.now()) - Date.parse(startIso);
 }
 
+/* How long a call waited to start (so far), as the API counts it. */
+function waited(call) {
+  return formatMs(between(call.created_at, call.started_at));
+}
+
 /* How long a call ran (so far), or "" before it started. */
 function took(call) {
   return call.started_at ? formatMs(between(call.started_at, call.finished_at)) : "";

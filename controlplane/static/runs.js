@@ -42,12 +42,13 @@ function renderRuns(runs) {
       el("td", {}, formatTime(run.created_at)),
       el("td", {class: "stage-cell"}, el("a", {href: `/calls/${encodeURIComponent(run.id)}`}, run.stage)),
       el("td", {}, statusBadge(run.status)),
+      el("td", {}, waited(run)),
       el("td", {}, took(run)),
       el("td", {class: "subtle"}, codeVersion(run)),
       el("td", {class: "subtle"}, el("code", {}, run.id)));
   });
   const body = document.querySelector("#runs tbody");
-  body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 6, class: "subtle"},
+  body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 7, class: "subtle"},
     "No runs recorded yet. Run a workflow (callplane demo, or callplane run FILE) and it appears here."))]));
 }
 
