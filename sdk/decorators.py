@@ -183,6 +183,12 @@ class WorkflowRunner:
         def register(function: Callable[P, R]) -> Stage[P, R]:
             if not _plain_function(function):
                 raise TypeError(f"@runner.stage decorates plain functions, not {function!r}")
+            if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+                raise TypeError(
+                    f"{function.__qualname__} is an async def: stages are plain functions for "
+                    "now. Write `def` and run the coroutine inside it with asyncio.run(...); "
+                    "the stage's calls of other stages stay plain calls."
+                )
             stage = Stage(self, function, parsed)
             if stage.name in self.stages:
                 raise ValueError(

@@ -72,3 +72,16 @@ def test_retry_pauses_grow_exponentially_with_jitter_and_only_listed_errors_retr
     assert max(pauses[:3]) <= 2.0 and max(pauses) > 10
     assert policy.retries_after(KeyError("k"), 20) and not policy.retries_after(KeyError("k"), 21)
     assert not policy.retries_after(ValueError("v"), 1)
+
+
+def test_an_async_stage_is_refused_at_decoration_saying_what_to_do():
+    runner = WorkflowRunner("http://localhost:5001")
+    with pytest.raises(TypeError, match=r"fetch is an async def: .*asyncio\.run"):
+        @runner.stage
+        async def fetch(url):
+            return url
+    with pytest.raises(TypeError, match="async def"):
+        @runner.stage(retries=2)
+        async def fetch_again(url):
+            return url
+    assert runner.stages == {}
