@@ -22,6 +22,7 @@ from controlplane import gunicorn_hooks
 from controlplane.app import create_app, services_of
 from controlplane.auth import check_exposure
 from controlplane.migrate import upgrade
+from sdk.logs import configure_logging
 from sdk.settings import Settings
 
 #: The HTTP servers `callplane server --server` offers; the first is the default.
@@ -66,6 +67,7 @@ def served_app(settings: Settings | None = None) -> Flask:
     until the process exits. Also `granian --interface wsgi --factory
     controlplane.server:served_app` (configured by the environment)."""
     settings = settings or Settings.from_env()
+    configure_logging(settings.log_format)
     app = create_app(settings, start_services=True)
     services = services_of(app)
     # granian's worker processes end through multiprocessing, which runs its
@@ -113,4 +115,5 @@ class GunicornServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
+        configure_logging(self.settings.log_format)
         return create_app(self.settings)

@@ -62,6 +62,8 @@ class Settings:
     #: The key that signs jobs (sdk.signing); by default the one `callplane db
     #: upgrade` made, which workers fetch from their control plane.
     job_key: str | None = None
+    #: How every process writes its log: "text" or "json" (one object per line).
+    log_format: str = "text"
     #: A browser's session ends after this long without a request.
     session_idle_seconds: int = SESSION_IDLE_SECONDS
     #: When set, every request must carry `Authorization: Bearer <token>`.
@@ -88,6 +90,7 @@ class Settings:
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
             max_body_bytes=_positive(env, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int),
             job_key=env.get("CALLPLANE_JOB_KEY") or None,
+            log_format=_choice(env, "CALLPLANE_LOG_FORMAT", ("text", "json")),
             session_idle_seconds=_positive(env, "CALLPLANE_SESSION_IDLE_SECONDS",
                                            SESSION_IDLE_SECONDS, int),
             token=env.get(TOKEN_VARIABLE) or None,
@@ -117,6 +120,14 @@ def max_body_from_env() -> int:
 def environment_with(changes: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with `changes`: for a child process it starts."""
     return {**os.environ, **changes}
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` from the environment (the first by default), or a clear error."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:

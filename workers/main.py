@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
 from sdk.errors import RedisUnavailable, WorkflowFileError
+from sdk.logs import configure_logging
 from sdk.settings import Settings
 from workers.executor import CodeVersion
 from workers.loader import load_workflow, resolve_commit
@@ -54,8 +54,6 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
     """
     # Nested calls that run in place stack up on this thread: leave room for deep trees.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)
     settings = Settings.from_env().replace(
         redis_url=redis_url, server_url=server_url, repo_name=repo_name, commit_hash=commit_hash
     )
@@ -70,6 +68,7 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
     try:
         version = CodeVersion(settings.repo_name, commit)
         process = Worker(settings, workflow, version, name, isolate=isolate, inline=inline)
+        configure_logging(settings.log_format, process.context)
         process.run(burst=burst)
     except RedisUnavailable as exc:
         click.echo(f"Error: {exc} (set --redis-url or REDIS_URL)", err=True)

@@ -1,5 +1,6 @@
 """Stages the integration tests run on real workers."""
 
+import logging
 import os
 import threading
 import time
@@ -68,6 +69,12 @@ def returns_set():
 
 class Declined(Exception):
     """An error of the workflow's own, which a caller may ask to get back as itself."""
+
+
+@runner.stage
+def logs_a_line(message):
+    logging.getLogger("sample").warning(message)
+    return message
 
 
 @runner.stage
