@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 POP_TIMEOUT_SECONDS = 1.0
 #: How often the worker tells RQ (and callplane) it is alive.
 HEARTBEAT_SECONDS = 10
-#: RQ forgets a worker whose heartbeat is older than this.
-WORKER_TTL_SECONDS = 60
 #: How the cancellation listener interrupts a stage running on the main thread.
 INTERRUPT_SIGNAL = signal.SIGUSR1
 #: Pause before trying Redis again after it became unreachable.
@@ -141,7 +139,7 @@ class Worker:
         self.waiters.start()
         leases = self._lease_keeper(self.transport, self.executor).start()
         self.transport.broadcasts.listener(CANCEL_CHANNEL, self._cancel, self._stopping).start()
-        self.rq_record.birth()
+        self.rq_record.birth(self._rq_ttl)
         heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
         heartbeat.start()
         self._install_signal_handlers()
@@ -180,10 +178,17 @@ class Worker:
         if self.executor.running.cancel(call_ids) and self._interruptible:
             signal.pthread_kill(threading.main_thread().ident, INTERRUPT_SIGNAL)
 
+    @property
+    def _rq_ttl(self) -> int:
+        """How long RQ keeps this worker listed without a heartbeat: a lease, so a
+        dead worker leaves `rq info` and the dashboard when its calls' leases end."""
+        return max(1, round(self._settings.lease_seconds))
+
     def _heartbeat(self) -> None:
-        while not self._stopping.wait(HEARTBEAT_SECONDS):
+        every = min(HEARTBEAT_SECONDS, self._settings.lease_seconds / 3)
+        while not self._stopping.wait(every):
             try:
-                self.rq_record.heartbeat(WORKER_TTL_SECONDS)
+                self.rq_record.heartbeat(self._rq_ttl)
             except RedisUnavailable as exc:
                 log.warning("heartbeat: %s", exc)
 

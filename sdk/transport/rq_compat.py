@@ -62,8 +62,11 @@ class RqWorkerRecord:
             serializer=serializer(),
         )
 
-    def birth(self) -> None:
+    def birth(self, ttl_seconds: int) -> None:
+        """Listed, for `ttl_seconds` unless a heartbeat renews it (RQ's own birth
+        lists a worker for its worker_ttl plus a minute)."""
         self._worker.register_birth()
+        self._worker.heartbeat(ttl_seconds)
         self._worker.set_state("idle")
 
     def heartbeat(self, ttl_seconds: int) -> None:
