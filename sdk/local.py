@@ -2,7 +2,8 @@
 
 No Redis, no worker: each call runs at once, in order, on the calling thread, so
 a workflow's unit test needs nothing started and a debugger steps straight into
-stages. When the control plane answers, each call is still recorded there (as a
+stages. Retries, backoff, timeouts and re-runs behave as on a worker (see
+LocalCaller.call), except that nothing can be isolated or stopped. When the control plane answers, each call is still recorded there (as a
 running row that this process then finishes), so the audit table shows the same
 tree as a distributed run; otherwise the run is purely in memory.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +22,7 @@ import msgspec
 
 from sdk.client import ControlPlaneClient
 from sdk.context import CallFrame
-from sdk.errors import ControlPlaneUnavailable
+from sdk.errors import ControlPlaneUnavailable, StageTimeout
 from sdk.handles import unwrap
 from sdk.records import CallRecord, CallRequest, ErrorRecord, LocalOutcome, Outcome
 from sdk.wire import RunMode, Status, check_result
@@ -47,30 +50,61 @@ class LocalCaller:
     # -- the Caller protocol -------------------------------------------------------
 
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
-        """Run the call here and now; its outcome. (`isolate` has no meaning here.)"""
+        """Run the call here and now, with its stage's retries; its outcome.
+
+        As on a worker: a child that succeeded in an earlier attempt of its
+        parent returns its result without running again, and a call that ran
+        past its stage's timeout fails with StageTimeout (here it cannot be
+        stopped, only judged once it returns). `isolate` has no meaning here.
+        """
+        earlier = self._outcomes.get(request.call_id)
+        if earlier is not None and earlier.status is Status.SUCCEEDED:
+            return earlier
         stage = self._runner.stages[request.stage]
-        parent = self._runner.context.current()
         recorded = self._record_start(request)
+        rng = random.Random()
+        attempt = 1
+        while True:
+            outcome, exc = self._attempt(request, stage, attempt)
+            if exc is None or not stage.retry.retries_after(exc, attempt):
+                break
+            time.sleep(stage.retry.pause(attempt, rng))
+            attempt += 1
+        if recorded:
+            self._record_finish(outcome)
+        self._outcomes[outcome.id] = outcome
+        return outcome
+
+    def _attempt(self, request: CallRequest, stage: Stage[Any, Any], attempt: int
+                 ) -> tuple[Outcome, Exception | None]:
+        """One attempt: its outcome, and what it raised (None if it succeeded)."""
+        parent = self._runner.context.current()
         frame = CallFrame(
             id=request.call_id,
             stage=stage.name,
             root_id=parent.root_id if parent else request.call_id,
             repo_name=request.repo_name,
             commit_hash=request.commit_hash,
+            attempt=attempt,
             caller=self,
         )
+        started = time.monotonic()
         with self._runner.context.entered(frame):
             try:
                 result = stage.fn(*request.arguments.args, **request.arguments.kwargs)
                 check_result(stage.name, result)
-                outcome = LocalOutcome(request.call_id, stage.name, Status.SUCCEEDED, result=result)
             except Exception as exc:  # noqa: BLE001 - the call's failure is its outcome
-                outcome = LocalOutcome(request.call_id, stage.name, Status.FAILED,
-                                       error=ErrorRecord.of(exc), exception=exc)
-        if recorded:
-            self._record_finish(outcome)
-        self._outcomes[outcome.id] = outcome
-        return outcome
+                return LocalOutcome(request.call_id, stage.name, Status.FAILED,
+                                    error=ErrorRecord.of(exc), exception=exc, attempt=attempt), exc
+        took = time.monotonic() - started
+        if stage.timeout is not None and took > stage.timeout:
+            error = ErrorRecord.system(StageTimeout, f"attempt {attempt} ran {took:.1f} s, past "
+                                                     f"its stage's timeout of {stage.timeout:g} s")
+            overrun = StageTimeout(stage.name, request.call_id, error)
+            return LocalOutcome(request.call_id, stage.name, Status.FAILED, error=error,
+                                attempt=attempt), overrun
+        return LocalOutcome(request.call_id, stage.name, Status.SUCCEEDED, result=result,
+                            attempt=attempt), None
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         """Local calls run as they are submitted, one after another."""

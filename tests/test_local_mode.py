@@ -4,12 +4,14 @@ and the run is purely in memory when it does not."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from controlplane.local_cluster import free_port
 from controlplane.store.reads import CallQuery
 from sdk.decorators import WorkflowRunner
-from sdk.errors import StageFailed
+from sdk.errors import StageFailed, StageTimeout
 from tests.workflows import parallel
 
 
@@ -56,3 +58,52 @@ def test_without_a_control_plane_a_local_run_is_in_memory(capsys):
     assert "double 2" in capsys.readouterr().out
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         runner.run(double, {1, 2}, local=True)
+
+
+def test_local_mode_retries_reuses_finished_children_and_judges_timeouts_as_workers_do():
+    runner = WorkflowRunner(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    runs: dict[str, int] = {}
+
+    def ran(name: str) -> int:
+        runs[name] = runs.get(name, 0) + 1
+        return runs[name]
+
+    @runner.stage(retries=2, backoff=0)
+    def flaky(name):
+        if ran(name) < 3:
+            raise ConnectionError("not yet")
+        return "third time"
+
+    @runner.stage(retries=3, backoff=0, retry_on=KeyError)
+    def not_listed():
+        ran("not_listed")
+        raise ValueError("never retried")
+
+    @runner.stage
+    def child():
+        return ran("child")
+
+    @runner.stage(retries=1, backoff=0)
+    def parent():
+        value = child()
+        if ran("parent") == 1:
+            raise ConnectionError("after its child")
+        return value
+
+    @runner.stage(timeout=0.05)
+    def slow():
+        time.sleep(0.2)
+        return "late"
+
+    flaky_once = runner.stage(retries=1, backoff=0, name="flaky_once")(flaky.fn)
+    assert runner.run(flaky, "a", local=True) == "third time" and runs["a"] == 3
+    with pytest.raises(StageFailed, match="not yet"):  # its one retry used up
+        runner.run(flaky_once, "b", local=True)
+    assert runs["b"] == 2
+    with pytest.raises(StageFailed, match="never retried"):
+        runner.run(not_listed, local=True)
+    assert runs["not_listed"] == 1
+    # The parent's second attempt gets its child's result from the first: no second run.
+    assert runner.run(parent, local=True) == 1 and (runs["child"], runs["parent"]) == (1, 2)
+    with pytest.raises(StageTimeout, match="past its stage's timeout of 0.05 s"):
+        runner.run(slow, local=True)
