@@ -62,6 +62,8 @@ class Settings:
     #: The key that signs jobs (sdk.signing); by default the one `callplane db
     #: upgrade` made, which workers fetch from their control plane.
     job_key: str | None = None
+    #: Calls a worker process runs at once (`--concurrency`).
+    worker_concurrency: int = 1
     #: How every process writes its log: "text" or "json" (one object per line).
     log_format: str = "text"
     #: A browser's session ends after this long without a request.
@@ -90,6 +92,7 @@ class Settings:
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
             max_body_bytes=_positive(env, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int),
             job_key=env.get("CALLPLANE_JOB_KEY") or None,
+            worker_concurrency=_positive(env, "CALLPLANE_WORKER_CONCURRENCY", 1, int),
             log_format=_choice(env, "CALLPLANE_LOG_FORMAT", ("text", "json")),
             session_idle_seconds=_positive(env, "CALLPLANE_SESSION_IDLE_SECONDS",
                                            SESSION_IDLE_SECONDS, int),

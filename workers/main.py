@@ -40,12 +40,15 @@ RECURSION_LIMIT = 20_000
 @click.option("--isolate", is_flag=True,
               help="Run each call in a fresh process of its own (slower; for isolation). "
                    "A stage can ask for it alone with @runner.stage(isolate=True).")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=None,
+              help="Calls run at once, each in a thread of its own [default: "
+                   "$CALLPLANE_WORKER_CONCURRENCY or 1]. For stages that wait on I/O.")
 @click.option("--inline/--no-inline", default=True, show_default=True,
               help="Run a child call that its parent only waits on in the parent's slot, "
                    "instead of queueing it for any worker.")
 def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, burst, isolate,
-           inline):
-    """Run the calls of one workflow file's stages, one at a time, until SIGTERM.
+           concurrency, inline):
+    """Run the calls of one workflow file's stages, --concurrency at once, until SIGTERM.
 
     \b
     Example:
@@ -67,7 +70,8 @@ def worker(server_url, repo_name, workflow_file, commit_hash, redis_url, name, b
         sys.exit(EXIT_BAD_WORKFLOW)
     try:
         version = CodeVersion(settings.repo_name, commit)
-        process = Worker(settings, workflow, version, name, isolate=isolate, inline=inline)
+        process = Worker(settings, workflow, version, name, isolate=isolate, inline=inline,
+                         concurrency=concurrency or settings.worker_concurrency)
         configure_logging(settings.log_format, process.context)
         process.run(burst=burst)
     except RedisUnavailable as exc:

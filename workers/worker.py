@@ -57,12 +57,17 @@ class Worker:
         *,
         isolate: bool = False,
         inline: bool = True,
+        concurrency: int = 1,
     ):
         """`settings`: Redis, the control plane, leases and re-checks. `isolate`:
         run every call in a fresh process. `inline`: a stage's child call that it
         only waits on runs in this slot at once, instead of being queued for any
         worker (queued children a parent waits on are taken back either way, so
-        nesting never deadlocks)."""
+        nesting never deadlocks). `concurrency`: slots, each a thread running
+        calls one at a time (1: the main thread alone, as before)."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be 1 or more, not {concurrency}")
+        self.concurrency = concurrency
         self.name = name or default_worker_name()
         self.workflow = workflow
         self._settings = settings
@@ -80,8 +85,8 @@ class Worker:
             queue_name(stage, version.repo_name, version.commit_hash) for stage in workflow.stages
         ] + [queue_name(stage, None, None) for stage in workflow.stages]
         self.rq_record = RqWorkerRecord(settings.redis_url, self.name, self.queues)
-        #: The call that finishing the last one claimed, to run next.
-        self._next: Claimed | None = None
+        #: Per slot (thread): the call that finishing its last one claimed, to run next.
+        self._slot = threading.local()
         self._stopping = threading.Event()
         #: Whether a cancelled call on the main thread can be interrupted (a signal
         #: handler is installed only when the worker runs on the main thread).
@@ -121,7 +126,7 @@ class Worker:
 
         While calls keep coming, finishing one also claims the next (one round
         trip); the blocking pop is for when the queues ran dry."""
-        claimed, self._next = self._next, None
+        claimed, self._slot.next = self._next, None
         if claimed is None:
             popped = self.transport.queues.pop(self.queues, timeout)
             if popped is None:
@@ -130,8 +135,13 @@ class Worker:
             if claimed is None:
                 return True
         chain = None if self._stopping.is_set() else self.queues
-        _outcome, self._next = self.executor.run(claimed, chain)
+        _outcome, self._slot.next = self.executor.run(claimed, chain)
         return True
+
+    @property
+    def _next(self) -> Claimed | None:
+        """The call this slot claimed with its last finish, to run next."""
+        return getattr(self._slot, "next", None)
 
     def run(self, burst: bool = False) -> None:
         """Run calls until stopped (or, with `burst`, until the queues are empty)."""
@@ -144,18 +154,13 @@ class Worker:
         heartbeat.start()
         self._install_signal_handlers()
         self._real_stdout, sys.stdout = sys.stdout, RoutedStdout(sys.stdout, self.context)
-        log.info("worker %s listening on %s", self.name, ", ".join(self.queues))
+        log.info("worker %s listening on %s (%d slot(s))", self.name, ", ".join(self.queues),
+                 self.concurrency)
         try:
-            while not self._stopping.is_set() or self._next is not None:
-                try:
-                    if not self.run_once() and burst:
-                        break
-                except RedisUnavailable as exc:
-                    log.warning("%s; retrying", exc)
-                    self._stopping.wait(REDIS_RETRY_SECONDS)
-                except Exception:  # e.g. Redis refusing writes: the worker goes on
-                    log.exception("worker %s: the loop failed; going on", self.name)
-                    self._stopping.wait(REDIS_RETRY_SECONDS)
+            if self.concurrency == 1:
+                self._run_slot(burst)
+            else:
+                self._run_slots(burst)
         finally:
             sys.stdout = self._real_stdout
             self._stopping.set()
@@ -166,6 +171,31 @@ class Worker:
             leases.stop()
             self.waiters.stop()
             log.info("worker %s stopped", self.name)
+
+    def _run_slot(self, burst: bool) -> None:
+        """One slot: calls one at a time until stopped (with `burst`, until the
+        queues are empty), the call claimed by its last finish included."""
+        while not self._stopping.is_set() or self._next is not None:
+            try:
+                if not self.run_once() and burst:
+                    break
+            except RedisUnavailable as exc:
+                log.warning("%s; retrying", exc)
+                self._stopping.wait(REDIS_RETRY_SECONDS)
+            except Exception:  # e.g. Redis refusing writes: the worker goes on
+                log.exception("worker %s: the loop failed; going on", self.name)
+                self._stopping.wait(REDIS_RETRY_SECONDS)
+
+    def _run_slots(self, burst: bool) -> None:
+        """`concurrency` slots, each a thread; the main thread waits for them (and
+        takes the signals: on SIGTERM every slot finishes its call, then stops)."""
+        slots = [threading.Thread(target=self._run_slot, args=(burst,), name=f"callplane-slot-{i}")
+                 for i in range(self.concurrency)]
+        for slot in slots:
+            slot.start()
+        while any(slot.is_alive() for slot in slots):
+            for slot in slots:
+                slot.join(timeout=0.5)
 
     def stop(self) -> None:
         """Finish the current call, then leave the loop."""
