@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench", description="Run callplane and its peers on the same workloads.")
     parser.add_argument("--repeats", type=int, help="runs per workload and system (default 3)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated")
-    parser.add_argument("--workloads", default="w1,w2,w2b,w3,w3one,conc,memory",
+    parser.add_argument("--workloads", default="w1,w2,w2b,w3,w3one,conc,slots,memory",
                         help="comma-separated")
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke run")
     args = parser.parse_args(argv)

@@ -131,6 +131,16 @@ class CallplaneSystem(PeerSystem):
                 latencies.append(time.perf_counter() - started)
         return latencies
 
+    def slots(self, calls: int, seconds: float, concurrency: int) -> float:
+        """Seconds for `calls` calls of a stage that sleeps `seconds`, all submitted
+        at once, on one worker process with --concurrency."""
+        with self._options(f"--concurrency={concurrency}"), self._workers(1):
+            callplane_tasks.nap(0)  # the worker is up
+            started = time.perf_counter()
+            handles = callplane_tasks.runner.submit(callplane_tasks.nap, [((seconds,), {})] * calls)
+            callplane_tasks.runner.gather(*handles)
+            return time.perf_counter() - started
+
     def w2_nested(self, children: int, slots: int, deadline: float,
                   mode: str = "inline") -> float | None:
         with self._options("--no-inline" if mode == "dispatched" else None):

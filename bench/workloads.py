@@ -37,6 +37,10 @@ class Sizes:
     conc_calls: int = 50  # per thread, in turn
     conc_slots: int = 4
     nap_seconds: float = 0.010  # what each concurrent call does: sleep, holding its slot
+    #: One worker process running many calls at once (callplane's --concurrency).
+    slot_calls: int = 320
+    slot_seconds: float = 0.1
+    slot_concurrency: int = 32
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -121,6 +125,11 @@ def _concurrency(system: Any, sizes: Sizes) -> Measurement:
     return {system.name: row}
 
 
+def _slots(system: Any, sizes: Sizes) -> Measurement:
+    seconds = system.slots(sizes.slot_calls, sizes.slot_seconds, sizes.slot_concurrency)
+    return {system.name: {"seconds": seconds, "calls_per_s": sizes.slot_calls / seconds}}
+
+
 def _memory(system: Any, sizes: Sizes) -> Measurement:
     rss_mb, growth_mb = system.memory(sizes.memory_calls)
     return {system.name: {"rss_mb": rss_mb, "growth_mb": growth_mb}}
@@ -152,6 +161,12 @@ def all_workloads(sizes: Sizes) -> dict[str, Workload]:
                  (Metric("calls_per_s", "calls/s", higher_is_better=True),
                   Metric("p50_ms", "p50 ms"), Metric("p99_ms", "p99 ms", compare=False),
                   Metric("cp_cpu_ms", "cp CPU ms", compare=False)), _concurrency),
+        Workload("slots", f"Slots: {sizes.slot_calls} calls of a {sizes.slot_seconds:g} s sleep, "
+                          f"all at once, on one worker process with --concurrency "
+                          f"{sizes.slot_concurrency}",
+                 (Metric("seconds", "seconds", compare=False),
+                  Metric("calls_per_s", "calls/s", compare=False)),
+                 _slots, applies=lambda system: hasattr(system, "slots")),
         Workload("memory", f"Memory: worker RSS over {sizes.memory_calls} calls",
                  (Metric("rss_mb", "RSS MB after warm-up", compare=False),
                   Metric("growth_mb", "growth MB", compare=False)),
