@@ -165,7 +165,7 @@ def run_round(cluster: Cluster, store: Store, rng: random.Random, number: int,
             cluster.store_outage(2 * LEASE_SECONDS)
 
     label = f"genuine-{number}"
-    forged = _forge(cluster, runner, label) if "forged" in faults else 0
+    copied = _forge(cluster, label) if "forged" in faults else None
     started = time.monotonic()
     with CompletionWatch(store) as watch:
         poisons = runner.submit(chaos_tasks.too_deep, [((), {})] * POISONS) if "poison" in faults else []
@@ -191,7 +191,7 @@ def run_round(cluster: Cluster, store: Store, rng: random.Random, number: int,
         "double successes": _double_successes(store, ids.keys()),
         "wrong results": wrong,
         "poison not failed": sum("nested more than" not in str(p) for p in poisoned),
-        "forged run": _forged_runs(cluster, store, label) if forged else 0,
+        "forged run": _forged_runs(cluster, store, copied, label) if copied else 0,
         "seconds": round(seconds, 1),
         "workers killed": cluster.kills - kills_before,
         "re-executions": _lines(cluster.history) - executions_before - ROOTS * CALLS_PER_ROOT
@@ -199,8 +199,9 @@ def run_round(cluster: Cluster, store: Store, rng: random.Random, number: int,
     }
 
 
-def _forge(cluster: Cluster, runner, label: str) -> int:
-    """Run a real call, then push FORGERIES copies of its job under new ids."""
+def _forge(cluster: Cluster, label: str) -> str:
+    """Run a real call, then push FORGERIES copies of its job under new ids; the
+    real call's id."""
     handle = chaos_tasks.forgery_target.submit(label)
     handle.result(timeout=120)
     raw = redis.Redis.from_url(cluster.redis_url)
@@ -209,8 +210,7 @@ def _forge(cluster: Cluster, runner, label: str) -> int:
         forged_id = f"forged-{label}-{n}"
         raw.hset(job_key(forged_id), mapping={**job, b"status": b"queued"})
         raw.rpush(queue_key(job[b"origin"].decode()), forged_id)
-    cluster.forged_call = handle.id
-    return FORGERIES
+    return handle.id
 
 
 def _target_lines(cluster: Cluster, label: str) -> int:
@@ -218,9 +218,9 @@ def _target_lines(cluster: Cluster, label: str) -> int:
     return sum(line.split()[2:] == ["target", label] for line in lines)
 
 
-def _forged_runs(cluster: Cluster, store: Store, label: str) -> int:
+def _forged_runs(cluster: Cluster, store: Store, copied: str, label: str) -> int:
     """Executions of the copied call beyond its recorded attempts: forged ones."""
-    attempts = store.get(cluster.forged_call).attempt
+    attempts = store.get(copied).attempt
     return max(0, _target_lines(cluster, label) - attempts)
 
 

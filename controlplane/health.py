@@ -36,9 +36,10 @@ class Readiness:
 
     def __init__(self, redis_url: str, store: Store, timeout: float = READY_TIMEOUT_SECONDS):
         self._timeout = timeout
+        expected = head_revision()  # read from the migrations once, not on every probe
         self._parts: dict[str, Callable[[], str | None]] = {
             "redis": lambda: None if answers(redis_url, timeout) else _no_answer(timeout),
-            "database": lambda: _schema_problem(store),
+            "database": lambda: _schema_problem(store, expected),
         }
         self._pool = ThreadPoolExecutor(max_workers=len(self._parts),
                                         thread_name_prefix="callplane-ready")
@@ -69,8 +70,8 @@ def _no_answer(timeout: float) -> str:
     return f"no answer within {timeout:g} s"
 
 
-def _schema_problem(store: Store) -> str | None:
-    revision, expected = store.schema_revision(), head_revision()
+def _schema_problem(store: Store, expected: str) -> str | None:
+    revision = store.schema_revision()
     if revision != expected:
         return f"schema is at {revision or 'nothing'}, this code needs {expected}: run `callplane db upgrade`"
     return None

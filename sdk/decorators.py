@@ -124,6 +124,8 @@ def _named_values(signature: inspect.Signature, bound: Mapping[str, Any]
 
 
 def _plain_function(candidate: object) -> bool:
+    """inspect.isfunction, behind a plain bool: a type checker would otherwise narrow
+    the decorated function to FunctionType and lose its ParamSpec."""
     return inspect.isfunction(candidate)
 
 

@@ -331,7 +331,8 @@ def test_a_body_past_the_limit_is_refused_by_the_sdk_at_once_with_the_limit(serv
     started = time.monotonic()
     with pytest.raises(ControlPlaneRefused, match=r"17.0 MiB.*up to 16.0 MiB \(CALLPLANE_MAX_BODY_BYTES\)"):
         ControlPlaneClient(server_url).create_call(request)
-    assert time.monotonic() - started < 1 and total(api) == before
+    # At once: not sent, so not retried for a minute as an unreachable control plane is.
+    assert time.monotonic() - started < 10 and total(api) == before
 
 
 def test_a_413_from_a_control_plane_with_a_lower_limit_reaches_the_sdk_at_once(env, tmp_path):
@@ -343,4 +344,4 @@ def test_a_413_from_a_control_plane_with_a_lower_limit_reaches_the_sdk_at_once(e
         started = time.monotonic()
         with pytest.raises(ControlPlaneRefused) as refused:
             client.create_call(request)
-        assert refused.value.status == 413 and time.monotonic() - started < 5
+        assert refused.value.status == 413 and time.monotonic() - started < 30  # not 60 s of retries
