@@ -55,8 +55,10 @@ class CallReading:
         return self._store.runs(query, offset, limit)
 
     def tree(self, call_id: str) -> list[TreeNode]:
-        """The call and every call under it, depth-first: one query for the whole run."""
-        return tree_nodes(self.run_of(call_id), call_id)
+        """The call and every call under it, depth-first, with their earlier attempts:
+        two queries for the whole run."""
+        root_id = self.get(call_id).root_stage_run_id
+        return tree_nodes(self._store.tree(root_id), call_id, self._store.attempts_in_run(root_id))
 
     def run_of(self, call_id: str) -> list[CallRecord]:
         """Every call of the run `call_id` belongs to."""

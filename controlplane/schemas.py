@@ -310,6 +310,14 @@ class CallSchema(Schema):
     )
 
 
+class AttemptBarSchema(Schema):
+    attempt = fields.Integer()
+    status = fields.String(metadata={"description": "lost or failed"})
+    worker = fields.String(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
 class TreeNodeSchema(Schema):
     id = fields.String()
     parent_stage_run_id = fields.String(allow_none=True)
@@ -325,6 +333,10 @@ class TreeNodeSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     duration_ms = fields.Float(allow_none=True)
     error = fields.String(allow_none=True, metadata={"description": "type: first line of message"})
+    arguments = fields.String(allow_none=True, metadata={
+        "description": 'the arguments as a call writes them, "(1, \"x\", key=2)", shortened'})
+    earlier_attempts = fields.List(fields.Nested(AttemptBarSchema), metadata={
+        "description": "the attempts before this one, first first (each its own timeline bar)"})
 
 
 class TreeSchema(Schema):

@@ -1,21 +1,34 @@
 """A call tree as a list of nodes, parent before children, and as terminal lines.
 
-One read gives every call of a run (stage_runs.root_stage_run_id is indexed);
-the tree under any call of it is cut from that list here, so a tree of
-thousands of calls costs one query, not one per node.
+One read gives every call of a run (stage_runs.root_stage_run_id is indexed) and
+one more their earlier attempts; the tree under any call of it is cut from that
+list here, so a tree of thousands of calls costs two queries, not one per node.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import msgspec
 
-from sdk.records import CallRecord, ErrorRecord
+from sdk.records import Arguments, AttemptRecord, CallRecord, ErrorRecord, json_text
 from sdk.wire import RunMode, Status
 
 #: How much of an error message a node carries (the whole error is on the call).
 ERROR_SUMMARY_CHARS = 200
+#: How much of its arguments a node shows (the whole arguments are on the call).
+ARGUMENTS_PREVIEW_CHARS = 80
+
+
+class AttemptBar(msgspec.Struct, frozen=True):
+    """An earlier attempt of a call, as a timeline draws it: its own bar."""
+
+    attempt: int
+    status: str
+    worker: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class TreeNode(msgspec.Struct, frozen=True):
@@ -37,9 +50,13 @@ class TreeNode(msgspec.Struct, frozen=True):
     duration_ms: float | None = None
     #: "Type: first line of the message".
     error: str | None = None
+    #: "(1, 'x', key=2)", shortened.
+    arguments: str | None = None
+    #: The attempts before this one, first first.
+    earlier_attempts: list[AttemptBar] = msgspec.field(default_factory=list)
 
     @classmethod
-    def of(cls, call: CallRecord, depth: int) -> TreeNode:
+    def of(cls, call: CallRecord, depth: int, earlier: list[AttemptBar]) -> TreeNode:
         started, finished = call.started_at, call.finished_at
         return cls(
             id=call.id, stage=call.stage, status=call.status, depth=depth,
@@ -48,25 +65,38 @@ class TreeNode(msgspec.Struct, frozen=True):
             created_at=call.created_at, started_at=started, finished_at=finished,
             duration_ms=(round((finished - started).total_seconds() * 1000, 3)
                          if started and finished else None),
-            error=summary(call.error),
+            error=summary(call.error), arguments=preview(call.arguments), earlier_attempts=earlier,
         )
 
 
-def tree_nodes(calls: list[CallRecord], call_id: str) -> list[TreeNode]:
+def tree_nodes(calls: list[CallRecord], call_id: str,
+               attempts: Iterable[AttemptRecord] = ()) -> list[TreeNode]:
     """The calls under `call_id` (itself first), depth-first, children in call order.
-    `calls` are the calls of its run."""
+    `calls` are the calls of its run, `attempts` their earlier attempts."""
     by_id = {call.id: call for call in calls}
     children: dict[str | None, list[CallRecord]] = {}
     for call in calls:
         children.setdefault(call.parent_stage_run_id, []).append(call)
+    earlier: dict[str, list[AttemptBar]] = {}
+    for attempt in attempts:
+        earlier.setdefault(attempt.call_id, []).append(AttemptBar(
+            attempt.attempt, attempt.status, attempt.worker, attempt.started_at, attempt.finished_at))
     nodes: list[TreeNode] = []
     stack = [(by_id[call_id], 0)] if call_id in by_id else []
     while stack:
         call, depth = stack.pop()
-        nodes.append(TreeNode.of(call, depth))
+        nodes.append(TreeNode.of(call, depth, earlier.get(call.id, [])))
         below = sorted(children.get(call.id, []), key=lambda c: (c.position is None, c.position or 0))
         stack.extend((child, depth + 1) for child in reversed(below))
     return nodes
+
+
+def preview(arguments: Arguments) -> str:
+    """The arguments as a call writes them, "(1, "x", key=2)", shortened with "…"."""
+    values = [json_text(value) for value in arguments.args]
+    values += [f"{name}={json_text(value)}" for name, value in arguments.kwargs.items()]
+    text = f"({', '.join(values)})"
+    return text if len(text) <= ARGUMENTS_PREVIEW_CHARS else text[:ARGUMENTS_PREVIEW_CHARS - 1] + "…"
 
 
 def summary(error: ErrorRecord | None) -> str | None:

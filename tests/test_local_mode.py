@@ -29,7 +29,8 @@ def test_a_local_run_is_recorded_as_the_same_tree(parallel_runner, store):
     assert all(row.worker.startswith("local:") for row in rows)
     children = rows[1:]
     assert {row.parent_stage_run_id for row in children} == {root.id}
-    assert sorted(row.result for row in children) == sorted(i * i for i in range(10))
+    results = store.get_many(row.id for row in children)
+    assert sorted(call.result for call in results.values()) == sorted(i * i for i in range(10))
 
 
 def test_a_local_failure_keeps_the_original_exception(parallel_runner, store):

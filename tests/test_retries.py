@@ -20,6 +20,12 @@ def test_a_failing_call_runs_again_until_it_succeeds(run, store_of, tmp_path):
     assert [(a["attempt"], a["status"], a["error"]["message"]) for a in shown["attempts"]] == [
         (1, "failed", "execution 1 fails"), (2, "failed", "execution 2 fails")]
     assert all(a["worker"] == record.worker for a in shown["attempts"])
+    # The tree carries every attempt for the timeline, each with its own times.
+    (node,) = requests.get(f"{run.server_url}/api/call/{handle.id}/tree", timeout=10).json()["calls"]
+    bars = node["earlier_attempts"]
+    assert [(bar["attempt"], bar["status"]) for bar in bars] == [(1, "failed"), (2, "failed")]
+    assert bars[0]["finished_at"] <= bars[1]["started_at"] <= bars[1]["finished_at"]
+    assert bars[1]["finished_at"] <= node["started_at"]
 
 
 def test_a_call_fails_once_its_retries_are_used_up(run, store_of, tmp_path):

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from controlplane.cli import main
-from controlplane.trees import tree_nodes
-from sdk.records import CallRecord, ErrorRecord
+from controlplane.trees import ARGUMENTS_PREVIEW_CHARS, tree_nodes
+from sdk.records import Arguments, CallRecord, ErrorRecord
 from sdk.wire import RunMode, Status
 from tests.workflows import sample
 
@@ -53,6 +53,15 @@ def test_tree_nodes_keep_children_in_call_order():
     nodes = tree_nodes(calls, "r")
     assert [(n.id, n.depth) for n in nodes] == [("r", 0), ("c0", 1), ("g", 2), ("c1", 1), ("c2", 1)]
     assert (nodes[0].duration_ms, nodes[0].error) == (2.0, "E: first line")
+
+
+@pytest.mark.unit
+def test_a_tree_node_shows_its_arguments_as_a_call_writes_them_shortened():
+    short = CallRecord("a", "s", Status.PENDING, arguments=Arguments([1, "x", None], {"key": [2]}))
+    assert tree_nodes([short], "a")[0].arguments == '(1, "x", null, key=[2])'
+    long = CallRecord("b", "s", Status.PENDING, arguments=Arguments(["y" * 500], {}))
+    shown = tree_nodes([long], "b")[0].arguments
+    assert len(shown) == ARGUMENTS_PREVIEW_CHARS and shown.startswith('("yyy') and shown[-1] == "…"
 
 
 def test_runs_are_listed_newest_first_filtered_and_paged(runner, api):
@@ -97,7 +106,8 @@ def test_the_cli_lists_runs_and_shows_a_call_and_its_tree(runner, server_url):
 def test_a_tree_of_thousands_of_calls_costs_the_same_few_queries_as_a_small_one(
     database_url, redis_url
 ):
-    """The tree endpoint reads a run in one indexed query, whatever its size."""
+    """The tree endpoint reads a run in one indexed query (and its earlier attempts in
+    one more), whatever its size."""
     import uuid
 
     from sqlalchemy import event
@@ -131,11 +141,16 @@ def test_a_tree_of_thousands_of_calls_costs_the_same_few_queries_as_a_small_one(
         answer = client.get(f"/api/call/{root}/tree")
         assert answer.status_code == 200 and len(answer.json["calls"]) == size + 1
         counts[size] = len(statements)
-    assert counts[3000] == counts[3] <= 2  # the call asked for, then its run
+    assert counts[3000] == counts[3] <= 3  # the call asked for, its run, their earlier attempts
     if store.engine.dialect.name == "sqlite":
         with store.engine.connect() as conn:
             plan = conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN SELECT * FROM stage_runs WHERE root_stage_run_id = 'x'"
             ).fetchall()
+            attempts = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT * FROM call_attempts JOIN stage_runs"
+                " ON stage_runs.id = call_attempts.call_id WHERE root_stage_run_id = 'x'"
+            ).fetchall()
         assert "INDEX" in str(plan)
+        assert "SCAN" not in str(attempts)
     services_of(app).stop()

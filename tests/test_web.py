@@ -84,6 +84,22 @@ def failed_report_run(server_url: str, flag: Path) -> str:
     return handle.id
 
 
+def settled_run(server_url: str) -> str:
+    """A run of 10,054 calls: 100 customers, 101 charges each, two cards declined."""
+    from sdk.caller import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+    from sdk.errors import StageFailed
+    from tests.workflows import web
+
+    client = ControlPlaneClient(server_url, token=TOKEN)
+    web.runner.attach(client, RemoteCaller(client), CallContext())
+    handle = web.settle.submit(100, 101, [[70, 50], [88, 3]])
+    with pytest.raises(StageFailed, match=r"customers \[70, 88\] could not be settled"):
+        handle.result(timeout=300)
+    return handle.id
+
+
 def keep_screenshot(page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     page.screenshot(path=str(path), full_page=True)
@@ -120,8 +136,8 @@ def test_a_failed_run_is_retried_from_its_page_and_succeeds(guarded_cluster, pag
     page.wait_for_url(f"{guarded_cluster}/calls/{run_id}")
 
     # The tree: report, extract, four squares, publish; the failure is shown where it happened.
-    page.wait_for_selector(f"#tree tr[data-call-id='{run_id}']")
-    rows = page.locator("#tree tbody tr")
+    page.wait_for_selector(f"#tree .row[data-call-id='{run_id}']")
+    rows = page.locator("#tree .row")
     assert rows.count() == 7
     stages = rows.locator(".stage-name").all_text_contents()
     assert stages == ["report", "extract", "square", "square", "square", "square", "publish"]
@@ -145,7 +161,7 @@ def test_a_failed_run_is_retried_from_its_page_and_succeeds(guarded_cluster, pag
     rows.first.click()
     page.wait_for_selector(f"#details[data-call-id='{run_id}']")
     page.click("#retry")
-    page.wait_for_selector(f"#tree tr[data-call-id='{run_id}'][data-status='succeeded']",
+    page.wait_for_selector(f"#tree .row[data-call-id='{run_id}'][data-status='succeeded']",
                            timeout=60_000)
     page.wait_for_selector(f"#details[data-call-id='{run_id}'][data-status='succeeded']")
     assert '"published": 30' in page.text_content("#detail-result")
@@ -164,6 +180,74 @@ def test_a_failed_run_is_retried_from_its_page_and_succeeds(guarded_cluster, pag
     assert by_stage["report"]["attempt"] == 2
     assert by_stage["publish"]["status"] == "succeeded"
     assert by_stage["extract"]["attempt"] == 1  # not run again
+
+
+#: Times one interaction in the page: from the event to the frame that shows it.
+TIMED = """async ([selector, action]) => {
+  const target = document.querySelector(selector);
+  const began = performance.now();
+  if (action === "click") target.click();
+  else if (action === "bottom") target.scrollTop = target.scrollHeight;
+  else { const [value, kind] = action; target.value = value; target.dispatchEvent(new Event(kind)); }
+  await new Promise((done) => requestAnimationFrame(() => setTimeout(done)));
+  return performance.now() - began;
+}"""
+
+
+def test_a_run_of_10000_calls_opens_on_its_first_failure_and_answers_at_once(
+    guarded_cluster, page, tmp_path
+):
+    run_id = settled_run(guarded_cluster)
+    sign_in(page, guarded_cluster, "/")
+    page.goto(f"{guarded_cluster}/calls/{run_id}")
+
+    # Usable within 2 s: the first failure's root cause selected, in view, its details open.
+    failed = page.locator("#tree .row.selected[data-status='failed']")
+    failed.wait_for()
+    shown_ms = page.evaluate("performance.getEntriesByName('callplane:run-shown')[0].startTime")
+    assert shown_ms < 2000, f"the run page showed its first failure after {shown_ms:.0f} ms"
+    assert failed.locator(".stage-name").text_content() == "charge_card"
+    assert failed.locator(".args").text_content() == "(70, 50, true)"
+    row, pane = failed.bounding_box(), page.locator("#tree-rows").bounding_box()
+    assert pane["y"] <= row["y"] and row["y"] + row["height"] <= pane["y"] + pane["height"]
+    page.wait_for_selector(f"#details[data-call-id='{failed.get_attribute('data-call-id')}']")
+    assert "card of customer 70 declined charge 50" in page.text_content("#detail-error")
+    assert "10,054 calls: 5 failed, 10,049 succeeded" in page.text_content("#summary")
+
+    # Many siblings of a stage read as one row until opened; only rows on screen exist.
+    groups = page.locator("#tree .row.group")
+    assert "101 × charge_card: 101 succeeded" in groups.first.text_content()
+    assert page.locator("#tree .row").count() < 100
+    keep_screenshot(page, tmp_path, "run-10054-calls.png")
+
+    def rows_now() -> int:  # how many rows the tree has, drawn or not (28 px each)
+        return page.evaluate("parseInt(document.getElementById('tree-canvas').style.height) / 28")
+
+    # Each interaction is answered (drawn) within 200 ms.
+    timings = {}
+    before = rows_now()
+    timings["open a group"] = page.evaluate(TIMED, ["#tree .row.group .toggle", "click"])
+    assert rows_now() == before + 101
+    timings["scroll to the end"] = page.evaluate(TIMED, ["#tree-rows", "bottom"])
+    drawn = page.locator("#tree .row")
+    assert "101 × charge_card" in drawn.last.text_content()  # the last customer's charges
+    assert drawn.nth(drawn.count() - 2).locator(".args").text_content() == "(99, 101, [])"
+    timings["filter by status"] = page.evaluate(TIMED, ["#status-filter", ["failed", "change"]])
+    assert page.text_content("#matching") == "5 matching"
+    calls = page.locator("#tree .row[data-call-id]").all()
+    assert {row.get_attribute("data-status") for row in calls} == {"failed"} and len(calls) == 5
+    timings["search"] = page.evaluate(TIMED, ["#search", ["charge_card", "input"]])
+    assert page.text_content("#matching") == "2 matching"
+    timings["search by id"] = page.evaluate(TIMED, ["#search", [run_id[:10], "input"]])
+    assert page.text_content("#matching") == "1 matching"
+    page.select_option("#status-filter", "")
+    timings["clear the search"] = page.evaluate(TIMED, ["#search", ["", "input"]])
+    assert page.text_content("#matching") == ""
+    timings["fold the run"] = page.evaluate(TIMED, [f"#tree .row[data-call-id='{run_id}'] .toggle", "click"])
+    assert rows_now() == 1
+    assert max(timings.values()) < 200, timings
+    print(f"run page: first failure shown at {shown_ms:.0f} ms; interactions (ms):",
+          {name: round(ms, 1) for name, ms in timings.items()})
 
 
 def test_the_api_page_and_rq_dashboard_open_after_signing_in(guarded_cluster, page):

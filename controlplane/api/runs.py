@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from controlplane.api.answers import tree_answer
 from controlplane.api.blueprint import CALL_ID, URI_TOO_LONG, ApiBlueprint, services
 from controlplane.schemas import CallSchema, RunListQuerySchema, TreeSchema
 
@@ -16,7 +17,7 @@ class CallTree(MethodView):
     @blp.refuses(404, URI_TOO_LONG)
     def get(self, call_id):
         """The call and every call under it, depth-first (one query for the whole run)."""
-        return {"call_id": call_id, "calls": services().reading.tree(call_id)}
+        return tree_answer(call_id, services().reading.tree(call_id))
 
 
 @blp.route("/runs")

@@ -1,88 +1,166 @@
-/* A call's page: its tree with a timeline of when and where each call ran, and the
-   details of the selected call (arguments, result, error, attempts) with retry and
-   cancel. It re-reads the tree every second while anything in it is unfinished. */
+/* A call's page: its tree, folded, filtered and searched, drawn only where it is on
+   screen (calltree.js, treerows.js), and the details of the selected call
+   (arguments, result, error, attempts) with retry and cancel. It opens on the
+   first failure's root cause, and re-reads the tree while anything in it runs. */
 "use strict";
 
 const LIVE_MS = 1000;
 const IDLE_MS = 5000;
+/* Rows drawn above and below those on screen, so a scroll shows no gap. */
+const OVERSCAN = 10;
 const page = document.getElementById("call-page");
 const callId = page.dataset.callId;
+const viewport = document.getElementById("tree-rows");
+const canvas = document.getElementById("tree-canvas");
+const statusFilter = document.getElementById("status-filter");
+const search = document.getElementById("search");
+/* What the reader opened and folded, and the filter: kept across re-reads. */
+const view = {open: new Set(), folded: new Set(), matches: null};
+let tree = null;
+let rows = [];
+let span = {start: 0, length: 1};
 let selectedId = callId;
-let nodes = [];
+/* Until the reader looks around, the page keeps the first failure in view. */
+let following = true;
 let timer = null;
 
 async function refresh() {
   clearTimeout(timer);
-  let live = true;
+  let wait = IDLE_MS;
   try {
+    const began = performance.now();
     const {body} = await api("GET", `/api/call/${encodeURIComponent(callId)}/tree`);
-    nodes = body.calls;
-    live = nodes.some((node) => !TERMINAL.has(node.status));
+    const first = tree === null;
+    tree = new CallTree(body.calls);
+    span = timeSpan(body.calls);
+    const live = body.calls.some((node) => !TERMINAL.has(node.status));
     renderHeader(live);
-    renderTree();
-    await renderDetails();
+    if (following) showFirstFailure(); else layout();
+    if (first) performance.mark("callplane:run-shown");
     showMessage("");
+    // A big run is re-read less often: never more than a third of the time in reading it.
+    if (live) wait = Math.max(LIVE_MS, 3 * (performance.now() - began));
+    await renderDetails();
   } catch (error) {
     showMessage(error.message);
   }
-  timer = setTimeout(refresh, live ? LIVE_MS : IDLE_MS);
+  timer = setTimeout(refresh, wait);
 }
 
 function renderHeader(live) {
-  const root = nodes[0];
+  const root = tree.root;
   document.getElementById("title").textContent = root.stage;
   document.getElementById("run-status").replaceWith(
     Object.assign(statusBadge(root.status), {id: "run-status"}));
-  const counts = {};
-  for (const node of nodes) counts[node.status] = (counts[node.status] || 0) + 1;
-  document.getElementById("summary").textContent = `${nodes.length} calls: ` +
-    Object.entries(counts).map(([status, n]) => `${n} ${status}`).join(", ");
-  document.getElementById("live").textContent = live ? "live: updating every second" : "finished";
+  document.getElementById("summary").textContent =
+    `${tree.nodes.length.toLocaleString("en")} calls: ${describeCounts(tree.counts)}`;
+  document.getElementById("live").textContent = live ? "live: updating" : "finished";
+  document.getElementById("span").textContent = `(${formatMs(span.length)})`;
+  const chosen = statusFilter.value;
+  statusFilter.replaceChildren(
+    el("option", {value: ""}, `any status (${tree.nodes.length.toLocaleString("en")})`),
+    ...Object.entries(tree.counts).map(([status, n]) =>
+      el("option", {value: status}, `${status} (${n.toLocaleString("en")})`)));
+  statusFilter.value = chosen in tree.counts ? chosen : "";
+  document.getElementById("first-failure").hidden = !tree.counts.failed;
 }
 
-function renderTree() {
-  const start = Math.min(...nodes.map((node) => Date.parse(node.created_at)));
-  const end = Math.max(...nodes.map((node) => node.finished_at ? Date.parse(node.finished_at) :
-                                                  TERMINAL.has(node.status) ? start : Date.now()));
-  const span = Math.max(end - start, 1);
-  document.getElementById("span").textContent = `(${formatMs(span)})`;
-  const rows = nodes.map((node) => el("tr", {
-      "data-call-id": node.id, "data-status": node.status,
-      class: node.id === selectedId ? "selected" : null,
-      onclick: () => {
-        selectedId = node.id;
-        renderTree();
-        renderDetails().catch((error) => showMessage(error.message));
-      },
-    },
-    el("td", {class: "stage-cell"}, el("span", {class: "indent", style: `width:${node.depth * 1.2}rem`}),
-       el("span", {class: "stage-name"}, node.stage), node.error ? el("span", {class: "error-summary", title: node.error}, node.error) : null),
-    el("td", {}, statusBadge(node.status)),
-    el("td", {}, node.attempt),
-    el("td", {class: "subtle"}, node.worker || "", node.run_mode ? el("span", {class: "mode"}, ` ${node.run_mode}`) : null),
-    el("td", {}, formatMs(node.duration_ms)),
-    el("td", {class: "timeline"}, timelineTrack(node, start, span))));
-  document.querySelector("#tree tbody").replaceChildren(...rows);
+/* The rows to show under the reader's choices, then those on screen. */
+function layout() {
+  rows = tree.rows(view);
+  canvas.style.height = `${rows.length * ROW_PX}px`;
+  document.getElementById("no-match").hidden = rows.length > 0;
+  const matching = view.matches ? rows.filter((row) => row.kind === "call" && !row.context).length : null;
+  document.getElementById("matching").textContent =
+    matching === null ? "" : `${matching.toLocaleString("en")} matching`;
+  draw();
 }
 
-/* The waterfall: a grey bar while queued, then a bar in the status colour while it ran. */
-function timelineTrack(node, start, span) {
-  const at = (iso) => ((iso ? Date.parse(iso) : Date.now()) - start) / span * 100;
-  const bar = (kind, from, to, title) => el("span", {class: `bar ${kind}`, title,
-    style: `left:${from.toFixed(2)}%;width:${Math.max(to - from, 0.3).toFixed(2)}%`});
-  const created = at(node.created_at);
-  const parts = [];
-  if (node.started_at) {
-    const began = at(node.started_at);
-    const ended = node.finished_at ? at(node.finished_at) : at(null);
-    if (began - created > 0.3) parts.push(bar("queued", created, began, `queued ${formatMs(between(node.created_at, node.started_at))}`));
-    parts.push(bar(`run-${node.status}`, began, Math.min(ended, 100),
-                   `${node.status} on ${node.worker || "?"}: ${took(node)}`));
-  } else if (!TERMINAL.has(node.status)) {
-    parts.push(bar("queued", created, 100, "queued, not started yet"));
+function draw() {
+  const first = Math.max(0, Math.floor(viewport.scrollTop / ROW_PX) - OVERSCAN);
+  const last = Math.min(rows.length, Math.ceil((viewport.scrollTop + viewport.clientHeight) / ROW_PX) + OVERSCAN);
+  canvas.replaceChildren(...rows.slice(first, last).map(
+    (row, offset) => drawRow(row, first + offset, span, selectedId)));
+}
+
+/* Open the way to the first failure's root cause, select it and scroll it to the middle. */
+function showFirstFailure() {
+  const failure = tree.firstFailure();
+  if (failure) {
+    reveal(failure.id);
+    selectedId = failure.id;
   }
-  return el("div", {class: "track"}, parts);
+  layout();
+  if (failure) scrollTo(failure.id);
 }
+
+function reveal(id) {
+  for (const node of [...tree.ancestors(id), tree.byId.get(id)]) {
+    if (node.id !== id) view.folded.delete(node.id);
+    const group = tree.groupOf.get(node.id);
+    if (group) view.open.add(group.key);
+  }
+}
+
+function scrollTo(id) {
+  const index = rows.findIndex((row) => row.kind === "call" && row.node.id === id);
+  if (index < 0) return;
+  viewport.scrollTop = Math.max(0, index * ROW_PX - (viewport.clientHeight - ROW_PX) / 2);
+  draw();
+}
+
+function select(id) {
+  selectedId = id;
+  draw();
+  renderDetails().catch((error) => showMessage(error.message));
+}
+
+/* One listener for every row: a toggle folds or opens, a call row selects its call. */
+canvas.addEventListener("click", (event) => {
+  const row = event.target.closest(".row");
+  if (!row) return;
+  following = false;
+  const onToggle = event.target.closest(".toggle");
+  if (row.dataset.group) {
+    if (view.open.has(row.dataset.group)) view.open.delete(row.dataset.group);
+    else view.open.add(row.dataset.group);
+    layout();
+  } else if (onToggle) {
+    const id = row.dataset.callId;
+    if (view.folded.has(id)) view.folded.delete(id); else view.folded.add(id);
+    layout();
+  } else {
+    select(row.dataset.callId);
+  }
+});
+
+let drawing = false;
+viewport.addEventListener("scroll", () => {
+  if (drawing) return;
+  drawing = true;
+  requestAnimationFrame(() => { drawing = false; draw(); });
+});
+window.addEventListener("resize", draw);
+for (const kind of ["wheel", "keydown", "mousedown", "touchstart"]) {
+  viewport.addEventListener(kind, () => { following = false; }, {passive: true});
+}
+
+function applyFilter() {
+  following = false;
+  view.matches = callFilter(statusFilter.value, search.value);
+  viewport.scrollTop = 0;
+  layout();
+}
+statusFilter.addEventListener("change", applyFilter);
+search.addEventListener("input", applyFilter);
+document.getElementById("first-failure").addEventListener("click", () => {
+  following = false;
+  statusFilter.value = "";
+  search.value = "";
+  view.matches = null;
+  showFirstFailure();
+  renderDetails().catch((error) => showMessage(error.message));
+});
 
 async function renderDetails() {
   const pane = document.getElementById("details");

@@ -23,6 +23,13 @@ IN_LIST_LIMIT = 500
 #: The largest OFFSET both databases take (a signed 64-bit integer); a page past
 #: the last row is empty whatever its number.
 OFFSET_LIMIT = 2**63 - 1
+#: What a call tree shows of each call (see controlplane.trees).
+_TREE_COLUMNS = ("id", "stage", "status", "arguments", "error", "parent_stage_run_id",
+                 "root_stage_run_id", "position", "worker", "run_mode", "attempt",
+                 "created_at", "started_at", "finished_at")
+#: What a tree's timeline shows of an earlier attempt.
+_ATTEMPT_BAR_COLUMNS = ("call_id", "attempt", "status", "worker", "run_mode", "started_at",
+                        "finished_at")
 #: What recovery needs of a running call to give up its attempt.
 _LEASE_COLUMNS = ("id", "attempt", "worker", "queue", "lease_expires_at")
 
@@ -120,14 +127,26 @@ class Reads:
         return calls, total
 
     def tree(self, root_id: str) -> list[CallRecord]:
-        """Every call of one run, in creation order: one indexed query."""
+        """Every call of one run, in creation order, with what a tree shows of each
+        (not its result or output, which may be large): one indexed query."""
         query = (
-            stage_runs.select()
+            sa.select(*(stage_runs.c[name] for name in _TREE_COLUMNS))
             .where(stage_runs.c.root_stage_run_id == root_id)
             .order_by(stage_runs.c.created_at, stage_runs.c.id)
         )
         with self.engine.connect() as conn:
             return [call_of(row) for row in conn.execute(query)]
+
+    def attempts_in_run(self, root_id: str) -> list[AttemptRecord]:
+        """The earlier attempts of every call of one run, by call, first first."""
+        query = (
+            sa.select(*(call_attempts.c[name] for name in _ATTEMPT_BAR_COLUMNS))
+            .join(stage_runs, stage_runs.c.id == call_attempts.c.call_id)
+            .where(stage_runs.c.root_stage_run_id == root_id)
+            .order_by(call_attempts.c.call_id, call_attempts.c.attempt)
+        )
+        with self.engine.connect() as conn:
+            return [attempt_of(row) for row in conn.execute(query)]
 
     def child_at(self, parent_id: str, position: int | None) -> CallRecord | None:
         """The child a call made at `position`, if any."""

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 import flask
 import pytest
 
-from controlplane.api.answers import call_answer, calls_answer, created_answer
-from controlplane.schemas import CallBatchSchema, CallCreatedBatchSchema, CallSchema
+from controlplane.api.answers import call_answer, calls_answer, created_answer, tree_answer
+from controlplane.schemas import CallBatchSchema, CallCreatedBatchSchema, CallSchema, TreeSchema
+from controlplane.trees import tree_nodes
 from sdk.records import (
     Arguments,
     AttemptRecord,
@@ -72,3 +73,15 @@ def test_batches_answer_as_their_schemas_dump_them():
     assert body(finished) == json.loads(json.dumps(CallBatchSchema().dump({"calls": calls})))
     assert created.status_code == 201
     assert body(created) == json.loads(json.dumps(CallCreatedBatchSchema().dump({"calls": calls})))
+
+
+def test_a_tree_answers_as_tree_schema_dumps_it():
+    calls = records()
+    earlier = details().attempts
+    nodes = tree_nodes(calls[:2], "a1", earlier)
+    assert [node.id for node in nodes] == ["a1", "c2"]
+    assert nodes[1].earlier_attempts[0].worker == "host.0.y"
+    with flask.Flask(__name__).app_context():
+        answer = tree_answer("a1", nodes)
+    assert body(answer) == json.loads(json.dumps(TreeSchema().dump({"call_id": "a1",
+                                                                    "calls": nodes})))
