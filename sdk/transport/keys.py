@@ -49,8 +49,11 @@ CANCEL_CHANNEL = "callplane:cancel"
 RESULT_TTL_SECONDS = 500
 #: How long a failed job stays in RQ's failed registry (RQ's default failure_ttl).
 FAILURE_TTL_SECONDS = 365 * 24 * 3600
-#: A started call's score in RQ's started registry: when RQ would consider it stale.
-STARTED_TTL_SECONDS = 3600
+#: A started call's score in RQ's started registry: when RQ would consider it
+#: abandoned. Never: RQ's clean-up (`rq info` runs it) would mark a call that runs
+#: longer failed in Redis alone; callplane's recovery judges a call by its lease,
+#: and takes it out of the registry when it gives the attempt up.
+STARTED_SCORE = "+inf"
 #: How long what a call waits on stays readable without being renewed.
 WAITING_TTL_SECONDS = 24 * 3600
 

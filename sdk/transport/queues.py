@@ -28,8 +28,9 @@ from sdk.transport.keys import (
     QUEUES_SET,
     REJECTED_JOBS_KEY,
     RESULT_TTL_SECONDS,
-    STARTED_TTL_SECONDS,
+    STARTED_SCORE,
     WAITING_TTL_SECONDS,
+    canceled_registry,
     failed_registry,
     finished_registry,
     job_key,
@@ -84,7 +85,8 @@ class Queues:
         for message in messages:
             data = message.encode()
             signature = self._signer.sign(message.id, message.attempt, data) if self._signer else ""
-            keys += (job_key(message.id), queue_key(message.queue))
+            keys += (job_key(message.id), queue_key(message.queue),
+                     failed_registry(message.queue), canceled_registry(message.queue))
             args += (message.id, data, message.attempt, message.queue,
                      rq_compat.job_description(message.stage), signature)
         self._scripts.enqueue(keys=keys, args=args)
@@ -123,7 +125,7 @@ class Queues:
         at = start.started_at
         answer = self._scripts.claim(
             keys=[job_key(call_id), started_registry(queue), EVENTS_STREAM],
-            args=[start.worker, rq_compat.rq_timestamp(at), at.timestamp() + STARTED_TTL_SECONDS,
+            args=[start.worker, rq_compat.rq_timestamp(at), STARTED_SCORE,
                   call_id, start.body],
         )
         return None if answer is None else self._genuine(queue, call_id, answer, start)
@@ -156,7 +158,7 @@ class Queues:
         for queue in queues:
             keys += (queue_key(queue), started_registry(queue))
         at = start.started_at
-        args = [start.worker, rq_compat.rq_timestamp(at), at.timestamp() + STARTED_TTL_SECONDS,
+        args = [start.worker, rq_compat.rq_timestamp(at), STARTED_SCORE,
                 start.body, JOB_PREFIX]
         return keys, args
 

@@ -3,13 +3,16 @@
 -- whose job is not written). A job that a worker has taken at the same attempt
 -- (started, finished, failed or cancelled) is left alone: queueing a call again
 -- (after Redis lost track of it) must never hand one attempt to two workers.
+-- A new attempt of a failed or cancelled call leaves RQ's failed and canceled
+-- registries, so rq info and rq-dashboard count what the table holds.
 -- One command for a whole batch: a pipeline of commands per call cost more to
 -- build and parse than the work Redis does.
--- KEYS: the queues set, then (job, queue) per call.  ARGV: timestamp, result
--- ttl, then (id, data, attempt, queue name, description, signature) per call.
+-- KEYS: the queues set, then (job, queue, failed registry, canceled registry)
+-- per call.  ARGV: timestamp, result ttl, then (id, data, attempt, queue name,
+-- description, signature) per call.
 local queued = 0
-for i = 2, #KEYS, 2 do
-  local a = 3 + 6 * (i / 2 - 1)
+for i = 2, #KEYS, 4 do
+  local a = 3 + 6 * ((i - 2) / 4)
   local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt', 'cp_refused')
   local held = job[2] == ARGV[a + 2] and job[1] ~= 'queued' and job[1] ~= 'stopped'
                and not job[3]
@@ -21,6 +24,10 @@ for i = 2, #KEYS, 2 do
     redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at',
                'cp_refused')
     redis.call('PERSIST', KEYS[i])
+    if job[1] then
+      redis.call('ZREM', KEYS[i + 2], ARGV[a])
+      redis.call('ZREM', KEYS[i + 3], ARGV[a])
+    end
     redis.call('RPUSH', KEYS[i + 1], ARGV[a])
     redis.call('SADD', KEYS[1], KEYS[i + 1])
     queued = queued + 1
