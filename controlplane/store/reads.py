@@ -23,10 +23,9 @@ IN_LIST_LIMIT = 500
 #: The largest OFFSET both databases take (a signed 64-bit integer); a page past
 #: the last row is empty whatever its number.
 OFFSET_LIMIT = 2**63 - 1
-#: What a call tree shows of each call (see controlplane.trees).
-_TREE_COLUMNS = ("id", "stage", "status", "arguments", "error", "parent_stage_run_id",
-                 "root_stage_run_id", "position", "worker", "run_mode", "attempt",
-                 "created_at", "started_at", "finished_at")
+#: What a call tree reads of each call: all but what may be large (its result and
+#: printed output), which a read of the one call shows.
+_TREE_COLUMNS = tuple(c.name for c in stage_runs.c if c.name not in ("result", "output"))
 #: What a tree's timeline shows of an earlier attempt.
 _ATTEMPT_BAR_COLUMNS = ("call_id", "attempt", "status", "worker", "run_mode", "started_at",
                         "finished_at")
@@ -127,8 +126,8 @@ class Reads:
         return calls, total
 
     def tree(self, root_id: str) -> list[CallRecord]:
-        """Every call of one run, in creation order, with what a tree shows of each
-        (not its result or output, which may be large): one indexed query."""
+        """Every call of one run, in creation order, without results and printed
+        output: one indexed query."""
         query = (
             sa.select(*(stage_runs.c[name] for name in _TREE_COLUMNS))
             .where(stage_runs.c.root_stage_run_id == root_id)
