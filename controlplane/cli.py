@@ -166,7 +166,7 @@ def calls(ctx, server_url):
 @click.pass_obj
 def list_runs(client, status, stage, limit, as_json):
     """The latest runs (root calls), newest first: when each was made, its status,
-    how long it waited to start and how long it ran."""
+    how long it waited to start (or when a delayed one is due) and how long it ran."""
     query = {"page_size": limit, "status": status, "stage": stage}
     runs = _ask(client, "GET", "/api/runs?" + urlencode({k: v for k, v in query.items() if v}))
     if as_json:
@@ -176,8 +176,15 @@ def list_runs(client, status, stage, limit, as_json):
     if not runs:
         click.echo("no runs recorded")
     for run in runs:
-        click.echo(f"{run['created_at'][:19]}  {run['status']:<9}  waited {_took(run['waited_seconds'])}"
+        click.echo(f"{run['created_at'][:19]}  {run['status']:<9}  {_waited(run)}"
                    f"  ran {_took(run['ran_seconds'])}  {run['stage']}  id={run['id']}")
+
+
+def _waited(call: dict) -> str:
+    """How long it waited to start; for a delayed call not started yet, when it is due."""
+    if call["status"] == "pending" and call.get("not_before"):
+        return f"due {call['not_before'][:19]}"
+    return f"waited {_took(call['waited_seconds'])}"
 
 
 def _took(seconds: float | None) -> str:

@@ -22,10 +22,18 @@ class Dispatch:
         """Queue those of `calls` that are pending (a call its caller runs in place
         never is). With Redis away they are accepted all the same: the table has
         them, and recovery queues them once Redis answers again."""
-        pending = [call.message() for call in calls if call.status is Status.PENDING]
-        if not pending:
-            return
+        pending = [call for call in calls if call.status is Status.PENDING]
         try:
-            self._transport.queues.enqueue(pending, utcnow())
+            self.queue(pending)
         except RedisUnavailable as exc:
             log.warning("%d call(s) recorded but not queued yet: %s", len(pending), exc)
+
+    def queue(self, pending: list[CallRecord]) -> None:
+        """Put pending calls where they wait: on their queues, or among the delayed
+        calls until their time (see Clock). Raises RedisUnavailable."""
+        if not pending:
+            return
+        now = utcnow()
+        due = {call.id: call.not_before for call in pending
+               if call.not_before is not None and call.not_before > now}
+        self._transport.queues.enqueue([call.message() for call in pending], now, due)

@@ -21,6 +21,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from controlplane.dispatch import Dispatch
 from controlplane.store import Store, utcnow
 from controlplane.store.rows import ExpiredLease
 from sdk.errors import RedisUnavailable, WorkerLost
@@ -43,6 +44,7 @@ class Recovery:
     def __init__(self, store: Store, transport: Transport, lost_attempts: int, lease_seconds: float):
         self._store = store
         self._transport = transport
+        self._dispatch = Dispatch(transport)
         self._lost_attempts = lost_attempts
         self._lease = timedelta(seconds=lease_seconds)
         self._next_check = 0.0
@@ -91,7 +93,7 @@ class Recovery:
             lost = self._transport.jobs.untracked([(c.queue, c.id, c.attempt) for c in page])
             if lost:
                 log.warning("queueing %d pending call(s) again that Redis had lost", len(lost))
-                self._transport.queues.enqueue([by_id[i].message() for i in lost], utcnow())
+                self._dispatch.queue([by_id[i] for i in lost])
                 requeued += len(lost)
             last = page[-1]
             after = (last.created_at, last.id)
@@ -150,7 +152,7 @@ class Recovery:
             if record.status is Status.PENDING:
                 log.warning("call %s: attempt %d lost (%s); queued as attempt %d",
                             call_id, attempt, error.message, record.attempt)
-                self._transport.queues.enqueue([record.message()], utcnow())
+                self._dispatch.queue([record])
             else:
                 log.warning("call %s: attempt %d lost (%s); no attempts left, failed",
                             call_id, attempt, error.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from controlplane.clock import Clock
 from controlplane.commands import CallCommands
 from controlplane.creation import CallCreation
 from controlplane.dispatch import Dispatch
@@ -41,9 +42,11 @@ class Services:
         )
         self.recorder = Recorder(self.store, self.transport, self.waiters, self.recovery,
                                  settings.lease_seconds)
+        self.clock = Clock(self.transport)
         self.readiness = Readiness(settings.redis_url, self.store)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None
+        self._clock_thread: threading.Thread | None = None
 
     def job_key(self) -> str:
         """The key this control plane signs jobs with: CALLPLANE_JOB_KEY, or the
@@ -51,7 +54,8 @@ class Services:
         return self.settings.job_key or self.store.job_key()
 
     def start(self) -> None:
-        """Subscribe to completions and start recording workers' reports (once per process)."""
+        """Subscribe to completions, start recording workers' reports and keeping
+        the clock (once per process)."""
         if self._recorder_thread is not None:
             return
         self.waiters.start()
@@ -59,10 +63,15 @@ class Services:
             target=self.recorder.run, args=(self._stopping,), name="callplane-recorder", daemon=True
         )
         self._recorder_thread.start()
+        self._clock_thread = threading.Thread(
+            target=self.clock.run, args=(self._stopping,), name="callplane-clock", daemon=True
+        )
+        self._clock_thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
         self.waiters.stop()
-        if self._recorder_thread is not None:
-            self._recorder_thread.join(timeout=5)
+        for thread in (self._recorder_thread, self._clock_thread):
+            if thread is not None:
+                thread.join(timeout=5)
         self.store.engine.dispose()

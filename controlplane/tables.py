@@ -37,6 +37,8 @@ stage_runs = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     # While running: when the attempt's lease ends unless its worker renews it.
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True, index=True),
+    # A delayed call: no worker starts it before then.
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
     # A child is its parent's call at a position: a re-run of the parent finds it.
     sa.Index("ux_stage_runs_parent_position", "parent_stage_run_id", "position", unique=True),
 )

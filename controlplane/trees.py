@@ -54,6 +54,8 @@ class TreeNode(msgspec.Struct, frozen=True):
     arguments: str | None = None
     #: The attempts before this one, first first.
     earlier_attempts: list[AttemptBar] = msgspec.field(default_factory=list)
+    #: A delayed call: no worker starts it before then.
+    not_before: datetime | None = None
 
     @classmethod
     def of(cls, call: CallRecord, depth: int, earlier: list[AttemptBar]) -> TreeNode:
@@ -66,6 +68,7 @@ class TreeNode(msgspec.Struct, frozen=True):
             duration_ms=(round((finished - started).total_seconds() * 1000, 3)
                          if started and finished else None),
             error=summary(call.error), arguments=preview(call.arguments), earlier_attempts=earlier,
+            not_before=call.not_before,
         )
 
 

@@ -244,4 +244,7 @@ def _mib(size: int) -> str:
 
 
 def _body(request: CallRequest) -> Any:
-    return plain(request)
+    body = plain(request)
+    if request.not_before is not None:
+        body["not_before"] = request.not_before.isoformat()
+    return body

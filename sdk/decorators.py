@@ -18,10 +18,12 @@ side by side.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import msgspec
@@ -32,7 +34,7 @@ from sdk.context import CallContext, CallFrame
 from sdk.errors import own_class
 from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
-from sdk.options import StageOptions
+from sdk.options import CallOptions, StageOptions
 from sdk.records import Arguments, CallRequest
 from sdk.wire import (
     HAS_NUL,
@@ -61,6 +63,18 @@ class Stage(Generic[P, R]):
         self.retry = options.retry
         self.timeout = options.timeout
         self.signature = inspect.signature(fn)
+        #: Settings for the calls made through this stage (see `options`).
+        self.call_options = CallOptions()
+
+    def options(self, *, delay: float | None = None, at: datetime | None = None) -> Stage[P, R]:
+        """This stage with settings for the calls made through it: no worker starts
+        a call before `delay` seconds after it is made, or before the time `at`
+        (a datetime with its timezone). Returns a new Stage to call, `.submit()`
+        or `.map()`; this one is unchanged. TypeError or ValueError at once for
+        settings that make no sense."""
+        bound = copy.copy(self)
+        bound.call_options = CallOptions.parse(delay=delay, at=at)
+        return bound
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.runner.call(self, args, kwargs)
@@ -270,11 +284,14 @@ class WorkflowRunner:
         parent: CallFrame | None,
     ) -> CallRequest:
         """The request that creates a call of `stage` from `parent` (None: a root call)."""
+        when = stage.call_options
         request = CallRequest(
             stage=stage.name,
             arguments=encode_arguments(stage, args, kwargs),
             id=new_call_id(),
             max_attempts=stage.retry.max_attempts,
+            not_before=when.at,
+            delay_seconds=when.delay,
         )
         if parent is not None:
             position = parent.next_position()

@@ -16,6 +16,7 @@ import random
 import socket
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -55,12 +56,14 @@ class LocalCaller:
         As on a worker: a child that succeeded in an earlier attempt of its
         parent returns its result without running again, and a call that ran
         past its stage's timeout fails with StageTimeout (here it cannot be
-        stopped, only judged once it returns). `isolate` has no meaning here.
+        stopped, only judged once it returns). A delayed call waits for its time
+        here, holding the thread. `isolate` has no meaning here.
         """
         earlier = self._outcomes.get(request.call_id)
         if earlier is not None and earlier.status is Status.SUCCEEDED:
             return earlier
         stage = self._runner.stages[request.stage]
+        request = self._when_due(request)
         recorded = self._record_start(request)
         rng = random.Random()
         attempt = 1
@@ -74,6 +77,17 @@ class LocalCaller:
             self._record_finish(outcome)
         self._outcomes[outcome.id] = outcome
         return outcome
+
+    @staticmethod
+    def _when_due(request: CallRequest) -> CallRequest:
+        """Wait until a delayed call is due; the request, without its delay now."""
+        if not request.delayed:
+            return request
+        now = datetime.now(timezone.utc)
+        due = request.due(now)
+        if due is not None and due > now:
+            time.sleep((due - now).total_seconds())
+        return msgspec.structs.replace(request, not_before=None, delay_seconds=None)
 
     def _attempt(self, request: CallRequest, stage: Stage[Any, Any], attempt: int
                  ) -> tuple[Outcome, Exception | None]:

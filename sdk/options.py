@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sdk.backoff import full_jitter
@@ -19,6 +21,8 @@ STAGE_OPTIONS = {
     "timeout": "seconds a call may run; past them it is stopped and fails with "
                "callplane.StageTimeout (runs the call in a process of its own; default: none)",
 }
+#: The longest delay a call may be given (ten years; `at=` names any time).
+MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
 #: The longest pause between two attempts, however many retries came before.
 BACKOFF_CAP_SECONDS = 60.0
 #: Attempts a stage may ask for (its first run and its retries).
@@ -88,3 +92,35 @@ def _retry_policy(options: dict[str, Any]) -> RetryPolicy:
     if not retry_on or not all(isinstance(k, type) and issubclass(k, BaseException) for k in retry_on):
         raise TypeError(f"retry_on takes an exception class or a tuple of them, not {retry_on!r}")
     return RetryPolicy(retries, float(backoff), retry_on)
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Settings for the calls made through `stage.options(...)`, valid by
+    construction (see `parse`): when they may start."""
+
+    #: Seconds after each call is made before a worker may start it...
+    delay: float | None = None
+    #: ...or the time before which none may (with its timezone).
+    at: datetime | None = None
+
+    @classmethod
+    def parse(cls, delay: float | None = None, at: datetime | None = None) -> CallOptions:
+        """TypeError or ValueError, saying what to fix, when the options are given."""
+        if delay is not None and at is not None:
+            raise TypeError("give delay or at, not both: either says when the call may start")
+        if delay is not None:
+            if not isinstance(delay, (int, float)) or isinstance(delay, bool):
+                raise TypeError(f"delay must be a number of seconds, not {delay!r}")
+            if not math.isfinite(delay) or not 0 <= delay <= MAX_DELAY_SECONDS:
+                raise ValueError(f"delay must be between 0 and {MAX_DELAY_SECONDS} seconds "
+                                 f"(ten years), not {delay!r}")
+        if at is not None:
+            if not isinstance(at, datetime):
+                raise TypeError(f"at must be a datetime, not {at!r}")
+            if at.utcoffset() is None:
+                raise ValueError(
+                    f"at={at.isoformat()} has no timezone, so it is a different moment on every "
+                    "machine: give one, e.g. datetime(2026, 12, 3, 15, 0, tzinfo=timezone.utc)"
+                )
+        return cls(delay=delay, at=at)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import json
 import traceback
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import msgspec
@@ -139,6 +139,21 @@ class CallRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     #: With `worker`: the caller runs the call itself, now (recorded as running, never queued).
     run_mode: RunMode | None = None
     worker: str | None = None
+    #: No worker starts the call before this time (with its UTC offset)...
+    not_before: datetime | None = None
+    #: ...or before this many seconds after the control plane creates it.
+    delay_seconds: float | None = None
+
+    @property
+    def delayed(self) -> bool:
+        return self.not_before is not None or self.delay_seconds is not None
+
+    def due(self, now: datetime) -> datetime | None:
+        """When the call may start, if the request delays it, in UTC (as every time
+        callplane keeps)."""
+        if self.delay_seconds is not None:
+            return now + timedelta(seconds=self.delay_seconds)
+        return self.not_before.astimezone(timezone.utc) if self.not_before else None
 
     @property
     def call_id(self) -> str:
@@ -251,12 +266,17 @@ class CallRecord(msgspec.Struct, frozen=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    #: No worker starts it before then (a delayed call).
+    not_before: datetime | None = None
 
     @property
     def waited_seconds(self) -> float | None:
-        """How long it waited, from its creation to the start of its latest attempt
-        (None until that starts)."""
-        return _seconds_between(self.created_at, self.started_at)
+        """How long it waited, from its creation (or its due time, if later) to the
+        start of its latest attempt (None until that starts)."""
+        ready = self.created_at
+        if self.not_before is not None and ready is not None and self.not_before > ready:
+            ready = self.not_before
+        return _seconds_between(ready, self.started_at)
 
     @property
     def ran_seconds(self) -> float | None:
@@ -297,6 +317,7 @@ class CallRecord(msgspec.Struct, frozen=True):
             created_at=now,
             started_at=now if runs_in_place else None,
             lease_expires_at=lease_until,
+            not_before=request.due(now),
         )
 
     @property

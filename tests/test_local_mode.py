@@ -41,6 +41,15 @@ def test_a_local_failure_keeps_the_original_exception(parallel_runner, store):
     assert row.status == "failed" and row.error.message == "3 is bad"
 
 
+def test_a_delayed_local_call_waits_for_its_time_and_is_recorded(parallel_runner, store):
+    began = time.monotonic()
+    assert parallel_runner.run(parallel.square.options(delay=0.4), 4321, local=True) == 4321 * 4321
+    assert time.monotonic() - began >= 0.4
+    (row,) = [row for row in store.list(CallQuery(stage="square"), limit=1000)[0]
+              if row.run_mode == "local" and row.arguments.args == [4321]]
+    assert row.status == "succeeded" and row.not_before is None  # recorded when it ran
+
+
 def test_without_a_control_plane_a_local_run_is_in_memory(capsys):
     runner = WorkflowRunner(f"http://127.0.0.1:{free_port()}")  # nothing listens there
 

@@ -20,7 +20,7 @@ through Redis: a child's outcome is in its job as soon as its worker finished it
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import msgspec
@@ -38,8 +38,20 @@ from workers.executor import Executor
 
 #: Queued calls offered to one take (newest first); see `_take_one`.
 TAKE_WINDOW = 16
+#: How long after its due time a delayed call is surely on its queue.
+DUE_MARGIN_SECONDS = 0.3
 #: How many of the calls it waits on a parent notes for the API to show.
 WAITING_SHOWN = 100
+
+
+def _next_due(calls: Iterable[CallRecord]) -> float | None:
+    """When (monotonic) the next of these delayed calls is on its queue: its due
+    time, plus a tick of the control plane's clock (controlplane.clock)."""
+    now = datetime.now(timezone.utc)
+    ahead = [(call.not_before - now).total_seconds() for call in calls
+             if call.not_before is not None and call.status is Status.PENDING]
+    ahead = [seconds + DUE_MARGIN_SECONDS for seconds in ahead if seconds > -DUE_MARGIN_SECONDS]
+    return time.monotonic() + min(ahead) if ahead else None
 
 
 class ChildCaller:
@@ -73,7 +85,7 @@ class ChildCaller:
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         self._refuse_if_cancelled()
         parent = self._context.current()
-        if not self._inline or isolate or parent is None:
+        if not self._inline or isolate or parent is None or request.delayed:
             return next(self.finished([self._client.create_call(request)], None))
         worker = self._executor.worker_name
         request = msgspec.structs.replace(request, run_mode=RunMode.INLINE, worker=worker)
@@ -169,6 +181,10 @@ class ChildCaller:
         from a thread that is not a call) is awaited through the control plane.
         """
         if all(call.parent_stage_run_id for call in pending.values()):
+            due = _next_due(pending.values())
+            if due is not None and (deadline is None or due < deadline):
+                woken = watch.next(due)  # then look for it on its queue (this slot may be its only one)
+                return None if woken == set() else woken
             return watch.next(deadline)
         wait = remaining(deadline, self._waiters.recheck_seconds)
         finished = {record.id for record in self._client.finished_calls(list(pending), wait)}

@@ -34,6 +34,7 @@ class CreatedCall(msgspec.Struct, frozen=True):
     worker: str | None
     run_mode: RunMode | None
     created_at: datetime
+    not_before: datetime | None
 
     @classmethod
     def of(cls, call: CallRecord) -> CreatedCall:

@@ -10,6 +10,7 @@ body it does not take goes to the schemas, which load it or say what is wrong.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import flask
@@ -22,6 +23,7 @@ from controlplane.schemas import (
     ID_PATTERN,
     INT_LIMIT,
     MAX_ATTEMPTS,
+    MAX_DELAY_SECONDS,
     NAME_LIMIT,
     STAGE_PATTERN,
     VERSION_PATTERN,
@@ -68,6 +70,8 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
     commit_hash: Version | None = None
     run_mode: RunMode | None = None
     worker: Name | None = None
+    not_before: Annotated[datetime, Meta(tz=True)] | None = None
+    delay_seconds: Annotated[float, Meta(ge=0, le=MAX_DELAY_SECONDS)] | None = None
 
     def _given(self, name: str) -> Any:
         value = getattr(self, name)
@@ -78,7 +82,7 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
         what is wrong with it (fields that disagree, JSON the control plane cannot keep)."""
         if self.run_mode not in (None, RunMode.INLINE, RunMode.LOCAL):
             return None
-        if disagreement(self._given) is not None:
+        if disagreement(self._given) is not None or not _in_utc_range(self.not_before):
             return None
         arguments = self.arguments or ArgumentsBody()
         if json_problem([arguments.args, arguments.kwargs]) is not None:
@@ -87,6 +91,14 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
                   if getattr(self, name) is not UNSET}
         fields["arguments"] = Arguments(arguments.args, arguments.kwargs)
         return CallRequest(**fields)
+
+
+def _in_utc_range(time: datetime | None) -> bool:
+    """Whether a time is one in UTC too (times are kept in UTC)."""
+    try:
+        return time is None or bool(time.astimezone(timezone.utc))
+    except OverflowError:
+        return False
 
 
 class BatchBody(msgspec.Struct, forbid_unknown_fields=True):

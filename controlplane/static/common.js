@@ -58,9 +58,11 @@ function between(startIso, endIso) {
   return (endIso ? Date.parse(endIso) : Date.now()) - Date.parse(startIso);
 }
 
-/* How long a call waited to start (so far), as the API counts it. */
+/* How long a call waited to start (so far), or when a delayed one is due. */
 function waited(call) {
-  return formatMs(between(call.created_at, call.started_at));
+  if (call.status === "pending" && call.not_before) return `due ${formatTime(call.not_before)}`;
+  const ready = call.not_before && call.not_before > call.created_at ? call.not_before : call.created_at;
+  return formatMs(between(ready, call.started_at));
 }
 
 /* How long a call ran (so far), or "" before it started. */

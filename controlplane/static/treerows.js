@@ -34,7 +34,7 @@ function drawRow(row, index, span, selectedId) {
        node.error ? el("span", {class: "error-summary"}, node.error) : null),
     el("div", {class: "cell"}, statusBadge(node.status)),
     el("div", {class: "cell"}, node.attempt),
-    el("div", {class: "cell subtle"}, node.worker || "",
+    el("div", {class: "cell subtle"}, node.worker || (node.status === "pending" ? waited(node) : ""),
        node.run_mode ? el("span", {class: "mode"}, ` ${node.run_mode}`) : null),
     el("div", {class: "cell"}, formatMs(node.duration_ms)),
     el("div", {class: "cell"}, callTrack(node, span)));

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sdk.records import AttemptRecord, CallRecord, ErrorRecord, plain
 
 #: The timestamp columns (SQLite hands them back without their zone: UTC).
-TIMES = ("created_at", "started_at", "finished_at", "lease_expires_at")
+TIMES = ("created_at", "started_at", "finished_at", "lease_expires_at", "not_before")
 
 
 class ExpiredLease(msgspec.Struct, frozen=True):

@@ -8,6 +8,7 @@ The control plane and the workers both use it; nothing else talks to Redis.
 - `events`: workers' reports and the recorders' group;
 - `broadcasts`: completion and cancellation broadcasts;
 - `sessions`: browsers' sessions and sign-in attempts;
+- `duties`: which control-plane process does each one-at-a-time duty;
 
 with every key name in `keys`, every Lua script in `lua/` (loaded by
 `scripts`), and RQ's job and worker layout in `rq_compat`.
@@ -20,6 +21,7 @@ import redis
 from sdk.signing import JobSigner
 from sdk.transport.broadcasts import Broadcasts
 from sdk.transport.connection import answers, connect, translating
+from sdk.transport.duties import Duties
 from sdk.transport.events import Events
 from sdk.transport.jobs import Jobs
 from sdk.transport.queues import JOB_GONE, Claimed, FinishReport, Queues
@@ -47,6 +49,7 @@ class Transport:
         self.broadcasts = Broadcasts(client, scripts)
         self.rq_workers = RqWorkers(client)
         self.sessions = Sessions(client)
+        self.duties = Duties(client, scripts)
 
     @classmethod
     def from_url(cls, url: str, signer: JobSigner | None = None) -> Transport:

@@ -15,6 +15,7 @@ from sdk.transport import rq_compat
 from sdk.transport.connection import translating
 from sdk.transport.keys import (
     CANCEL_CHANNEL,
+    DELAYED_KEY,
     DONE_CHANNEL,
     EPOCH_KEY,
     FAILURE_TTL_SECONDS,
@@ -26,6 +27,7 @@ from sdk.transport.keys import (
     finished_registry,
     job_key,
     queue_key,
+    scheduled_registry,
     started_registry,
     waiting_key,
 )
@@ -84,7 +86,7 @@ class Jobs:
         of (see untracked.lua): they must be queued again."""
         if not calls:
             return []
-        keys, args = [], []
+        keys, args = [DELAYED_KEY], []
         for queue, call_id, attempt in calls:
             keys += (job_key(call_id), queue_key(queue))
             args += (call_id, attempt)
@@ -120,6 +122,8 @@ class Jobs:
                       mapping=rq_compat.outcome_fields(rq_compat.CANCELED, to_json(outcome), at))
             pipe.expire(job_key(call_id), RESULT_TTL_SECONDS)
             pipe.lrem(queue_key(queue), 0, call_id)
+            pipe.zrem(DELAYED_KEY, call_id)
+            pipe.zrem(scheduled_registry(queue), call_id)
             pipe.zrem(started_registry(queue), call_id)
             pipe.zadd(canceled_registry(queue), {call_id: at.timestamp() + FAILURE_TTL_SECONDS})
         message = " ".join(outcome.id for _, outcome in cancelled)

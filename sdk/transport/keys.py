@@ -37,6 +37,11 @@ EPOCH_KEY = "callplane:epoch"
 #: Completions the audit table has recorded (control planes' waiters listen here,
 #: so whatever they answer is already in the table).
 DONE_CHANNEL = "callplane:done"
+#: Delayed calls by due time (epoch seconds): the clock duty moves each to its
+#: queue when due (see sdk.transport.queues.Queues.due).
+DELAYED_KEY = "callplane:delayed"
+#: Who holds each duty (sdk.transport.duties), under a lease.
+DUTY_PREFIX = "callplane:duty:"
 #: Children's completions as soon as their worker finished them (workers waiting
 #: on children listen here; a call without a parent is not announced, so workers
 #: do not hear every root call of the system).
@@ -85,6 +90,11 @@ def finished_registry(queue: str) -> str:
 
 def failed_registry(queue: str) -> str:
     return f"{RQ_PREFIX}:failed:{queue}"
+
+
+def scheduled_registry(queue: str) -> str:
+    """RQ's registry of jobs that wait for their time (rq-dashboard counts them)."""
+    return f"{RQ_PREFIX}:scheduled:{queue}"
 
 
 def canceled_registry(queue: str) -> str:

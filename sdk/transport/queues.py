@@ -10,6 +10,7 @@ and, for a busy worker, pops and claims its next call).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 import msgspec
@@ -21,6 +22,7 @@ from sdk.signing import JobSigner
 from sdk.transport import rq_compat
 from sdk.transport.connection import translating
 from sdk.transport.keys import (
+    DELAYED_KEY,
     EVENTS_STREAM,
     FAILURE_TTL_SECONDS,
     FINISHED_CHANNEL,
@@ -36,6 +38,7 @@ from sdk.transport.keys import (
     job_key,
     queue_key,
     queue_of_key,
+    scheduled_registry,
     started_registry,
     waiting_key,
 )
@@ -79,17 +82,45 @@ class Queues:
         self._scripts = scripts
         self._signer = signer
 
-    def enqueue(self, messages: list[CallMessage], created_at: datetime) -> None:
-        """Write each call's RQ job hash and append it to its queue, in one round trip."""
-        keys, args = [QUEUES_SET], [rq_compat.rq_timestamp(created_at), RESULT_TTL_SECONDS]
+    def enqueue(self, messages: list[CallMessage], created_at: datetime,
+                due: Mapping[str, datetime] | None = None) -> None:
+        """Write each call's RQ job hash and append it to its queue, in one round
+        trip; a call in `due` (by id) waits until that time among the delayed calls."""
+        keys, args = [QUEUES_SET, DELAYED_KEY], [rq_compat.rq_timestamp(created_at), RESULT_TTL_SECONDS]
+        due = due or {}
         for message in messages:
             data = message.encode()
             signature = self._signer.sign(message.id, message.attempt, data) if self._signer else ""
-            keys += (job_key(message.id), queue_key(message.queue),
-                     failed_registry(message.queue), canceled_registry(message.queue))
-            args += (message.id, data, message.attempt, message.queue,
-                     rq_compat.job_description(message.stage), signature)
+            queue = message.queue
+            keys += (job_key(message.id), queue_key(queue), failed_registry(queue),
+                     canceled_registry(queue), scheduled_registry(queue))
+            when = due.get(message.id)
+            args += (message.id, data, message.attempt, queue, rq_compat.job_description(message.stage),
+                     signature, when.timestamp() if when is not None else "")
         self._scripts.enqueue(keys=keys, args=args)
+
+    def due(self, now: datetime, limit: int) -> list[str]:
+        """The delayed calls due by `now`, earliest first, `limit` at most."""
+        return self._redis.zrangebyscore(DELAYED_KEY, "-inf", now.timestamp(), start=0, num=limit)
+
+    def next_due(self) -> float | None:
+        """When the earliest delayed call is due (epoch seconds), if any is."""
+        earliest = self._redis.zrange(DELAYED_KEY, 0, 0, withscores=True)
+        return earliest[0][1] if earliest else None
+
+    def promote(self, call_ids: list[str], now: datetime) -> int:
+        """Move these due calls from the delayed ones to their queues; how many moved
+        (each once, however many control planes move it at the same time)."""
+        if not call_ids:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for call_id in call_ids:
+            pipe.hget(job_key(call_id), "origin")
+        keys = [DELAYED_KEY, QUEUES_SET]
+        for call_id, queue in zip(call_ids, pipe.execute()):
+            queue = queue or ""  # a job Redis lost: it only leaves the delayed calls
+            keys += (job_key(call_id), queue_key(queue), scheduled_registry(queue))
+        return self._scripts.promote(keys=keys, args=[rq_compat.rq_timestamp(now), *call_ids])
 
     def pop(self, queues: list[str], timeout: float) -> tuple[str, str] | None:
         """Block until a call is at the head of one of `queues` (in order of priority).

@@ -29,6 +29,8 @@ class Scripts:
             return client.register_script(source(name, *functions))
 
         self.enqueue = register("enqueue")
+        self.promote = register("promote")
+        self.hold_duty = register("hold_duty")
         self.claim = register("claim", "claim_functions")
         self.claim_next = register("claim_next", "claim_functions")
         self.finish = register("finish", "finish_function")

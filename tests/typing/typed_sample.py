@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import assert_type
 
 from sdk import CallHandle, WorkflowRunner
@@ -31,3 +32,7 @@ def uses() -> None:
     assert_type(greet("Ada", punctuation="?"), str)
     assert_type(greet.submit("Ada").result(), str)
     assert_type(runner.run(add, 1, 2), int)
+    later = add.options(delay=30)
+    assert_type(later(1, 2), int)
+    assert_type(later.submit(1, 2), CallHandle[int])
+    assert_type(greet.options(at=datetime(2030, 1, 1, tzinfo=timezone.utc)).map(["Ada"]), list[str])

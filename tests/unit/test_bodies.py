@@ -5,6 +5,7 @@ that are valid, nearly valid and wrong in every field."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from controlplane.api.bodies import batch_requests, create_request
-from controlplane.schemas import INT_LIMIT, STAGE_LIMIT, CallBatchCreateSchema, CallCreateSchema
+from controlplane.schemas import (
+    INT_LIMIT,
+    MAX_DELAY_SECONDS,
+    NEEDS_OFFSET,
+    STAGE_LIMIT,
+    CallBatchCreateSchema,
+    CallCreateSchema,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -56,6 +64,12 @@ FIELDS = {
     "run_mode": (st.sampled_from(["inline", "local"]) | st.none(),
                  st.sampled_from(["dispatched", "isolated", "x"])),
     "worker": (texts | st.none(), bad_texts),
+    "not_before": (st.sampled_from(["2026-12-03T12:00:00+00:00", "2030-01-01T00:00:00.5-05:00",
+                                    "2026-12-03T12:00:00Z"]) | st.none(),
+                   st.sampled_from(["2026-12-03T12:00:00", "tomorrow", "2026-13-03T12:00:00Z",
+                                    "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"])),
+    "delay_seconds": (st.sampled_from([0, 0.5, 10, MAX_DELAY_SECONDS]) | st.none(),
+                      st.sampled_from([-1, -0.1, MAX_DELAY_SECONDS + 1])),
 }
 
 
@@ -67,6 +81,8 @@ def bodies(draw):
     names = draw(st.sampled_from([(), ("id",), ("idempotency_key",)]))
     names += draw(st.sampled_from([(), ("repo_name", "commit_hash")]))
     names += draw(st.sampled_from([(), ("run_mode", "worker")]))
+    names += draw(st.sampled_from([(), ("not_before",), ("delay_seconds",),
+                                   ("not_before", "delay_seconds")]))
     names += draw(st.sampled_from([(), ("parent_stage_run_id",),
                                    ("parent_stage_run_id", "position", "parent_attempt")]))
     names += tuple(draw(st.lists(st.sampled_from(["arguments", "max_attempts", "workflow_run_id"]),
@@ -116,6 +132,21 @@ def test_the_fast_path_takes_the_bodies_clients_send():
     assert big is not None and big.arguments.args == [int("9" * 4300)]
     assert batch_requests(b'{"calls": [{"stage": "noop"}, {"stage": "b", "position": 0, '
                           b'"parent_stage_run_id": "p", "parent_attempt": 1}]}') is not None
+
+
+def test_a_delayed_body_takes_the_fast_path_and_a_time_without_offset_is_worded():
+    due = create_request(b'{"stage": "noop", "not_before": "2026-12-03T15:00:00+01:00"}')
+    assert due.not_before == datetime(2026, 12, 3, 14, tzinfo=timezone.utc)
+    assert create_request(b'{"stage": "noop", "delay_seconds": 2.5}').delay_seconds == 2.5
+    naive = {"stage": "noop", "not_before": "2026-12-03T15:00:00"}
+    assert create_request(json.dumps(naive).encode()) is None
+    with pytest.raises(ValidationError) as refused:
+        CallCreateSchema().load(naive)
+    assert refused.value.messages == {"not_before": [NEEDS_OFFSET]}
+    with pytest.raises(ValidationError) as both:
+        CallCreateSchema().load({"stage": "noop", "not_before": "2026-12-03T15:00:00Z",
+                                 "delay_seconds": 1})
+    assert "not both" in str(both.value.messages["delay_seconds"])
 
 
 @pytest.mark.parametrize("body", [

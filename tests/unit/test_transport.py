@@ -3,7 +3,7 @@ tests/test_transport_redis.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import fakeredis
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from sdk.records import CallMessage, ErrorRecord, Outcome
 from sdk.reports import StartReport
 from sdk.transport import JOB_GONE, Claimed, FinishReport, Transport
-from sdk.transport.keys import job_key, queue_key
+from sdk.transport.keys import DELAYED_KEY, job_key, queue_key, scheduled_registry
 from sdk.transport.scripts import LUA, source
 from sdk.wire import RunMode, Status
 
@@ -33,7 +33,7 @@ def finished(queue, call_id, worker, attempt=1, result=None):
 def test_every_script_is_a_lua_file_of_the_package():
     files = {path.name[:-len(".lua")] for path in LUA.iterdir() if path.name.endswith(".lua")}
     assert {"enqueue", "claim", "claim_next", "finish", "finish_and_claim_next", "take_any",
-            "retry", "abandon", "untracked", "announce"} <= files
+            "retry", "abandon", "untracked", "announce", "promote", "hold_duty"} <= files
     assert "local function claim(" in source("claim", "claim_functions")
 
 
@@ -116,3 +116,29 @@ def test_cancelled_jobs_leave_their_queue_and_say_how_they_ended(transport):
 def test_an_unreadable_outcome_sends_the_reader_to_the_table(transport):
     transport.redis.hset(job_key("c"), mapping={"status": "finished", "cp_outcome": "{not json"})
     assert transport.jobs.outcomes(["c"]) == {}
+
+
+def test_a_delayed_call_waits_until_it_is_moved_once_and_is_tracked_meanwhile(transport):
+    now = datetime.now(timezone.utc)
+    queues, jobs = transport.queues, transport.jobs
+    soon, later = CallMessage(id="soon", stage="s"), CallMessage(id="later", stage="s")
+    queues.enqueue([soon, later], now, {"soon": now, "later": now + timedelta(hours=1)})
+    assert transport.redis.llen(queue_key(soon.queue)) == 0
+    assert transport.redis.hget(job_key("soon"), "status") == "scheduled"
+    assert jobs.untracked([(soon.queue, "soon", 1), (later.queue, "later", 1)]) == []
+    assert queues.due(now, 10) == ["soon"]
+    # Two clock holders overlapping (a paused one whose lease ran out) move it once.
+    assert (queues.promote(["soon"], now), queues.promote(["soon"], now)) == (1, 0)
+    assert transport.redis.lrange(queue_key(soon.queue), 0, -1) == ["soon"]
+    assert transport.redis.zcard(scheduled_registry(soon.queue)) == 1  # "later" still waits
+    transport.redis.zrem(DELAYED_KEY, "later")  # as if Redis lost it: recovery queues it again
+    assert jobs.untracked([(later.queue, "later", 1)]) == ["later"]
+
+
+def test_a_duty_has_one_holder_until_its_lease_ends(transport):
+    duties = transport.duties
+    assert duties.hold("clock", "a", 30) and duties.hold("clock", "a", 30)  # taken, renewed
+    assert not duties.hold("clock", "b", 30)
+    assert duties.holder("clock") == "a"
+    transport.redis.delete("callplane:duty:clock")  # its lease ran out
+    assert duties.hold("clock", "b", 30) and not duties.hold("clock", "a", 30)

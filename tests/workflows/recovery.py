@@ -130,3 +130,9 @@ def map_then_pause(log, parent_log, pause):
     if _log_execution(parent_log) == 1:
         time.sleep(pause)
     return results
+
+
+@runner.stage
+def echo_later(value, delay):
+    """A child call delayed by `delay` seconds (it is queued, never run in place)."""
+    return echo.options(delay=delay)(value)

@@ -1,35 +1,45 @@
 -- New calls, or new attempts of calls: each job's hash (without an earlier
 -- attempt's outcome), then its queue, atomically (a worker never pops an id
--- whose job is not written). A job that a worker has taken at the same attempt
--- (started, finished, failed or cancelled) is left alone: queueing a call again
--- (after Redis lost track of it) must never hand one attempt to two workers.
--- A new attempt of a failed or cancelled call leaves RQ's failed and canceled
--- registries, so rq info and rq-dashboard count what the table holds.
+-- whose job is not written). A delayed call (its due time given) waits instead
+-- among the delayed calls and in RQ's scheduled registry, as 'scheduled', until
+-- the clock duty moves it to its queue (promote.lua). A job that a worker has
+-- taken at the same attempt (started, finished, failed or cancelled) is left
+-- alone: queueing a call again (after Redis lost track of it) must never hand
+-- one attempt to two workers. A new attempt of a failed or cancelled call
+-- leaves RQ's failed and canceled registries, so rq info and rq-dashboard
+-- count what the table holds.
 -- One command for a whole batch: a pipeline of commands per call cost more to
 -- build and parse than the work Redis does.
--- KEYS: the queues set, then (job, queue, failed registry, canceled registry)
--- per call.  ARGV: timestamp, result ttl, then (id, data, attempt, queue name,
--- description, signature) per call.
+-- KEYS: the queues set, the delayed calls, then (job, queue, failed registry,
+-- canceled registry, scheduled registry) per call.  ARGV: timestamp, result
+-- ttl, then (id, data, attempt, queue name, description, signature, due time
+-- in epoch seconds or '') per call.
 local queued = 0
-for i = 2, #KEYS, 4 do
-  local a = 3 + 6 * ((i - 2) / 4)
+for i = 3, #KEYS, 5 do
+  local a = 3 + 7 * ((i - 3) / 5)
+  local id, due = ARGV[a], ARGV[a + 6]
   local job = redis.call('HMGET', KEYS[i], 'status', 'cp_attempt', 'cp_refused')
   local held = job[2] == ARGV[a + 2] and job[1] ~= 'queued' and job[1] ~= 'stopped'
-               and not job[3]
+               and job[1] ~= 'scheduled' and not job[3]
   if not held then
     redis.call('HSET', KEYS[i], 'data', ARGV[a + 1], 'origin', ARGV[a + 3],
                'description', ARGV[a + 4], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],
-               'status', 'queued', 'timeout', -1, 'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2],
-               'cp_signature', ARGV[a + 5])
+               'status', due == '' and 'queued' or 'scheduled', 'timeout', -1,
+               'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2], 'cp_signature', ARGV[a + 5])
     redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at',
                'cp_refused')
     redis.call('PERSIST', KEYS[i])
     if job[1] then
-      redis.call('ZREM', KEYS[i + 2], ARGV[a])
-      redis.call('ZREM', KEYS[i + 3], ARGV[a])
+      redis.call('ZREM', KEYS[i + 2], id)
+      redis.call('ZREM', KEYS[i + 3], id)
     end
-    redis.call('RPUSH', KEYS[i + 1], ARGV[a])
-    redis.call('SADD', KEYS[1], KEYS[i + 1])
+    if due == '' then
+      redis.call('RPUSH', KEYS[i + 1], id)
+      redis.call('SADD', KEYS[1], KEYS[i + 1])
+    else
+      redis.call('ZADD', KEYS[2], due, id)
+      redis.call('ZADD', KEYS[i + 4], due, id)
+    end
     queued = queued + 1
   end
 end

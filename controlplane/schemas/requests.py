@@ -1,4 +1,4 @@
-"""The REST API's request and response shapes; validation fails before a view runs."""
+"""The REST API's request shapes: validation fails before a view runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import msgspec
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from controlplane.store.reads import CallQuery, RunQuery
+from sdk.options import MAX_DELAY_SECONDS
 from sdk.records import CallRequest, FinishRequest
 from sdk.wire import RunMode, Status
 
@@ -45,6 +46,9 @@ VERSION_PATTERN = r"^[A-Za-z0-9._/-]{1,64}$"
 NAME_LIMIT = 200
 #: Attempts a call may be given.
 MAX_ATTEMPTS = 100
+#: What a due time without its UTC offset is told.
+NEEDS_OFFSET = ("give not_before with its UTC offset, e.g. 2026-12-03T15:00:00+00:00: "
+                "a time without one is a different moment in every zone")
 
 _id = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
 _name = validate.Length(min=1, max=NAME_LIMIT)
@@ -133,6 +137,16 @@ class CallCreateSchema(TypedSchema):
                   "it is recorded as running and never queued"},
     )
     worker = Text(allow_none=True, validate=_name)
+    not_before = fields.AwareDateTime(
+        allow_none=True, error_messages={"invalid_awareness": NEEDS_OFFSET}, validate=_in_utc_range,
+        metadata={"description": "no worker starts the call before this time (ISO 8601 with "
+                                 "its UTC offset); a time past starts it at once"},
+    )
+    delay_seconds = fields.Float(
+        allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=MAX_DELAY_SECONDS),
+        metadata={"description": "no worker starts the call before this many seconds after "
+                                 "its creation (instead of not_before)"},
+    )
 
     @validates_schema
     def _fields_agree(self, data, **_kwargs):
@@ -154,6 +168,12 @@ def disagreement(given: Callable[[str], Any]) -> tuple[str, str] | None:
     if bool(given("run_mode")) != bool(given("worker")):
         return "worker", ("give run_mode and worker together (the caller runs the call itself), "
                           "or neither")
+    delayed = [name for name in ("not_before", "delay_seconds") if given(name) is not None]
+    if len(delayed) == 2:
+        return "delay_seconds", "give not_before or delay_seconds, not both: either says when"
+    if delayed and given("run_mode"):
+        return delayed[0], ("a call its caller runs itself (run_mode) runs now: leave out "
+                            f"{delayed[0]}, or run_mode and worker")
     return None
 
 
@@ -245,135 +265,3 @@ class FinishSchema(TypedSchema):
             raise ValidationError("a failed call needs an error {type, message, traceback}", "error")
         if data["status"] == Status.SUCCEEDED.value and data.get("error"):
             raise ValidationError("a succeeded call has no error", "error")
-
-
-class CallSummarySchema(Schema):
-    id = fields.String()
-    stage = fields.String()
-    status = fields.String()
-    worker = fields.String(allow_none=True)
-
-
-class AttemptSchema(Schema):
-    attempt = fields.Integer()
-    status = fields.String(metadata={"description": "lost (its worker or process was gone) or failed"})
-    worker = fields.String(allow_none=True)
-    run_mode = fields.String(allow_none=True)
-    error = fields.Nested(CallErrorSchema, allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime()
-
-
-class CallSchema(Schema):
-    id = fields.String()
-    stage = fields.String()
-    status = fields.String()
-    arguments = fields.Nested(ArgumentsSchema)
-    result = fields.Raw(allow_none=True)
-    error = fields.Nested(CallErrorSchema, allow_none=True)
-    output = fields.String(allow_none=True)
-    parent_stage_run_id = fields.String(allow_none=True)
-    root_stage_run_id = fields.String()
-    workflow_run_id = fields.String(allow_none=True)
-    position = fields.Integer(allow_none=True)
-    parent_attempt = fields.Integer(allow_none=True)
-    queue = fields.String()
-    repo_name = fields.String(allow_none=True)
-    commit_hash = fields.String(allow_none=True)
-    worker = fields.String(allow_none=True)
-    run_mode = fields.String(
-        allow_none=True, metadata={"description": "dispatched, inline, isolated or local"}
-    )
-    waiting_on = fields.List(
-        fields.Nested(CallSummarySchema),
-        metadata={"description": "while the call is running: the unfinished calls it waits on"},
-    )
-    attempt = fields.Integer()
-    max_attempts = fields.Integer()
-    attempts = fields.List(
-        fields.Nested(AttemptSchema),
-        metadata={"description": "the earlier attempts, each with its worker and error"},
-    )
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    lease_expires_at = fields.DateTime(
-        allow_none=True, metadata={"description": "while running: when its worker's lease ends"}
-    )
-    waited_seconds = fields.Float(
-        allow_none=True, dump_only=True,
-        metadata={"description": "from its creation to the start of its latest attempt"},
-    )
-    ran_seconds = fields.Float(
-        allow_none=True, dump_only=True,
-        metadata={"description": "how long its latest attempt ran, once it finished"},
-    )
-
-
-class AttemptBarSchema(Schema):
-    attempt = fields.Integer()
-    status = fields.String(metadata={"description": "lost or failed"})
-    worker = fields.String(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-
-
-class TreeNodeSchema(Schema):
-    id = fields.String()
-    parent_stage_run_id = fields.String(allow_none=True)
-    position = fields.Integer(allow_none=True)
-    depth = fields.Integer(metadata={"description": "0 for the call the tree was asked for"})
-    stage = fields.String()
-    status = fields.String()
-    attempt = fields.Integer()
-    worker = fields.String(allow_none=True)
-    run_mode = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    duration_ms = fields.Float(allow_none=True)
-    error = fields.String(allow_none=True, metadata={"description": "type: first line of message"})
-    arguments = fields.String(allow_none=True, metadata={
-        "description": 'the arguments as a call writes them, "(1, \"x\", key=2)", shortened'})
-    earlier_attempts = fields.List(fields.Nested(AttemptBarSchema), metadata={
-        "description": "the attempts before this one, first first (each its own timeline bar)"})
-
-
-class TreeSchema(Schema):
-    call_id = fields.String()
-    calls = fields.List(
-        fields.Nested(TreeNodeSchema),
-        metadata={"description": "the call and every call under it, depth-first, parents first"},
-    )
-
-
-class CancelledSchema(Schema):
-    call = fields.Nested(CallSchema)
-    cancelled = fields.List(
-        fields.String(), metadata={"description": "the calls this request cancelled: the call and "
-                                                  "every unfinished call under it"}
-    )
-
-
-class CallBatchSchema(Schema):
-    calls = fields.List(fields.Nested(CallSchema))
-
-
-class CallCreatedSchema(Schema):
-    """A call just created, without what the request already said (its arguments):
-    a batch of them is answered at a fraction of the cost of full records."""
-
-    id = fields.String()
-    stage = fields.String()
-    status = fields.String()
-    queue = fields.String()
-    parent_stage_run_id = fields.String(allow_none=True)
-    root_stage_run_id = fields.String()
-    position = fields.Integer(allow_none=True)
-    worker = fields.String(allow_none=True)
-    run_mode = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-
-
-class CallCreatedBatchSchema(Schema):
-    calls = fields.List(fields.Nested(CallCreatedSchema))

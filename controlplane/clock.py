@@ -1,0 +1,66 @@
+"""The clock duty: delayed calls go to their queues when they are due.
+
+Every control-plane process runs a Clock; the duty's lease in Redis (see
+sdk.transport.duties) lets one of them do the work at a time, and another takes
+it over within a lease when that one stops. A delayed call costs nothing while
+it waits: it is one entry in a sorted set by due time, which the holder reads
+a few times a second from its earliest end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from controlplane.store import utcnow
+from sdk.errors import RedisUnavailable
+from sdk.transport import Transport
+
+log = logging.getLogger(__name__)
+
+DUTY = "clock"
+#: How often the holder looks for due calls (so a call starts within this of its time).
+TICK_SECONDS = 0.2
+#: How long the duty stays with a holder that stopped renewing it.
+LEASE_SECONDS = 3.0
+#: Due calls moved per round trip.
+PAGE = 500
+
+
+class Clock:
+    def __init__(self, transport: Transport):
+        self._transport = transport
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._away = False
+
+    def run(self, stopping: threading.Event) -> None:
+        """Tick until `stopping` is set; Redis away is waited out, never fatal."""
+        while not stopping.wait(TICK_SECONDS):
+            try:
+                self.tick()
+                self._away = False
+            except RedisUnavailable as exc:
+                if not self._away:
+                    log.warning("clock: Redis is away (%s); delayed calls wait for it", exc)
+                self._away = True
+            except Exception:
+                log.exception("clock: a tick failed; going on")
+
+    def tick(self) -> int:
+        """If this process holds the duty: move every call due by now to its queue;
+        how many moved."""
+        if not self._transport.duties.hold(DUTY, self.holder, LEASE_SECONDS):
+            return 0
+        now = utcnow()
+        moved = 0
+        while True:
+            due = self._transport.queues.due(now, PAGE)
+            moved += self._transport.queues.promote(due, now)
+            if len(due) < PAGE:
+                break
+        if moved:
+            log.info("clock: %d delayed call(s) due, queued", moved)
+        return moved

@@ -1,0 +1,55 @@
+"""The REST API's shapes: what requests may say (requests) and what answers say
+(answers). The API document (/api/openapi.json) is made from them."""
+
+from controlplane.schemas.answers import (
+    AttemptBarSchema,
+    AttemptSchema,
+    CallBatchSchema,
+    CallCreatedBatchSchema,
+    CallCreatedSchema,
+    CallSchema,
+    CallSummarySchema,
+    CancelledSchema,
+    TreeNodeSchema,
+    TreeSchema,
+)
+from controlplane.schemas.requests import (
+    BATCH_LIMIT,
+    ID_LIMIT,
+    ID_PATTERN,
+    INT_LIMIT,
+    MAX_ATTEMPTS,
+    MAX_DELAY_SECONDS,
+    NAME_LIMIT,
+    NEEDS_OFFSET,
+    STAGE_LIMIT,
+    STAGE_PATTERN,
+    VERSION_PATTERN,
+    WAIT_LIMIT_SECONDS,
+    ArgumentsSchema,
+    CallBatchCreateSchema,
+    CallCreateSchema,
+    CallErrorSchema,
+    CallListQuerySchema,
+    CreateHeadersSchema,
+    FinishedQuerySchema,
+    FinishSchema,
+    RunListQuerySchema,
+    StartSchema,
+    Text,
+    TypedSchema,
+    WaitSchema,
+    Whole,
+    disagreement,
+)
+
+__all__ = [
+    "BATCH_LIMIT", "ID_LIMIT", "ID_PATTERN", "INT_LIMIT", "MAX_ATTEMPTS", "MAX_DELAY_SECONDS",
+    "NAME_LIMIT", "NEEDS_OFFSET", "STAGE_LIMIT", "STAGE_PATTERN", "VERSION_PATTERN",
+    "WAIT_LIMIT_SECONDS", "ArgumentsSchema", "AttemptBarSchema", "AttemptSchema",
+    "CallBatchCreateSchema", "CallBatchSchema", "CallCreateSchema", "CallCreatedBatchSchema",
+    "CallCreatedSchema", "CallErrorSchema", "CallListQuerySchema", "CallSchema",
+    "CallSummarySchema", "CancelledSchema", "CreateHeadersSchema", "FinishSchema",
+    "FinishedQuerySchema", "RunListQuerySchema", "StartSchema", "Text", "TreeNodeSchema",
+    "TreeSchema", "TypedSchema", "WaitSchema", "Whole", "disagreement",
+]
