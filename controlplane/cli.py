@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import click
 
@@ -238,6 +238,71 @@ def cancel(client, call_id):
     answer = _ask(client, "POST", f"/api/call/{call_id}/cancel")
     click.echo(f"cancelled {len(answer['cancelled'])} call(s); call {call_id} is "
                f"{answer['call']['status']}")
+
+
+@main.group()
+@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
+@click.pass_context
+def schedules(ctx, server_url):
+    """The schedules workers registered from their workflow files.
+
+    \b
+    Examples:
+      callplane schedules list
+      callplane schedules pause nightly-report
+      callplane schedules trigger nightly-report
+    """
+    from sdk.client import ControlPlaneClient
+
+    settings = Settings.from_env().replace(server_url=server_url)
+    ctx.obj = ControlPlaneClient(settings.server_url, outage_seconds=5)
+
+
+@schedules.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per schedule and line.")
+@click.pass_obj
+def list_schedules(client, as_json):
+    """Each schedule: when it fires next and fired last, its last call's status."""
+    found = _ask(client, "GET", "/api/schedules")
+    if as_json:
+        for schedule in found:
+            click.echo(json.dumps(schedule, separators=(",", ":")))
+        return
+    if not found:
+        click.echo("no schedules registered (workers register those of their workflow files)")
+    for s in found:
+        when = s["cron"] and f"cron {s['cron']!r} {s['timezone']}" or f"every {s['every_seconds']:g}s"
+        state = "paused" if s["paused"] else "active" if s["active"] else "lapsed"
+        late = f" ({s['last_late_seconds']:.1f}s late)" if s["last_late_seconds"] else ""
+        click.echo(f"{s['name']}  {state}  {s['stage']}  {when}  next {(s['next_fire_at'] or '-')[:19]}"
+                   f"  last {(s['last_fire_at'] or '-')[:19]} {s['last_status'] or ''}{late}")
+
+
+@schedules.command("pause")
+@click.argument("name")
+@click.pass_obj
+def pause_schedule(client, name):
+    """Stop making calls of a schedule until it is resumed."""
+    _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/pause")
+    click.echo(f"paused {name}")
+
+
+@schedules.command("resume")
+@click.argument("name")
+@click.pass_obj
+def resume_schedule(client, name):
+    """Make a paused schedule's calls again, from its next fire on."""
+    _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/resume")
+    click.echo(f"resumed {name}")
+
+
+@schedules.command("trigger")
+@click.argument("name")
+@click.pass_obj
+def trigger_schedule(client, name):
+    """Make a call of a schedule now; prints its id."""
+    call = _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/trigger")
+    click.echo(call["id"])
 
 
 def _ask(client, method: str, path: str):

@@ -1,4 +1,5 @@
-"""The clock duty: delayed calls go to their queues when they are due.
+"""The clock duty: delayed calls go to their queues when they are due, and
+schedules fire (controlplane.schedules).
 
 Every control-plane process runs a Clock; the duty's lease in Redis (see
 sdk.transport.duties) lets one of them do the work at a time, and another takes
@@ -14,7 +15,10 @@ import os
 import socket
 import threading
 import uuid
+from datetime import datetime, timedelta
 
+from controlplane.errors import StoreUnavailable
+from controlplane.schedules import ScheduleService
 from controlplane.store import utcnow
 from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
@@ -26,35 +30,54 @@ DUTY = "clock"
 TICK_SECONDS = 0.2
 #: How long the duty stays with a holder that stopped renewing it.
 LEASE_SECONDS = 3.0
+#: How often the schedules are looked at when none is due sooner (one registered
+#: meanwhile may be).
+SCHEDULES_CHECK = timedelta(seconds=1)
 #: Due calls moved per round trip.
 PAGE = 500
 
 
 class Clock:
-    def __init__(self, transport: Transport):
+    def __init__(self, transport: Transport, schedules: ScheduleService | None = None):
         self._transport = transport
+        self._schedules = schedules
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._away = False
+        #: When the schedules are next looked at (the earliest next fire, or a second on).
+        self._schedules_at = utcnow()
 
     def run(self, stopping: threading.Event) -> None:
-        """Tick until `stopping` is set; Redis away is waited out, never fatal."""
+        """Tick until `stopping` is set; Redis or the database away is waited out,
+        never fatal."""
         while not stopping.wait(TICK_SECONDS):
             try:
                 self.tick()
                 self._away = False
-            except RedisUnavailable as exc:
+            except (RedisUnavailable, StoreUnavailable) as exc:
                 if not self._away:
-                    log.warning("clock: Redis is away (%s); delayed calls wait for it", exc)
+                    log.warning("clock: %s; delayed calls and schedules wait for it", exc)
                 self._away = True
             except Exception:
                 log.exception("clock: a tick failed; going on")
 
     def tick(self) -> int:
-        """If this process holds the duty: move every call due by now to its queue;
-        how many moved."""
+        """If this process holds the duty: move every call due by now to its queue
+        and fire the schedules due; how many calls were queued or made."""
         if not self._transport.duties.hold(DUTY, self.holder, LEASE_SECONDS):
             return 0
         now = utcnow()
+        return self._promote(now) + self._fire(now)
+
+    def _fire(self, now: datetime) -> int:
+        if self._schedules is None or now < self._schedules_at:
+            return 0
+        made = self._schedules.fire_due(now)
+        following = self._schedules.next_fire(now)
+        soon = now + SCHEDULES_CHECK
+        self._schedules_at = min(following, soon) if following is not None else soon
+        return made
+
+    def _promote(self, now: datetime) -> int:
         moved = 0
         while True:
             due = self._transport.queues.due(now, PAGE)

@@ -10,6 +10,10 @@ class CallNotFound(CallplaneError, LookupError):
     """Raised when a named call does not exist (404)."""
 
 
+class ScheduleNotFound(CallplaneError, LookupError):
+    """Raised when a named schedule was never registered (404)."""
+
+
 class CallConflict(CallplaneError):
     """Raised when a request is valid but the call's state does not allow it (409)."""
 

@@ -12,7 +12,9 @@ from controlplane.health import Readiness
 from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
+from controlplane.schedules import ScheduleService
 from controlplane.store import Store, make_engine
+from controlplane.store.schedules import ScheduleRows
 from controlplane.waiting import CallWaiting
 from sdk.settings import Settings
 from sdk.signing import JobSigner
@@ -42,7 +44,9 @@ class Services:
         )
         self.recorder = Recorder(self.store, self.transport, self.waiters, self.recovery,
                                  settings.lease_seconds)
-        self.clock = Clock(self.transport)
+        self.schedules = ScheduleService(ScheduleRows(self.store.engine), self.creation,
+                                         self.store, settings.lease_seconds)
+        self.clock = Clock(self.transport, self.schedules)
         self.readiness = Readiness(settings.redis_url, self.store)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None

@@ -66,3 +66,28 @@ callplane_secrets = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(200), nullable=False),
 )
+
+#: Schedules that workers registered from their workflow files (sdk.schedules):
+#: the control plane holding the clock makes one root call per fire time. One
+#: no worker registered for a while (`registered_until` passed) has lapsed.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("stage", sa.String(200), nullable=False),
+    sa.Column("arguments", sa.JSON, nullable=False),
+    sa.Column("cron", sa.String(200), nullable=True),
+    sa.Column("every_seconds", sa.Float, nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("catch_up", sa.String(8), nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("repo_name", sa.String(200), nullable=True),
+    sa.Column("commit_hash", sa.String(64), nullable=True),
+    sa.Column("paused", sa.Boolean, nullable=False, default=False),
+    sa.Column("next_fire_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("last_fire_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_call_id", ID, nullable=True),
+    # How late the last fire was made (the clock had no holder, or was busy).
+    sa.Column("last_late_seconds", sa.Float, nullable=True),
+    sa.Column("registered_until", sa.DateTime(timezone=True), nullable=False),
+)

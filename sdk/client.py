@@ -22,6 +22,7 @@ import msgspec
 from sdk.backoff import retry_until
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable, DecodeError
 from sdk.records import CallRecord, CallRequest, Outcome, convert, plain
+from sdk.schedules import ScheduleDefinition
 from sdk.settings import max_body_from_env, token_from_env
 from sdk.wire import dumps
 
@@ -96,6 +97,12 @@ class ControlPlaneClient:
         body = {"ids": ids, "wait": wait, "every": every}
         answer = self.request("POST", "/api/calls/finished", body, timeout_extra=wait)
         return self._answer(answer["calls"], list[CallRecord])
+
+    def register_schedules(self, schedules: list[ScheduleDefinition], repo_name: str | None,
+                           commit_hash: str | None) -> None:
+        """Register a workflow file's schedules (a worker does, every lease)."""
+        self.request("POST", "/api/schedules", {"schedules": plain(schedules),
+                                                "repo_name": repo_name, "commit_hash": commit_hash})
 
     def job_key(self) -> str:
         """The key the control plane signs jobs with, for a worker to check them."""

@@ -36,6 +36,7 @@ from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
 from sdk.options import CallOptions, StageOptions
 from sdk.records import Arguments, CallRequest
+from sdk.schedules import CatchUp, ScheduleDefinition
 from sdk.wire import (
     HAS_NUL,
     JSON_DEPTH_LIMIT,
@@ -163,6 +164,7 @@ class WorkflowRunner:
         self.repo_name = repo_name
         self.commit_hash = commit_hash
         self.stages: dict[str, Stage[Any, Any]] = {}
+        self.schedules: dict[str, ScheduleDefinition] = {}
         client = ControlPlaneClient(server_url, outage_seconds=outage_seconds)
         self.attach(client, RemoteCaller(client), CallContext())
 
@@ -215,6 +217,37 @@ class WorkflowRunner:
             return stage
 
         return register(fn) if fn is not None else register
+
+    def schedule(
+        self,
+        stage: Stage[Any, Any],
+        *,
+        cron: str | None = None,
+        every: float | None = None,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        catch_up: CatchUp = "once",
+    ) -> ScheduleDefinition:
+        """Call `stage(*args, **kwargs)` as a root call on a schedule: `cron` (five
+        fields, in `timezone`) or `every` seconds. Workers that load this file
+        register it with the control plane, which makes one call per fire time; a
+        fire missed while no control plane ran is made once when one is back
+        (`catch_up="skip"`: not at all). Checked here: TypeError or ValueError."""
+        if not isinstance(stage, Stage) or stage.runner is not self:
+            raise TypeError(f"runner.schedule() takes a stage of this runner, not {stage!r}")
+        definition = ScheduleDefinition(
+            name=stage.name if name is None else name, stage=stage.name,
+            arguments=encode_arguments(stage, tuple(args), dict(kwargs or {})), cron=cron,
+            every_seconds=every, timezone=timezone, catch_up=catch_up,
+            max_attempts=stage.retry.max_attempts,
+        ).check()
+        if definition.name in self.schedules:
+            raise ValueError(f"a schedule named {definition.name!r} is already registered with "
+                             "this runner; give it another name=")
+        self.schedules[definition.name] = definition
+        return definition
 
     def run(self, main: Stage[P, R], *args: Any, local: bool = False, **kwargs: Any) -> R:
         """Run a workflow's entry point as a distributed call and return its result.

@@ -40,6 +40,11 @@ OPERATIONS = [
     "POST /api/call/{call_id}/finish",
     "GET /api/jobs/key",
     "GET /api/set-aside",
+    "GET /api/schedules",
+    "POST /api/schedules",
+    "POST /api/schedules/{name}/pause",
+    "POST /api/schedules/{name}/resume",
+    "POST /api/schedules/{name}/trigger",
 ]
 #: The blueprints under /api that serve the document and its page, not the API.
 DOCUMENT_PAGES = {"api-docs", "apidocs"}

@@ -261,7 +261,7 @@ def test_the_api_page_and_rq_dashboard_open_after_signing_in(guarded_cluster, pa
     page.wait_for_selector("td:has-text('worker-')")
 
 
-def test_the_runs_page_says_what_was_set_aside(guarded_cluster, page, redis_url):
+def test_the_runs_page_says_what_was_set_aside_and_lists_schedules(guarded_cluster, page, redis_url):
     from sdk.transport import Transport
     from sdk.transport.keys import EVENTS_STREAM
 
@@ -271,3 +271,10 @@ def test_the_runs_page_says_what_was_set_aside(guarded_cluster, page, redis_url)
     sign_in(page, guarded_cluster, "/")
     page.wait_for_selector("#set-aside:not([hidden])")
     assert "could not be recorded (callplane recorder dead-letters)" in page.text_content("#set-aside")
+
+    # The schedule the worker registered from its workflow file, with its next fire.
+    row = page.locator("#schedules tr[data-schedule='hourly-extract']")
+    row.wait_for()
+    cells = row.locator("td").all_text_contents()
+    assert cells[:4] == ["hourly-extract", "extract", "every 3600 s", "active"]
+    assert cells[4]  # its next fire, an hour after the worker registered it

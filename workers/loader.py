@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sdk.decorators import Stage, WorkflowRunner
 from sdk.errors import WorkflowFileError
+from sdk.schedules import ScheduleDefinition
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,11 @@ class Workflow:
     path: Path
     runners: tuple[WorkflowRunner, ...]
     stages: dict[str, Stage]
+
+    @property
+    def schedules(self) -> list[ScheduleDefinition]:
+        """The schedules its runners define (`runner.schedule(...)`)."""
+        return [schedule for runner in self.runners for schedule in runner.schedules.values()]
 
 
 def load_workflow(path: str | Path) -> Workflow:
@@ -40,6 +46,9 @@ def load_workflow(path: str | Path) -> Workflow:
             if name in stages:
                 raise WorkflowFileError(f"{path}: two runners both register a stage named {name!r}")
             stages[name] = stage
+    names = [schedule.name for runner in runners for schedule in runner.schedules.values()]
+    if len(set(names)) < len(names):
+        raise WorkflowFileError(f"{path}: two runners both define a schedule of the same name")
     if not stages:
         raise WorkflowFileError(
             f"workflow file {path} registers no stage: decorate functions with @runner.stage"

@@ -30,6 +30,7 @@ from workers.executor import CodeVersion, Executor
 from workers.leases import LeaseKeeper
 from workers.loader import Workflow
 from workers.output import RoutedStdout
+from workers.schedules import ScheduleRegistrar
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,12 @@ class Worker:
         self.rq_record.birth(self._rq_ttl)
         heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
         heartbeat.start()
+        lease = self._settings.lease_seconds
+        ScheduleRegistrar(
+            ControlPlaneClient(self._settings.server_url, token=self._settings.token,
+                               outage_seconds=lease),
+            self.workflow.schedules, self._version, lease,
+        ).start(self._stopping)
         self._install_signal_handlers()
         self._real_stdout, sys.stdout = sys.stdout, RoutedStdout(sys.stdout, self.context)
         log.info("worker %s listening on %s (%d slot(s))", self.name, ", ".join(self.queues),

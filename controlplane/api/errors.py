@@ -9,12 +9,19 @@ from typing import Any
 from flask import Flask
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
 
-from controlplane.errors import CallConflict, CallNotFound, DispatchUnavailable, StoreUnavailable
+from controlplane.errors import (
+    CallConflict,
+    CallNotFound,
+    DispatchUnavailable,
+    ScheduleNotFound,
+    StoreUnavailable,
+)
 from sdk.errors import RedisUnavailable
 
 #: Each refusal and the HTTP error it answers as.
 REFUSALS: dict[type[Exception], type[HTTPException]] = {
     CallNotFound: NotFound,
+    ScheduleNotFound: NotFound,
     CallConflict: Conflict,
     DispatchUnavailable: ServiceUnavailable,
     StoreUnavailable: ServiceUnavailable,

@@ -52,10 +52,10 @@ NEEDS_OFFSET = ("give not_before with its UTC offset, e.g. 2026-12-03T15:00:00+0
 
 _id = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
 _name = validate.Length(min=1, max=NAME_LIMIT)
-_stage = Whole(STAGE_PATTERN,
-               error=f"must be 1-{STAGE_LIMIT} letters, digits, '_', '.', '@' or '-'")
+VALID_STAGE = Whole(STAGE_PATTERN,
+                    error=f"must be 1-{STAGE_LIMIT} letters, digits, '_', '.', '@' or '-'")
 _attempt = validate.Range(min=1, max=INT_LIMIT)
-_version = Whole(VERSION_PATTERN, error="must be 1-64 of A-Z a-z 0-9 . _ / -")
+VALID_VERSION = Whole(VERSION_PATTERN, error="must be 1-64 of A-Z a-z 0-9 . _ / -")
 
 
 class Text(fields.String):
@@ -113,7 +113,7 @@ class CallCreateSchema(TypedSchema):
         metadata={"description": "creating a call with a key that was used before returns that "
                                  "call (also the Idempotency-Key header)"},
     )
-    stage = Text(required=True, validate=_stage)
+    stage = Text(required=True, validate=VALID_STAGE)
     arguments = fields.Nested(ArgumentsSchema, load_default=lambda: {"args": [], "kwargs": {}})
     parent_stage_run_id = fields.String(allow_none=True, validate=_id)
     position = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=INT_LIMIT))
@@ -128,8 +128,8 @@ class CallCreateSchema(TypedSchema):
                                  "of the parent runs a failed child at the same position again"},
     )
     workflow_run_id = fields.String(allow_none=True, validate=_id)
-    repo_name = fields.String(allow_none=True, validate=_version)
-    commit_hash = fields.String(allow_none=True, validate=_version)
+    repo_name = fields.String(allow_none=True, validate=VALID_VERSION)
+    commit_hash = fields.String(allow_none=True, validate=VALID_VERSION)
     run_mode = fields.String(
         allow_none=True,
         validate=validate.OneOf([RunMode.INLINE.value, RunMode.LOCAL.value]),
@@ -234,8 +234,8 @@ class RunListQuerySchema(TypedSchema):
     until = fields.DateTime(
         validate=_in_utc_range, metadata={"description": "created before (ISO 8601)"}
     )
-    repo_name = fields.String(validate=_version)
-    commit_hash = fields.String(validate=_version)
+    repo_name = fields.String(validate=VALID_VERSION)
+    commit_hash = fields.String(validate=VALID_VERSION)
 
 
 class StartSchema(Schema):

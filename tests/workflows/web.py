@@ -22,6 +22,9 @@ def extract():
     return [1, 2, 3, 4]
 
 
+runner.schedule(extract, every=3600, name="hourly-extract")  # shown on the runs page
+
+
 @runner.stage
 def square(x):
     return x * x
