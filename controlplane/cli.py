@@ -283,7 +283,7 @@ def list_schedules(client, as_json):
 @click.pass_obj
 def pause_schedule(client, name):
     """Stop making calls of a schedule until it is resumed."""
-    _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/pause")
+    _steer(client, name, "pause")
     click.echo(f"paused {name}")
 
 
@@ -292,7 +292,7 @@ def pause_schedule(client, name):
 @click.pass_obj
 def resume_schedule(client, name):
     """Make a paused schedule's calls again, from its next fire on."""
-    _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/resume")
+    _steer(client, name, "resume")
     click.echo(f"resumed {name}")
 
 
@@ -301,8 +301,11 @@ def resume_schedule(client, name):
 @click.pass_obj
 def trigger_schedule(client, name):
     """Make a call of a schedule now; prints its id."""
-    call = _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/trigger")
-    click.echo(call["id"])
+    click.echo(_steer(client, name, "trigger")["id"])
+
+
+def _steer(client, name: str, action: str):
+    return _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/{action}")
 
 
 def _ask(client, method: str, path: str):

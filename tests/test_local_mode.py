@@ -9,7 +9,7 @@ import time
 import pytest
 
 from controlplane.local_cluster import free_port
-from controlplane.store.reads import CallQuery
+from controlplane.store.reads import CallQuery, RunQuery
 from sdk.decorators import WorkflowRunner
 from sdk.errors import StageFailed, StageTimeout
 from tests.workflows import parallel
@@ -45,7 +45,7 @@ def test_a_delayed_local_call_waits_for_its_time_and_is_recorded(parallel_runner
     began = time.monotonic()
     assert parallel_runner.run(parallel.square.options(delay=0.4), 4321, local=True) == 4321 * 4321
     assert time.monotonic() - began >= 0.4
-    (row,) = [row for row in store.list(CallQuery(stage="square"), limit=1000)[0]
+    (row,) = [row for row in store.runs(RunQuery(stage="square"), limit=20)[0]  # newest first
               if row.run_mode == "local" and row.arguments.args == [4321]]
     assert row.status == "succeeded" and row.not_before is None  # recorded when it ran
 
