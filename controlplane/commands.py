@@ -90,7 +90,7 @@ class CallCommands:
         self._dispatch.enqueue([rerun])
         return rerun
 
-    def _await_recorders(self) -> None:
+    def await_recorders(self) -> None:
         """Let the recorders write what workers reported before now, so the calls a
         worker created in place are in the tree: briefly, as a recorder may be away
         (one created later is cancelled when it is recorded, see Writes.apply_reports)."""
@@ -110,7 +110,7 @@ class CallCommands:
         """Cancel a call and every unfinished call under it: queued ones leave their
         queue, running ones are asked to stop, waiters get a cancellation error.
         Returns the calls it cancelled (as they were)."""
-        self._await_recorders()
+        self.await_recorders()
         subtree = [node.id for node in tree_nodes(self._reading.run_of(call_id), call_id)]
         error = ErrorRecord.system(CallCancelled, f"cancelled with call {call_id}")
         cancelled = self._store.cancel(subtree, error)

@@ -138,8 +138,14 @@ class CallCreation:
 def _check_same(existing: CallRecord, request: CallRequest) -> None:
     """Refuse a request that names an existing call's identity but is another call."""
     parent = request.parent_stage_run_id or None
-    if existing.stage != request.stage or existing.parent_stage_run_id != parent:
+    if existing.parent_stage_run_id != parent or (existing.stage != request.stage and not parent):
         raise CallConflict(f"a different call with id {existing.id!r} already exists")
+    if existing.stage != request.stage:
+        raise CallConflict(
+            f"position {existing.position} of call {parent} was a call of {existing.stage!r} in "
+            f"an earlier run, and is a call of {request.stage!r} now: a stage that runs again "
+            "must make the same calls in the same order (side effects belong in child stages)"
+        )
     if existing.arguments != request.arguments:
         where = f"child {existing.position} of call {parent}" if parent else f"call {existing.id}"
         raise CallConflict(

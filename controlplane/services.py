@@ -13,6 +13,7 @@ from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
 from controlplane.schedules import ScheduleService
+from controlplane.sleeps import Sleeps
 from controlplane.store import Store, make_engine
 from controlplane.store.schedules import ScheduleRows
 from controlplane.waiting import CallWaiting
@@ -39,6 +40,7 @@ class Services:
         self.waiting = CallWaiting(self.store, self.reading, self.creation, self.waiters,
                                    settings.max_wait_seconds)
         self.commands = CallCommands(self.store, self.reading, self.transport, dispatch)
+        self.sleeps = Sleeps(self.store, self.reading, self.transport, dispatch, self.commands)
         self.recovery = Recovery(
             self.store, self.transport, settings.lost_attempts, settings.lease_seconds
         )

@@ -29,6 +29,9 @@ T = TypeVar("T")
 
 
 class Caller(Protocol):
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` in the current call (see WorkflowRunner.sleep)."""
+
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         """Create one call and return how it ended (status, result, error, output)."""
 
@@ -67,6 +70,7 @@ class RemoteCaller:
     """
 
     def __init__(self, client: ControlPlaneClient, wait_seconds: float = MAX_WAIT_SECONDS):
+        self.sleep = time.sleep  # outside a worker there is no slot to give back
         self._client = client
         self._wait_seconds = wait_seconds
         self._creates = Coalescer(client.create_calls, CREATE_BATCH, refused=ControlPlaneRefused)

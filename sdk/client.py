@@ -21,7 +21,15 @@ import msgspec
 
 from sdk.backoff import retry_until
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable, DecodeError
-from sdk.records import CallRecord, CallRequest, Outcome, convert, plain
+from sdk.records import (
+    CallRecord,
+    CallRequest,
+    Outcome,
+    SleepAnswer,
+    SleepRequest,
+    convert,
+    plain,
+)
 from sdk.schedules import ScheduleDefinition
 from sdk.settings import max_body_from_env, token_from_env
 from sdk.wire import dumps
@@ -103,6 +111,11 @@ class ControlPlaneClient:
         """Register a workflow file's schedules (a worker does, every lease)."""
         self.request("POST", "/api/schedules", {"schedules": plain(schedules),
                                                 "repo_name": repo_name, "commit_hash": commit_hash})
+
+    def sleep(self, call_id: str, request: SleepRequest) -> SleepAnswer:
+        """Sleep in a running call (see workers.children.ChildCaller.sleep)."""
+        return self._answer(self.request("POST", f"/api/call/{call_id}/sleep", plain(request)),
+                            SleepAnswer)
 
     def job_key(self) -> str:
         """The key the control plane signs jobs with, for a worker to check them."""

@@ -29,6 +29,8 @@ class CallFrame:
     commit_hash: str | None = None
     #: Which attempt of the call this is: a re-run finds the children of earlier ones.
     attempt: int = 1
+    #: This attempt ran before (it slept): its children made then are found again.
+    resumed: bool = False
     #: How this call's own calls are made, when not the runner's way (local mode).
     caller: Any = None
     #: What the call printed; it travels with the result to the caller.
@@ -57,6 +59,12 @@ class CallContext:
                 (stack,) = self._stacks.values()
                 return stack[-1]
         return None
+
+    def chain(self) -> list[CallFrame]:
+        """The calls running in this thread, outermost first: a worker slot's
+        dispatched call and the calls it runs in place."""
+        with self._lock:
+            return list(self._stacks.get(threading.get_ident(), ()))
 
     @contextlib.contextmanager
     def entered(self, frame: CallFrame) -> Iterator[CallFrame]:

@@ -34,7 +34,7 @@ from sdk.context import CallContext, CallFrame
 from sdk.errors import own_class
 from sdk.handles import CallHandle, as_completed, gather, unwrap
 from sdk.local import LocalCaller
-from sdk.options import CallOptions, StageOptions
+from sdk.options import MAX_DELAY_SECONDS, CallOptions, StageOptions
 from sdk.records import Arguments, CallRequest
 from sdk.schedules import CatchUp, ScheduleDefinition
 from sdk.wire import (
@@ -279,6 +279,21 @@ class WorkflowRunner:
         replay = self._replayer(parent)
         return [CallHandle(caller, stage.name, call, replay, self.own_exceptions)
                 for call in caller.submit(requests)]
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` without holding a worker: in a stage on a worker, the
+        calls running in its slot end their run and give the slot back; after
+        the time they run again from the top, each call they made before returning
+        its recorded result and this sleep returning at once. So a stage that
+        sleeps must make the same calls in the same order each run (side effects
+        belong in child stages); one that does not gets callplane.DeterminismError
+        naming the position. Elsewhere (a script, local mode, a thread a stage
+        started, an isolated call) it is time.sleep."""
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not (
+                0 <= seconds <= MAX_DELAY_SECONDS):
+            raise ValueError(f"runner.sleep() takes 0 to {MAX_DELAY_SECONDS} seconds, not {seconds!r}")
+        caller, _parent = self._route()
+        caller.sleep(float(seconds))
 
     @staticmethod
     def gather(*handles: CallHandle[Any], return_exceptions: bool = False) -> list[Any]:

@@ -52,6 +52,11 @@ class RedisUnavailable(CallplaneError):
     """Raised when Redis cannot be reached."""
 
 
+class DeterminismError(CallplaneError):
+    """Raised in a stage that, run again from the top (after a sleep, or as a later
+    attempt), makes other calls than before at some position."""
+
+
 class WorkflowFileError(CallplaneError):
     """Raised when a workflow file cannot be loaded or registers no stage."""
 

@@ -50,6 +50,11 @@ class LocalCaller:
 
     # -- the Caller protocol -------------------------------------------------------
 
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        """Local mode has no slot to give back: it sleeps in the calling thread."""
+        time.sleep(seconds)
+
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         """Run the call here and now, with its stage's retries; its outcome.
 

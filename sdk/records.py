@@ -164,6 +164,26 @@ class CallRequest(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.id
 
 
+class SleepRequest(msgspec.Struct, frozen=True):
+    """A running call sleeps at `position` among its calls (POST /api/call/<id>/sleep):
+    it and the calls it runs in, `chain` ([id, attempt], outermost first, itself
+    last), give their slot back until the sleep is over."""
+
+    worker: str
+    attempt: int
+    position: int
+    seconds: float
+    chain: list[tuple[str, int]]
+
+
+class SleepAnswer(msgspec.Struct, frozen=True):
+    """`done`: the sleep at that position is over (this run goes on); otherwise the
+    chain was suspended until `wake_at`."""
+
+    done: bool
+    wake_at: str
+
+
 class FinishRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     """How a running call ended, as a finish over HTTP says (POST /api/call/<id>/finish).
     Naming the worker and attempt fences it: refused unless that attempt is current."""
@@ -188,6 +208,9 @@ class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     repo_name: str | None = None
     commit_hash: str | None = None
     attempt: int = 1
+    #: This attempt ran before and gave its slot back (a durable sleep): it runs
+    #: again from the top, and its children made before are found, never made anew.
+    resumed: bool = False
 
     @property
     def queue(self) -> str:
@@ -336,6 +359,7 @@ class CallRecord(msgspec.Struct, frozen=True):
             repo_name=self.repo_name,
             commit_hash=self.commit_hash,
             attempt=self.attempt,
+            resumed=self.status is Status.PENDING and self.started_at is not None,
         )
 
     def outcome(self) -> Outcome:

@@ -38,6 +38,7 @@ OPERATIONS = [
     "POST /api/call/{call_id}/retry",
     "POST /api/call/{call_id}/cancel",
     "POST /api/call/{call_id}/finish",
+    "POST /api/call/{call_id}/sleep",
     "GET /api/jobs/key",
     "GET /api/set-aside",
     "GET /api/schedules",

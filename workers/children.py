@@ -28,8 +28,8 @@ import msgspec
 from sdk.caller import deadline_of, remaining
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext, CallFrame
-from sdk.errors import CallCancelled, RedisUnavailable
-from sdk.records import CallRecord, CallRequest, Outcome
+from sdk.errors import CallCancelled, ControlPlaneRefused, DeterminismError, RedisUnavailable
+from sdk.records import CallRecord, CallRequest, Outcome, SleepRequest
 from sdk.reports import CreatedReport
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
@@ -54,6 +54,16 @@ def _next_due(calls: Iterable[CallRecord]) -> float | None:
     return time.monotonic() + min(ahead) if ahead else None
 
 
+class Suspended(BaseException):
+    """The calls running in a slot gave it back (a durable sleep); they run again
+    from the top at `wake_at`. A BaseException, so a stage's `except Exception`
+    lets it through to the worker's loop."""
+
+    def __init__(self, call_id: str, wake_at: str):
+        super().__init__(f"call {call_id} sleeps until {wake_at}")
+        self.wake_at = wake_at
+
+
 class ChildCaller:
     def __init__(
         self,
@@ -64,7 +74,11 @@ class ChildCaller:
         context: CallContext,
         inline: bool,
         lease_seconds: float,
+        suspendable: bool = True,
     ):
+        """`suspendable`: a sleep may give the slot back (not in an isolated call's
+        own process, whose parent process holds the slot)."""
+        self._suspendable = suspendable
         self._transport = transport
         self._waiters = waiters
         self._client = client
@@ -89,7 +103,8 @@ class ChildCaller:
             return next(self.finished([self._client.create_call(request)], None))
         worker = self._executor.worker_name
         request = msgspec.structs.replace(request, run_mode=RunMode.INLINE, worker=worker)
-        if parent.attempt == 1 and request.id and request.repo_name and request.commit_hash:
+        if (parent.attempt == 1 and not parent.resumed and request.id and request.repo_name
+                and request.commit_hash):
             created = self._create_here(request, parent)
             if created is not None:
                 return self._run_created_here(created)
@@ -129,6 +144,27 @@ class ChildCaller:
             ancestors.append(parent)
             parent = self._created_here.get(parent.parent_stage_run_id or "")
         return ancestors[::-1]
+
+    def sleep(self, seconds: float) -> None:
+        """A durable sleep: the calls running in this slot give it back and run again
+        from the top once `seconds` passed (see WorkflowRunner.sleep); when this is
+        that run, the sleep is over and returns."""
+        self._refuse_if_cancelled()
+        parent, chain = self._context.current(), self._context.chain()
+        if not self._suspendable or parent is None or not chain or chain[-1] is not parent:
+            time.sleep(seconds)  # a thread of a stage's own, or an isolated call: no slot here
+            return
+        position = parent.next_position()
+        request = SleepRequest(self._executor.worker_name, parent.attempt, position, seconds,
+                               [(frame.id, frame.attempt) for frame in chain])
+        try:
+            answer = self._client.sleep(parent.id, request)
+        except ControlPlaneRefused as exc:
+            if exc.status == 409:
+                raise DeterminismError(exc.message) from None
+            raise
+        if not answer.done:
+            raise Suspended(parent.id, answer.wake_at)
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         self._refuse_if_cancelled()

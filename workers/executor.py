@@ -138,6 +138,7 @@ class Executor:
             repo_name=self._version.repo_name,
             commit_hash=self._version.commit_hash,
             attempt=message.attempt,
+            resumed=message.resumed,
         )
         with self._context.entered(frame):
             try:

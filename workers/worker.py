@@ -25,7 +25,7 @@ from sdk.transport import Claimed, RqWorkerRecord, Transport
 from sdk.transport.keys import CANCEL_CHANNEL, FINISHED_CHANNEL
 from sdk.waiters import Waiters
 from sdk.wire import queue_name
-from workers.children import ChildCaller
+from workers.children import ChildCaller, Suspended
 from workers.executor import CodeVersion, Executor
 from workers.leases import LeaseKeeper
 from workers.loader import Workflow
@@ -104,7 +104,7 @@ class Worker:
         )
         client = ControlPlaneClient(self._settings.server_url, token=self._settings.token)
         caller = ChildCaller(transport, waiters, client, executor, context, self._inline,
-                             self._settings.lease_seconds)
+                             self._settings.lease_seconds, suspendable=fresh is not None)
         for runner in self.workflow.runners:
             runner.attach(client, caller, context)
         return transport, waiters, executor
@@ -136,7 +136,10 @@ class Worker:
             if claimed is None:
                 return True
         chain = None if self._stopping.is_set() else self.queues
-        _outcome, self._slot.next = self.executor.run(claimed, chain)
+        try:
+            _outcome, self._slot.next = self.executor.run(claimed, chain)
+        except Suspended as suspended:  # the call sleeps: the slot is free for others
+            log.info("%s; its slot takes other calls meanwhile", suspended)
         return True
 
     @property

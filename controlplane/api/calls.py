@@ -21,6 +21,8 @@ from controlplane.schemas import (
     CreateHeadersSchema,
     FinishedQuerySchema,
     FinishSchema,
+    SleepAnswerSchema,
+    SleepSchema,
     StartSchema,
     WaitSchema,
 )
@@ -112,6 +114,18 @@ class CallFinish(MethodView):
     def post(self, request, call_id):
         """Record a running call's result or error and wake its waiters."""
         return services().commands.finish(call_id, request)
+
+
+@blp.route("/call/<call_id>/sleep", parameters=[CALL_ID])
+class CallSleep(MethodView):
+    @blp.arguments(SleepSchema())
+    @blp.response(200, SleepAnswerSchema)
+    @blp.refuses(*BODY_ERRORS, 404, 409, 503, URI_TOO_LONG)
+    def post(self, request, call_id):
+        """A running call sleeps (a worker asks, for `runner.sleep`): the sleep at that
+        position is over, or the calls in its worker slot give it back until it is.
+        409 when the call made another call at that position in an earlier run."""
+        return services().sleeps.sleep(call_id, request)
 
 
 @blp.route("/call/<call_id>/retry", parameters=[CALL_ID])

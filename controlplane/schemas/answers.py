@@ -145,5 +145,10 @@ class CallCreatedSchema(Schema):
     not_before = _not_before()
 
 
+class SleepAnswerSchema(Schema):
+    done = fields.Boolean(metadata={"description": "the sleep is over: this run goes on"})
+    wake_at = fields.String(metadata={"description": "when it is over (ISO 8601)"})
+
+
 class CallCreatedBatchSchema(Schema):
     calls = fields.List(fields.Nested(CallCreatedSchema))

@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from controlplane.store.reads import CallQuery, RunQuery
 from sdk.options import MAX_DELAY_SECONDS
-from sdk.records import CallRequest, FinishRequest
+from sdk.records import CallRequest, FinishRequest, SleepRequest
 from sdk.wire import RunMode, Status
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -205,6 +205,22 @@ class FinishedQuerySchema(Schema):
     )
     every = fields.Boolean(
         load_default=False, metadata={"description": "hold until all have finished, not just one"}
+    )
+
+
+class SleepSchema(TypedSchema):
+    RECORD = SleepRequest
+
+    worker = Text(required=True, validate=_name)
+    attempt = fields.Integer(required=True, validate=_attempt)
+    position = fields.Integer(required=True, validate=validate.Range(min=0, max=INT_LIMIT))
+    seconds = fields.Float(required=True, allow_nan=False,
+                           validate=validate.Range(min=0, max=MAX_DELAY_SECONDS))
+    chain = fields.List(
+        fields.Tuple((fields.String(validate=_id), fields.Integer(validate=_attempt))),
+        required=True, validate=validate.Length(min=1, max=ID_LIMIT),
+        metadata={"description": "[id, attempt] of the calls running in the slot, outermost "
+                                 "first, the sleeping call last"},
     )
 
 

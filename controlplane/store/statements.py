@@ -69,6 +69,22 @@ START = (
         lease_expires_at=_param("p_lease", "lease_expires_at"),
     )
 )
+# A running call gives its worker slot back until a time (a durable sleep): pending
+# again at the same attempt, with no worker. Its first start stays: that is how
+# its next run knows it runs again (see CallRecord.message).
+SUSPEND = (
+    stage_runs.update()
+    .where(stage_runs.c.id == sa.bindparam("p_id"), stage_runs.c.status == Status.RUNNING.value,
+           _ATTEMPT, stage_runs.c.worker == sa.bindparam("p_worker"))
+    .values(status=Status.PENDING.value, worker=None, run_mode=None, lease_expires_at=None,
+            not_before=sa.bindparam("p_wake"))
+)
+# A sleep a run of its call passed after its time is over.
+SLEPT = (
+    stage_runs.update()
+    .where(stage_runs.c.id == sa.bindparam("p_id"), stage_runs.c.status == Status.RUNNING.value)
+    .values(status=Status.SUCCEEDED.value, finished_at=sa.bindparam("p_at"))
+)
 # A heartbeat renews the lease of an attempt its worker still holds.
 RENEW = (
     stage_runs.update()

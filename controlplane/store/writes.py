@@ -25,7 +25,9 @@ from controlplane.store.statements import (
     INSERT_IF_NEW,
     RENEW,
     ROWS,
+    SLEPT,
     START,
+    SUSPEND,
     outcome_params,
     reported_params,
     start_params,
@@ -40,6 +42,10 @@ from sdk.wire import RERUNNABLE_STATUSES, RunMode, Status, sources_of
 LOST = "lost"
 
 
+class _NotAll(Exception):
+    """A call of a suspension was not running where it said: roll them all back."""
+
+
 @translating
 class Writes:
     engine: Engine
@@ -49,6 +55,28 @@ class Writes:
         (and writes none) if one of their ids exists."""
         with self.engine.begin() as conn:
             conn.execute(INSERT, [row_of(record) for record in records])
+
+    def suspend(self, chain: list[tuple[str, int]], worker: str, wake: datetime
+                ) -> list[CallRecord] | None:
+        """The calls of `chain` ([id, attempt]) running on `worker` at those attempts,
+        pending until `wake` (see statements.SUSPEND), all or none: their records,
+        or None if one of them is not running there any more."""
+        params = [{"p_id": call_id, "p_attempt": attempt, "p_worker": worker, "p_wake": wake}
+                  for call_id, attempt in chain]
+        try:
+            with self.engine.begin() as conn:
+                for param in params:
+                    if conn.execute(SUSPEND, param).rowcount != 1:
+                        raise _NotAll
+                rows = conn.execute(ROWS, {"p_ids": [call_id for call_id, _ in chain]})
+                return [call_of(row) for row in rows]
+        except _NotAll:
+            return None
+
+    def end_sleep(self, call_id: str, at: datetime) -> None:
+        """A sleep is over (see statements.SLEPT); nothing if it was already."""
+        with self.engine.begin() as conn:
+            conn.execute(SLEPT, {"p_id": call_id, "p_at": at})
 
     def start(
         self,

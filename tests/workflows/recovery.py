@@ -4,6 +4,7 @@ so a test can count executions and kill the process of a chosen one."""
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 from sdk.decorators import WorkflowRunner
@@ -136,3 +137,42 @@ def map_then_pause(log, parent_log, pause):
 def echo_later(value, delay):
     """A child call delayed by `delay` seconds (it is queued, never run in place)."""
     return echo.options(delay=delay)(value)
+
+
+@runner.stage
+def token(log):
+    """A value made once and then recorded (a new one on every execution)."""
+    _log_execution(log)
+    return uuid.uuid4().hex
+
+
+@runner.stage
+def sleeps_between(log, seconds):
+    """A token, a durable sleep, another token: the first is the recorded one."""
+    before = token(log)
+    runner.sleep(seconds)
+    return [before, token(log)]
+
+
+@runner.stage
+def calls_a_sleeper(log, seconds):
+    """Its child sleeps while running in place in this call's slot."""
+    return sleeps_between(log, seconds)
+
+
+@runner.stage
+def sleeps_then_calls(log):
+    """Breaks the rule: a sleep at position 0 in its first run, a call there after."""
+    if _log_execution(log) == 1:
+        runner.sleep(0.5)
+    return echo("position 0")
+
+
+@runner.stage(retries=1, backoff=0.01, retry_on=ValueError)
+def calls_then_sleeps(log):
+    """Breaks the rule the other way: a call at position 0, a sleep there when retried."""
+    if _log_execution(log) == 1:
+        echo("position 0")
+        raise ValueError("run me again")
+    runner.sleep(0.5)
+    return "unreachable"
