@@ -8,12 +8,13 @@ import json
 import msgspec
 
 from controlplane.errors import CallNotFound
-from controlplane.store import Store
+from controlplane.store import Store, utcnow
 from controlplane.store.reads import CallQuery, Page, RunQuery
 from controlplane.trees import TreeNode, tree_nodes
 from sdk.errors import RedisUnavailable
 from sdk.records import CallDetails, CallRecord, CallSummary
 from sdk.transport import Transport
+from sdk.waits import WaitingFor
 from sdk.wire import Status
 
 
@@ -32,7 +33,15 @@ class CallReading:
         """The call with its earlier attempts and, while it runs, what it waits on."""
         attempts = self._store.attempts(record.id) if record.attempt > 1 else []
         return CallDetails(**msgspec.structs.asdict(record), attempts=attempts,
-                           waiting_on=self._waiting_on(record))
+                           waiting_on=self._waiting_on(record),
+                           waiting_for=self._waiting_for(record))
+
+    def _waiting_for(self, record: CallRecord) -> WaitingFor | None:
+        """A pending call's time: a sleep of its not over yet, or its delay."""
+        now = utcnow()
+        if WaitingFor.of(record.status, record.not_before, False, now) is None:
+            return None
+        return WaitingFor.of(record.status, record.not_before, self._store.sleeping(record.id), now)
 
     def _waiting_on(self, record: CallRecord) -> list[CallSummary]:
         """The unfinished calls that a running call last said it waits on."""

@@ -22,13 +22,12 @@ from controlplane.errors import CallConflict, DispatchUnavailable
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
-from sdk.records import Arguments, CallRecord, SleepAnswer, SleepRequest
+from sdk.records import Arguments, CallRecord
 from sdk.transport import Transport
+from sdk.waits import SLEEP_STAGE, SleepAnswer, SleepRequest
 from sdk.wire import Status, child_call_id, queue_name
 
 log = logging.getLogger(__name__)
-
-SLEEP_STAGE = "callplane.sleep"
 
 
 class Sleeps:

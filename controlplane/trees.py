@@ -8,11 +8,12 @@ list here, so a tree of thousands of calls costs two queries, not one per node.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 
 import msgspec
 
 from sdk.records import Arguments, AttemptRecord, CallRecord, ErrorRecord, json_text
+from sdk.waits import SLEEP_STAGE, WaitingFor
 from sdk.wire import RunMode, Status
 
 #: How much of an error message a node carries (the whole error is on the call).
@@ -56,9 +57,12 @@ class TreeNode(msgspec.Struct, frozen=True):
     earlier_attempts: list[AttemptBar] = msgspec.field(default_factory=list)
     #: A delayed call: no worker starts it before then.
     not_before: datetime | None = None
+    #: While it waits for a time: what for (its delay, or a sleep) and until when.
+    waiting_for: WaitingFor | None = None
 
     @classmethod
-    def of(cls, call: CallRecord, depth: int, earlier: list[AttemptBar]) -> TreeNode:
+    def of(cls, call: CallRecord, depth: int, earlier: list[AttemptBar],
+           waiting_for: WaitingFor | None = None) -> TreeNode:
         started, finished = call.started_at, call.finished_at
         return cls(
             id=call.id, stage=call.stage, status=call.status, depth=depth,
@@ -68,7 +72,7 @@ class TreeNode(msgspec.Struct, frozen=True):
             duration_ms=(round((finished - started).total_seconds() * 1000, 3)
                          if started and finished else None),
             error=summary(call.error), arguments=preview(call.arguments), earlier_attempts=earlier,
-            not_before=call.not_before,
+            not_before=call.not_before, waiting_for=waiting_for,
         )
 
 
@@ -86,9 +90,13 @@ def tree_nodes(calls: list[CallRecord], call_id: str,
             attempt.attempt, attempt.status, attempt.worker, attempt.started_at, attempt.finished_at))
     nodes: list[TreeNode] = []
     stack = [(by_id[call_id], 0)] if call_id in by_id else []
+    now = datetime.now(timezone.utc)
     while stack:
         call, depth = stack.pop()
-        nodes.append(TreeNode.of(call, depth, earlier.get(call.id, [])))
+        sleeping = any(child.stage == SLEEP_STAGE and child.status is Status.RUNNING
+                       for child in children.get(call.id, ()))
+        nodes.append(TreeNode.of(call, depth, earlier.get(call.id, []),
+                                 WaitingFor.of(call.status, call.not_before, sleeping, now)))
         below = sorted(children.get(call.id, []), key=lambda c: (c.position is None, c.position or 0))
         stack.extend((child, depth + 1) for child in reversed(below))
     return nodes
@@ -110,6 +118,14 @@ def summary(error: ErrorRecord | None) -> str | None:
     return f"{error.type}: {first_line}"[:ERROR_SUMMARY_CHARS]
 
 
+def waiting(waiting_for: WaitingFor | None) -> str:
+    """" sleeping until T" or " due T", or nothing."""
+    if waiting_for is None:
+        return ""
+    what = "sleeping until" if waiting_for.kind == "sleep" else "due"
+    return f" {what} {waiting_for.until.isoformat(timespec='seconds')}"
+
+
 def render(nodes: list[TreeNode]) -> list[str]:
     """One line per node, indented by depth: stage, status, attempt, worker, time."""
     lines = []
@@ -119,5 +135,5 @@ def render(nodes: list[TreeNode]) -> list[str]:
         where = f" on {node.worker} ({node.run_mode})" if node.worker else ""
         failure = f"  {node.error}" if node.error else ""
         lines.append(f"{'  ' * node.depth}{node.stage}  [{node.status}]{attempt}{where}"
-                     f"{took}  id={node.id}{failure}")
+                     f"{took}{waiting(node.waiting_for)}  id={node.id}{failure}")
     return lines

@@ -25,13 +25,12 @@ from sdk.records import (
     CallRecord,
     CallRequest,
     Outcome,
-    SleepAnswer,
-    SleepRequest,
     convert,
     plain,
 )
 from sdk.schedules import ScheduleDefinition
 from sdk.settings import max_body_from_env, token_from_env
+from sdk.waits import SleepAnswer, SleepRequest
 from sdk.wire import dumps
 
 T = TypeVar("T")

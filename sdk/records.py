@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from sdk.errors import CallplaneError, DecodeError, StageFailed
+from sdk.waits import WaitingFor
 from sdk.wire import RunMode, Status, dumps, queue_name
 
 #: The dotted name stored as an RQ job's function. A stock RQ worker would import
@@ -162,26 +163,6 @@ class CallRequest(msgspec.Struct, frozen=True, omit_defaults=True):
         if self.id is None:
             raise ValueError(f"this request of {self.stage!r} names no call id")
         return self.id
-
-
-class SleepRequest(msgspec.Struct, frozen=True):
-    """A running call sleeps at `position` among its calls (POST /api/call/<id>/sleep):
-    it and the calls it runs in, `chain` ([id, attempt], outermost first, itself
-    last), give their slot back until the sleep is over."""
-
-    worker: str
-    attempt: int
-    position: int
-    seconds: float
-    chain: list[tuple[str, int]]
-
-
-class SleepAnswer(msgspec.Struct, frozen=True):
-    """`done`: the sleep at that position is over (this run goes on); otherwise the
-    chain was suspended until `wake_at`."""
-
-    done: bool
-    wake_at: str
 
 
 class FinishRequest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -399,8 +380,10 @@ def _seconds_between(start: datetime | None, end: datetime | None) -> float | No
 
 
 class CallDetails(CallRecord, frozen=True):
-    """A call with what only a read of one call shows: its earlier attempts and,
-    while it runs, the unfinished calls it waits on."""
+    """A call with what only a read of one call shows: its earlier attempts, while
+    it runs the unfinished calls it waits on, and while it waits for a time what
+    for and until when."""
 
     attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
     waiting_on: list[CallSummary] = msgspec.field(default_factory=list)
+    waiting_for: WaitingFor | None = None

@@ -43,6 +43,7 @@ def test_a_delayed_call_waits_in_redis_then_starts_on_time(run, store_of):
     assert client.zscore(scheduled_registry(record.queue), handle.id) is not None
     shown = requests.get(f"{run.server_url}/api/call/{handle.id}", timeout=10).json()
     assert datetime.fromisoformat(shown["not_before"]) == record.not_before
+    assert shown["waiting_for"] == {"kind": "delay", "until": shown["not_before"]}
     assert handle.result(timeout=30) == "later"
     assert_started_on_time(store_of.get(handle.id))
     assert client.zscore(DELAYED_KEY, handle.id) is None

@@ -7,9 +7,13 @@ tests/cluster.py, with one worker slot."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import requests
+from click.testing import CliRunner
 
+from controlplane.cli import main
 from controlplane.local_cluster import wait_until
 from sdk.errors import StageFailed
 from tests.cluster import executions
@@ -32,6 +36,14 @@ def test_a_sleeping_call_gives_its_slot_back_and_resumes_with_its_values(run, st
     sleeper = recovery.sleeps_between.submit(str(log), 5)
     wait_until(lambda: sleeping(store_of, sleeper.id), "the call asleep")
     wake = store_of.get(sleeper.id).not_before
+    shown = requests.get(f"{run.server_url}/api/call/{sleeper.id}", timeout=10).json()
+    assert shown["waiting_for"]["kind"] == "sleep"
+    assert datetime.fromisoformat(shown["waiting_for"]["until"]) == wake
+    (node,) = [n for n in requests.get(f"{run.server_url}/api/call/{sleeper.id}/tree",
+                                       timeout=10).json()["calls"] if n["id"] == sleeper.id]
+    assert node["waiting_for"]["kind"] == "sleep"
+    tree = CliRunner().invoke(main, ["calls", "--server-url", run.server_url, "tree", sleeper.id])
+    assert f"sleeping until {wake.isoformat(timespec='seconds')}" in tree.output.splitlines()[0]
     others = [recovery.echo.submit(i) for i in range(20)]
     assert [handle.result(timeout=30) for handle in others] == list(range(20))
     assert all(store_of.get(h.id).finished_at < wake for h in others)  # while it slept

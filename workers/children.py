@@ -29,10 +29,11 @@ from sdk.caller import deadline_of, remaining
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext, CallFrame
 from sdk.errors import CallCancelled, ControlPlaneRefused, DeterminismError, RedisUnavailable
-from sdk.records import CallRecord, CallRequest, Outcome, SleepRequest
+from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.reports import CreatedReport
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
+from sdk.waits import SleepRequest
 from sdk.wire import RunMode, Status, dumps
 from workers.executor import Executor
 

@@ -8,6 +8,16 @@ from marshmallow import Schema, fields
 from controlplane.schemas.requests import ArgumentsSchema, CallErrorSchema
 
 
+class WaitingForSchema(Schema):
+    kind = fields.String(metadata={"description": "delay (a delayed call) or sleep"})
+    until = fields.DateTime()
+
+
+def _waiting_for():
+    return fields.Nested(WaitingForSchema, allow_none=True, metadata={
+        "description": "while a pending call waits for a time: what for, until when"})
+
+
 def _not_before():
     return fields.DateTime(
         allow_none=True, metadata={"description": "a delayed call: no worker starts it before then"}
@@ -55,6 +65,7 @@ class CallSchema(Schema):
         fields.Nested(CallSummarySchema),
         metadata={"description": "while the call is running: the unfinished calls it waits on"},
     )
+    waiting_for = _waiting_for()
     attempt = fields.Integer()
     max_attempts = fields.Integer()
     attempts = fields.List(
@@ -106,6 +117,7 @@ class TreeNodeSchema(Schema):
     earlier_attempts = fields.List(fields.Nested(AttemptBarSchema), metadata={
         "description": "the attempts before this one, first first (each its own timeline bar)"})
     not_before = _not_before()
+    waiting_for = _waiting_for()
 
 
 class TreeSchema(Schema):

@@ -12,7 +12,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from controlplane.store.reads import CallQuery, RunQuery
 from sdk.options import MAX_DELAY_SECONDS
-from sdk.records import CallRequest, FinishRequest, SleepRequest
+from sdk.records import CallRequest, FinishRequest
+from sdk.waits import SleepRequest
 from sdk.wire import RunMode, Status
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -58,8 +58,9 @@ function between(startIso, endIso) {
   return (endIso ? Date.parse(endIso) : Date.now()) - Date.parse(startIso);
 }
 
-/* How long a call waited to start (so far), or when a delayed one is due. */
+/* How long a call waited to start (so far), or what it waits for and until when. */
 function waited(call) {
+  if (call.waiting_for?.kind === "sleep") return `sleeping until ${formatTime(call.waiting_for.until)}`;
   if (call.status === "pending" && call.not_before) return `due ${formatTime(call.not_before)}`;
   const ready = call.not_before && call.not_before > call.created_at ? call.not_before : call.created_at;
   return formatMs(between(ready, call.started_at));

@@ -16,6 +16,7 @@ from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, l
 from controlplane.store.statements import ROWS, STATUSES
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
 from sdk.records import AttemptRecord, CallRecord
+from sdk.waits import SLEEP_STAGE
 from sdk.wire import Status
 
 #: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
@@ -155,6 +156,14 @@ class Reads:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return call_of(row) if row is not None else None
+
+    def sleeping(self, call_id: str) -> bool:
+        """Whether a sleep of the call's is not over (see controlplane.sleeps)."""
+        query = sa.select(stage_runs.c.id).where(
+            stage_runs.c.parent_stage_run_id == call_id, stage_runs.c.stage == SLEEP_STAGE,
+            stage_runs.c.status == Status.RUNNING.value).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def attempts(self, call_id: str) -> list[AttemptRecord]:
         """The earlier attempts of a call (see call_attempts), first first."""
