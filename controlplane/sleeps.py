@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import sqlalchemy.exc
 
 from controlplane.commands import CallCommands
 from controlplane.dispatch import Dispatch
-from controlplane.errors import CallConflict, DispatchUnavailable
+from controlplane.errors import CallConflict, DispatchUnavailable, StoreUnavailable
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
@@ -77,6 +78,20 @@ class Sleeps:
             return self._store.child_at(call.id, request.position) or sleep
         return sleep
 
+    def _refuse(self, chain: list[tuple[str, int]], call_id: str, request: SleepRequest) -> NoReturn:
+        """Why a chain could not be suspended: the recorders have not written its
+        run yet (a start, a call made in place: try again), or it is not this
+        worker's to suspend any more."""
+        found = self._store.get_many(chained_id for chained_id, _ in chain)
+        behind = [chained_id for chained_id, attempt in chain
+                  if chained_id not in found or (found[chained_id].status is Status.PENDING
+                                                 and found[chained_id].attempt == attempt)]
+        if behind:
+            raise StoreUnavailable(f"the recorders have not written the run of call(s) {behind} "
+                                   "yet: try again")
+        raise CallConflict(f"call {call_id} does not run on {request.worker} at attempt "
+                           f"{request.attempt} any more: its sleep is refused")
+
     def _suspend(self, call_id: str, request: SleepRequest, wake: datetime) -> None:
         """Give the slot back: the jobs first (only this worker's attempts), then the
         table, then the jobs again, among the delayed calls until `wake`."""
@@ -89,8 +104,7 @@ class Sleeps:
             raise DispatchUnavailable(f"cannot give the slot back now: {exc}") from None
         suspended = self._store.suspend(chain, request.worker, wake)
         if suspended is None:
-            raise CallConflict(f"call {call_id} does not run on {request.worker} at attempt "
-                               f"{request.attempt} any more: its sleep is refused")
+            self._refuse(chain, call_id, request)
         self._dispatch.enqueue(suspended)
         log.info("call %s sleeps until %s (%d call(s) give their slot back)", call_id,
                  wake.isoformat(), len(suspended))

@@ -161,7 +161,7 @@ class ChildCaller:
         try:
             answer = self._client.sleep(parent.id, request)
         except ControlPlaneRefused as exc:
-            if exc.status == 409:
+            if exc.status == 409 and "in an earlier run" in exc.message:
                 raise DeterminismError(exc.message) from None
             raise
         if not answer.done:
