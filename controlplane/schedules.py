@@ -14,14 +14,13 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from controlplane.creation import CallCreation
 from controlplane.errors import ScheduleNotFound
 from controlplane.store import Store, utcnow
 from controlplane.store.schedules import ScheduleRows
-from sdk.records import CallRecord, CallRequest, plain
-from sdk.schedules import ScheduleDefinition, ScheduleRecord
+from sdk.records import CallRecord, CallRequest
+from sdk.schedules import ScheduleDefinition, ScheduleRecord, ScheduleState
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +110,18 @@ class ScheduleService:
             raise ScheduleNotFound(f"no schedule named {name!r} was ever registered")
         return schedule
 
-    def listing(self) -> list[dict[str, Any]]:
+    def listing(self) -> list[ScheduleState]:
         """Every schedule, with its last call's status and whether a worker still
         registers it (`active`)."""
         return self._described(self._rows.all())
 
-    def describe(self, name: str) -> dict[str, Any]:
+    def describe(self, name: str) -> ScheduleState:
         return self._described([self._get(name)])[0]
 
-    def _described(self, schedules: list[ScheduleRecord]) -> list[dict[str, Any]]:
+    def _described(self, schedules: list[ScheduleRecord]) -> list[ScheduleState]:
         last = self._store.get_many(s.last_call_id for s in schedules if s.last_call_id)
         now = self._now()
-        return [{**plain(s), "active": bool(s.registered_until and s.registered_until > now),
-                 "last_status": last[s.last_call_id].status.value
-                 if s.last_call_id in last else None}
+        return [s.state(active=bool(s.registered_until and s.registered_until > now),
+                        last_status=last[s.last_call_id].status.value
+                        if s.last_call_id in last else None)
                 for s in schedules]

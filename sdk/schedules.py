@@ -98,7 +98,19 @@ class ScheduleRecord(ScheduleDefinition, frozen=True, omit_defaults=False):
     #: A worker that loads its file registers it again before then; after, it lapsed.
     registered_until: datetime | None = None
 
+    def state(self, active: bool, last_status: str | None) -> ScheduleState:
+        return ScheduleState(**msgspec.structs.asdict(self), active=active,
+                             last_status=last_status)
+
     @property
     def definition(self) -> ScheduleDefinition:
         return ScheduleDefinition(**{name: getattr(self, name)
                                      for name in ScheduleDefinition.__struct_fields__})
+
+
+class ScheduleState(ScheduleRecord, frozen=True):
+    """A schedule as the API shows it: whether a worker still registers it, and
+    how its last call went."""
+
+    active: bool = False
+    last_status: str | None = None

@@ -166,8 +166,8 @@ def test_a_cron_schedule_fires_at_its_time_in_its_timezone(service):
                                  timezone="Europe/Paris", max_attempts=2).check()
     schedules.register([nightly], ("app", "abc123"))
     (listed,) = schedules.listing()
-    fire = datetime.fromisoformat(listed["next_fire_at"].isoformat())
-    assert fire.astimezone(ZoneInfo("Europe/Paris")).hour == 3 and listed["active"]
+    fire = listed.next_fire_at
+    assert fire.astimezone(ZoneInfo("Europe/Paris")).hour == 3 and listed.active
 
     clock.now = fire - timedelta(seconds=10)
     schedules.register([nightly], ("app", "abc123"))  # workers keep registering it
@@ -179,16 +179,16 @@ def test_a_cron_schedule_fires_at_its_time_in_its_timezone(service):
         "report", ["eu"], 2, "abc123")
     assert schedules.fire_due(fire + timedelta(seconds=1)) == 0  # made once
     (listed,) = schedules.listing()
-    assert listed["next_fire_at"] == fire + timedelta(days=1)
-    assert listed["last_call_id"] == call.id and listed["last_late_seconds"] is None
+    assert listed.next_fire_at == fire + timedelta(days=1)
+    assert listed.last_call_id == call.id and listed.last_late_seconds is None
 
     # No control plane for three days: one late fire, then on from the next time.
     later = clock.now = fire + timedelta(days=3, hours=1)
     schedules.register([nightly], ("app", "abc123"))
     assert schedules.fire_due(later) == 1
     (listed,) = schedules.listing()
-    assert listed["last_late_seconds"] == pytest.approx(2 * 86400 + 3600, abs=1)
-    assert listed["next_fire_at"] == fire + timedelta(days=4)
+    assert listed.last_late_seconds == pytest.approx(2 * 86400 + 3600, abs=1)
+    assert listed.next_fire_at == fire + timedelta(days=4)
 
 
 def test_a_skipping_schedule_makes_no_late_fire(service):
@@ -196,10 +196,10 @@ def test_a_skipping_schedule_makes_no_late_fire(service):
     skipping = ScheduleDefinition("skips", "report", every_seconds=60, catch_up="skip").check()
     schedules.register([skipping], (None, None))
     (listed,) = schedules.listing()
-    fire = listed["next_fire_at"]
+    fire = listed.next_fire_at
     clock.now = fire + timedelta(minutes=10, seconds=5)
     schedules.register([skipping], (None, None))
     assert schedules.fire_due(clock.now) == 0
     (listed,) = schedules.listing()
-    assert listed["last_call_id"] is None and listed["last_late_seconds"] > 600
-    assert listed["next_fire_at"] == fire + timedelta(minutes=11)
+    assert listed.last_call_id is None and listed.last_late_seconds > 600
+    assert listed.next_fire_at == fire + timedelta(minutes=11)
