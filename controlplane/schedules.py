@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from controlplane.creation import CallCreation
 from controlplane.errors import ScheduleNotFound
@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 LATE_SECONDS = 2.0
 #: How many leases a registration lasts: workers register again every lease.
 REGISTRATION_LEASES = 3
+
+
+def fire_key(name: str, fire: datetime) -> str:
+    """A fire's idempotency key: the same for every control plane, whatever zone its
+    database hands times back in."""
+    return f"schedule:{name}:{fire.astimezone(timezone.utc).isoformat()}"
 
 
 class ScheduleService:
@@ -73,7 +79,7 @@ class ScheduleService:
                         schedule.name, fire.isoformat(), late)
             self._rows.fired(schedule.name, fire, following, None, late)
             return 0
-        call = self._call(schedule, f"schedule:{schedule.name}:{fire.isoformat()}")
+        call = self._call(schedule, fire_key(schedule.name, fire))
         if late > LATE_SECONDS:
             log.warning("schedule %r: its fire of %s was made %.1f s late (call %s)",
                         schedule.name, fire.isoformat(), late, call.id)

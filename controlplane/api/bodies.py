@@ -10,7 +10,7 @@ body it does not take goes to the schemas, which load it or say what is wrong.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any
 
 import flask
@@ -30,6 +30,7 @@ from controlplane.schemas import (
     CallBatchCreateSchema,
     CallCreateSchema,
     disagreement,
+    in_utc_range,
 )
 from sdk.records import Arguments, CallRequest
 from sdk.wire import RunMode, json_problem
@@ -82,7 +83,7 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
         what is wrong with it (fields that disagree, JSON the control plane cannot keep)."""
         if self.run_mode not in (None, RunMode.INLINE, RunMode.LOCAL):
             return None
-        if disagreement(self._given) is not None or not _in_utc_range(self.not_before):
+        if disagreement(self._given) is not None or not in_utc_range(self.not_before):
             return None
         arguments = self.arguments or ArgumentsBody()
         if json_problem([arguments.args, arguments.kwargs]) is not None:
@@ -91,14 +92,6 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
                   if getattr(self, name) is not UNSET}
         fields["arguments"] = Arguments(arguments.args, arguments.kwargs)
         return CallRequest(**fields)
-
-
-def _in_utc_range(time: datetime | None) -> bool:
-    """Whether a time is one in UTC too (times are kept in UTC)."""
-    try:
-        return time is None or bool(time.astimezone(timezone.utc))
-    except OverflowError:
-        return False
 
 
 class BatchBody(msgspec.Struct, forbid_unknown_fields=True):

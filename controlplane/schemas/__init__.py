@@ -43,6 +43,7 @@ from controlplane.schemas.requests import (
     WaitSchema,
     Whole,
     disagreement,
+    in_utc_range,
 )
 from controlplane.schemas.schedules import (
     RegisteredSchema,
@@ -95,4 +96,5 @@ __all__ = [
     "WaitSchema",
     "Whole",
     "disagreement",
+    "in_utc_range",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -75,13 +75,20 @@ class Text(fields.String):
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _in_utc_range(value) -> None:
+def in_utc_range(value: datetime | None) -> bool:
     """Times are kept in UTC: one with an offset must still be a time there."""
-    if value.tzinfo is not None:
-        try:
-            value.astimezone(timezone.utc)
-        except OverflowError:
-            raise ValidationError("must be between 0001-01-01 and 9999-12-31 in UTC") from None
+    if value is None or value.tzinfo is None:
+        return True
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        return False
+    return True
+
+
+def _in_utc_range(value) -> None:
+    if not in_utc_range(value):
+        raise ValidationError("must be between 0001-01-01 and 9999-12-31 in UTC")
 
 
 class TypedSchema(Schema):
