@@ -152,10 +152,7 @@ def calls(ctx, server_url):
       callplane calls tree 3f2a9c...
       callplane calls retry 3f2a9c...
     """
-    from sdk.client import ControlPlaneClient
-
-    settings = Settings.from_env().replace(server_url=server_url)
-    ctx.obj = ControlPlaneClient(settings.server_url, outage_seconds=5)
+    ctx.obj = _client(server_url)
 
 
 @calls.command("list")
@@ -252,10 +249,7 @@ def schedules(ctx, server_url):
       callplane schedules pause nightly-report
       callplane schedules trigger nightly-report
     """
-    from sdk.client import ControlPlaneClient
-
-    settings = Settings.from_env().replace(server_url=server_url)
-    ctx.obj = ControlPlaneClient(settings.server_url, outage_seconds=5)
+    ctx.obj = _client(server_url)
 
 
 @schedules.command("list")
@@ -302,6 +296,53 @@ def resume_schedule(client, name):
 def trigger_schedule(client, name):
     """Make a call of a schedule now; prints its id."""
     click.echo(_steer(client, name, "trigger")["id"])
+
+
+@main.group()
+@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
+@click.pass_context
+def events(ctx, server_url):
+    """Events that waiting calls wait for (runner.wait_for_event in a stage).
+
+    \b
+    Examples:
+      callplane events send approval:order-42 '{"approved": true, "by": "ana"}'
+      echo '{"paid": 1999}' | callplane events send payment:inv-7 -
+    """
+    ctx.obj = _client(server_url)
+
+
+@events.command("send")
+@click.argument("key")
+@click.argument("payload", default="null")
+@click.pass_obj
+def send_event(client, key, payload):
+    """Send an event to KEY with a JSON PAYLOAD ('-': read it from standard input;
+    none: null). The call waiting longest for KEY gets it; with none waiting it is
+    kept for the first that waits."""
+    from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
+
+    text = click.get_text_stream("stdin").read() if payload == "-" else payload
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc}): quote it, e.g. '\"yes\"' or "
+                                 "'{\"approved\": true}'", param_hint="PAYLOAD") from None
+    try:
+        sent = client.send_event(key, value)
+    except (ControlPlaneRefused, ControlPlaneUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if sent.delivered_to:
+        click.echo(f"delivered to the wait {sent.delivered_to}")
+    else:
+        click.echo(f"nobody waits for {key} yet: kept until {sent.kept_until:%Y-%m-%d %H:%M:%S %Z}")
+
+
+def _client(server_url: str | None):
+    from sdk.client import ControlPlaneClient
+
+    settings = Settings.from_env().replace(server_url=server_url)
+    return ControlPlaneClient(settings.server_url, outage_seconds=5)
 
 
 def _steer(client, name: str, action: str):

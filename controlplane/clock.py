@@ -1,5 +1,6 @@
-"""The clock duty: delayed calls go to their queues when they are due, and
-schedules fire (controlplane.schedules).
+"""The clock duty: delayed calls go to their queues when they are due, schedules
+fire (controlplane.schedules), and kept events nobody waited for are forgotten
+(controlplane.events).
 
 Every control-plane process runs a Clock; the duty's lease in Redis (see
 sdk.transport.duties) lets one of them do the work at a time, and another takes
@@ -18,6 +19,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from controlplane.errors import StoreUnavailable
+from controlplane.events import Events
 from controlplane.schedules import ScheduleService
 from controlplane.store import utcnow
 from sdk.errors import RedisUnavailable
@@ -33,14 +35,20 @@ LEASE_SECONDS = 3.0
 #: How often the schedules are looked at when none is due sooner (one registered
 #: meanwhile may be).
 SCHEDULES_CHECK = timedelta(seconds=1)
+#: How often kept events past their time are dropped.
+EVENTS_CHECK = timedelta(minutes=1)
 #: Due calls moved per round trip.
 PAGE = 500
 
 
 class Clock:
-    def __init__(self, transport: Transport, schedules: ScheduleService | None = None):
+    def __init__(self, transport: Transport, schedules: ScheduleService | None = None,
+                 events: Events | None = None):
         self._transport = transport
         self._schedules = schedules
+        self._events = events
+        #: When kept events past their time are next dropped.
+        self._events_at = utcnow()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._away = False
         #: When the schedules are next looked at (the earliest next fire, or a second on).
@@ -61,12 +69,20 @@ class Clock:
                 log.exception("clock: a tick failed; going on")
 
     def tick(self) -> int:
-        """If this process holds the duty: move every call due by now to its queue
-        and fire the schedules due; how many calls were queued or made."""
+        """If this process holds the duty: move every call due by now to its queue,
+        fire the schedules due and, now and then, drop expired kept events; how
+        many calls were queued or made."""
         if not self._transport.duties.hold(DUTY, self.holder, LEASE_SECONDS):
             return 0
         now = utcnow()
-        return self._promote(now) + self._fire(now)
+        made = self._promote(now) + self._fire(now)
+        if self._events is not None and now >= self._events_at:
+            forgotten = self._events.forget_expired(now)
+            if forgotten:
+                log.info("clock: %d event(s) sent to keys nobody waited for in time, dropped",
+                         forgotten)
+            self._events_at = now + EVENTS_CHECK
+        return made
 
     def _fire(self, now: datetime) -> int:
         if self._schedules is None or now < self._schedules_at:

@@ -37,11 +37,13 @@ class CallReading:
                            waiting_for=self._waiting_for(record))
 
     def _waiting_for(self, record: CallRecord) -> WaitingFor | None:
-        """A pending call's time: a sleep of its not over yet, or its delay."""
+        """A pending call's wait: its delay, or the sleep or event wait it was
+        suspended in (its own, or that of a call it ran in place)."""
         now = utcnow()
-        if WaitingFor.of(record.status, record.not_before, False, now) is None:
+        if (record.status is not Status.PENDING or record.not_before is None
+                or record.not_before <= now):
             return None
-        return WaitingFor.of(record.status, record.not_before, self._store.sleeping(record.id), now)
+        return WaitingFor.of(record.status, record.not_before, self._store.waiting_step(record), now)
 
     def _waiting_on(self, record: CallRecord) -> list[CallSummary]:
         """The unfinished calls that a running call last said it waits on."""

@@ -9,7 +9,8 @@
   is settled as failed and its waiters are told.
 - Pending calls that Redis lost track of (it restarted empty, a worker died
   right after popping one, a queue was emptied by hand, Redis was away when the
-  call was created): they are queued again. After Redis lost its data (its
+  call was created): they are queued again; so are calls due that still wait
+  among the delayed calls (an early wake-up that Redis missed). After Redis lost its data (its
   epoch mark is gone) every pending call is checked at once; otherwise, every
   lease, the oldest 2,000 of those pending for longer than a lease are (a lost
   call stays pending, so it becomes one of the oldest).
@@ -95,9 +96,18 @@ class Recovery:
                 log.warning("queueing %d pending call(s) again that Redis had lost", len(lost))
                 self._dispatch.queue([by_id[i] for i in lost])
                 requeued += len(lost)
+            self._promote_woken([call for call in page if call.id not in lost])
             last = page[-1]
             after = (last.created_at, last.id)
         return requeued
+
+    def _promote_woken(self, pending: list[CallRecord]) -> None:
+        """Calls due in the table that still wait among the delayed calls (a wait
+        woken early while Redis was away) go to their queues."""
+        now = utcnow()
+        due = [call.id for call in pending if call.not_before is not None and call.not_before <= now]
+        if due and self._transport.queues.promote(due, now):
+            log.warning("queued due call(s) that still waited among the delayed calls")
 
     def give_up_expired(self) -> int:
         """Give up every attempt whose lease has ended; how many were given up.

@@ -8,13 +8,16 @@ from controlplane.clock import Clock
 from controlplane.commands import CallCommands
 from controlplane.creation import CallCreation
 from controlplane.dispatch import Dispatch
+from controlplane.events import Events
 from controlplane.health import Readiness
 from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
 from controlplane.schedules import ScheduleService
 from controlplane.sleeps import Sleeps
+from controlplane.steps import WaitSteps
 from controlplane.store import Store, make_engine
+from controlplane.store.events import EventRows
 from controlplane.store.schedules import ScheduleRows
 from controlplane.waiting import CallWaiting
 from sdk.settings import Settings
@@ -40,7 +43,10 @@ class Services:
         self.waiting = CallWaiting(self.store, self.reading, self.creation, self.waiters,
                                    settings.max_wait_seconds)
         self.commands = CallCommands(self.store, self.reading, self.transport, dispatch)
-        self.sleeps = Sleeps(self.store, self.reading, self.transport, dispatch, self.commands)
+        steps = WaitSteps(self.store, self.reading, self.transport, dispatch, self.commands)
+        self.sleeps = Sleeps(self.store, steps)
+        self.events = Events(EventRows(self.store.engine), self.store, steps,
+                             settings.event_keep_seconds)
         self.recovery = Recovery(
             self.store, self.transport, settings.lost_attempts, settings.lease_seconds
         )
@@ -48,7 +54,7 @@ class Services:
                                  settings.lease_seconds)
         self.schedules = ScheduleService(ScheduleRows(self.store.engine), self.creation,
                                          self.store, settings.lease_seconds)
-        self.clock = Clock(self.transport, self.schedules)
+        self.clock = Clock(self.transport, self.schedules, self.events)
         self.readiness = Readiness(settings.redis_url, self.store)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None

@@ -91,3 +91,26 @@ schedules = sa.Table(
     sa.Column("last_late_seconds", sa.Float, nullable=True),
     sa.Column("registered_until", sa.DateTime(timezone=True), nullable=False),
 )
+
+#: Events sent before any call waited for their key (controlplane.events): each
+#: goes to the first call that waits for it, until `keep_until`.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False, index=True),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("keep_until", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+#: Calls waiting for an event (controlplane.events): the wait's step, by key,
+#: and the chain of calls that gave their slot back with it (woken when it comes).
+event_waits = sa.Table(
+    "event_waits",
+    metadata,
+    sa.Column("call_id", ID, sa.ForeignKey("stage_runs.id"), primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False, index=True),
+    sa.Column("chain", sa.JSON, nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)

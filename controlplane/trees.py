@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from sdk.records import Arguments, AttemptRecord, CallRecord, ErrorRecord, json_text
-from sdk.waits import SLEEP_STAGE, WaitingFor
+from sdk.waits import STEP_STAGES, WaitingFor
 from sdk.wire import RunMode, Status
 
 #: How much of an error message a node carries (the whole error is on the call).
@@ -57,7 +57,7 @@ class TreeNode(msgspec.Struct, frozen=True):
     earlier_attempts: list[AttemptBar] = msgspec.field(default_factory=list)
     #: A delayed call: no worker starts it before then.
     not_before: datetime | None = None
-    #: While it waits for a time: what for (its delay, or a sleep) and until when.
+    #: While it waits: what for (its delay, a sleep, an event) and until when.
     waiting_for: WaitingFor | None = None
 
     @classmethod
@@ -93,13 +93,30 @@ def tree_nodes(calls: list[CallRecord], call_id: str,
     now = datetime.now(timezone.utc)
     while stack:
         call, depth = stack.pop()
-        sleeping = any(child.stage == SLEEP_STAGE and child.status is Status.RUNNING
-                       for child in children.get(call.id, ()))
-        nodes.append(TreeNode.of(call, depth, earlier.get(call.id, []),
-                                 WaitingFor.of(call.status, call.not_before, sleeping, now)))
+        waiting_for = WaitingFor.of(call.status, call.not_before, _step(call, children), now)
+        nodes.append(TreeNode.of(call, depth, earlier.get(call.id, []), waiting_for))
         below = sorted(children.get(call.id, []), key=lambda c: (c.position is None, c.position or 0))
         stack.extend((child, depth + 1) for child in reversed(below))
     return nodes
+
+
+def _step(call: CallRecord, children: dict[str | None, list[CallRecord]]) -> CallRecord | None:
+    """The running sleep or event wait a suspended call waits in: its own, or that of
+    the call it ran in place, suspended with it until the same time (as
+    Reads.waiting_step finds it)."""
+    if call.status is not Status.PENDING or call.not_before is None:
+        return None
+    for _ in range(len(children) + 1):
+        below = children.get(call.id, ())
+        step = next((c for c in below if c.stage in STEP_STAGES and c.status is Status.RUNNING), None)
+        if step is not None:
+            return step
+        chained = next((c for c in below if c.status is Status.PENDING
+                        and c.not_before == call.not_before), None)
+        if chained is None:
+            return None
+        call = chained
+    return None
 
 
 def preview(arguments: Arguments) -> str:
@@ -119,11 +136,13 @@ def summary(error: ErrorRecord | None) -> str | None:
 
 
 def waiting(waiting_for: WaitingFor | None) -> str:
-    """" sleeping until T" or " due T", or nothing."""
+    """" sleeping until T", " waiting for event K until T", " due T", or nothing."""
     if waiting_for is None:
         return ""
-    what = "sleeping until" if waiting_for.kind == "sleep" else "due"
-    return f" {what} {waiting_for.until.isoformat(timespec='seconds')}"
+    when = waiting_for.until.isoformat(timespec="seconds") if waiting_for.until else None
+    if waiting_for.kind == "event":
+        return f" waiting for event {waiting_for.key}" + (f" until {when}" if when else "")
+    return f" {'sleeping until' if waiting_for.kind == 'sleep' else 'due'} {when}"
 
 
 def render(nodes: list[TreeNode]) -> list[str]:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sdk.client import CREATE_BATCH, ControlPlaneClient
 from sdk.coalescing import Coalescer
@@ -32,6 +32,9 @@ class Caller(Protocol):
     def sleep(self, seconds: float) -> None:
         """Wait `seconds` in the current call (see WorkflowRunner.sleep)."""
 
+    def wait_for_event(self, key: str, timeout: float | None) -> Any:
+        """Wait for an event sent to `key` (see WorkflowRunner.wait_for_event)."""
+
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         """Create one call and return how it ended (status, result, error, output)."""
 
@@ -47,6 +50,15 @@ class Caller(Protocol):
         timeout=0 only looks, it never blocks. `every` says the consumer wants
         them all anyway, so outcomes may come in fewer, larger batches.
         """
+
+
+def no_slot_to_wait_in(key: str, timeout: float | None) -> Any:
+    """Outside a worker slot there is no call to suspend: waiting for an event is
+    refused, saying where it works."""
+    raise RuntimeError(
+        f"runner.wait_for_event({key!r}) waits in a stage running on a worker (it gives the "
+        "worker slot back until the event comes), not in a script or local mode: call a stage "
+        "that waits for it")
 
 
 def deadline_of(timeout: float | None) -> float | None:
@@ -71,6 +83,7 @@ class RemoteCaller:
 
     def __init__(self, client: ControlPlaneClient, wait_seconds: float = MAX_WAIT_SECONDS):
         self.sleep = time.sleep  # outside a worker there is no slot to give back
+        self.wait_for_event = no_slot_to_wait_in
         self._client = client
         self._wait_seconds = wait_seconds
         self._creates = Coalescer(client.create_calls, CREATE_BATCH, refused=ControlPlaneRefused)

@@ -30,7 +30,7 @@ from sdk.records import (
 )
 from sdk.schedules import ScheduleDefinition
 from sdk.settings import max_body_from_env, token_from_env
-from sdk.waits import SleepAnswer, SleepRequest
+from sdk.waits import EventSent, EventWaitRequest, SleepRequest, WaitAnswer, check_event_key
 from sdk.wire import dumps
 
 T = TypeVar("T")
@@ -111,10 +111,21 @@ class ControlPlaneClient:
         self.request("POST", "/api/schedules", {"schedules": plain(schedules),
                                                 "repo_name": repo_name, "commit_hash": commit_hash})
 
-    def sleep(self, call_id: str, request: SleepRequest) -> SleepAnswer:
+    def sleep(self, call_id: str, request: SleepRequest) -> WaitAnswer:
         """Sleep in a running call (see workers.children.ChildCaller.sleep)."""
         return self._answer(self.request("POST", f"/api/call/{call_id}/sleep", plain(request)),
-                            SleepAnswer)
+                            WaitAnswer)
+
+    def wait_for_event(self, call_id: str, request: EventWaitRequest) -> WaitAnswer:
+        """Wait for an event in a running call (see workers.children.ChildCaller.wait_for_event)."""
+        return self._answer(self.request("POST", f"/api/call/{call_id}/event", plain(request)),
+                            WaitAnswer)
+
+    def send_event(self, key: str, payload: Any) -> EventSent:
+        """Send an event to `key`: the call waiting longest for it gets `payload`,
+        or the first one that waits for it later."""
+        check_event_key(key)
+        return self._answer(self.request("POST", f"/api/events/{key}", payload), EventSent)
 
     def job_key(self) -> str:
         """The key the control plane signs jobs with, for a worker to check them."""

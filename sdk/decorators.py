@@ -37,6 +37,7 @@ from sdk.local import LocalCaller
 from sdk.options import MAX_DELAY_SECONDS, CallOptions, StageOptions
 from sdk.records import Arguments, CallRequest
 from sdk.schedules import CatchUp, ScheduleDefinition
+from sdk.waits import check_event_key
 from sdk.wire import (
     HAS_NUL,
     JSON_DEPTH_LIMIT,
@@ -289,11 +290,21 @@ class WorkflowRunner:
         belong in child stages); one that does not gets callplane.DeterminismError
         naming the position. Elsewhere (a script, local mode, a thread a stage
         started, an isolated call) it is time.sleep."""
-        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not (
-                0 <= seconds <= MAX_DELAY_SECONDS):
-            raise ValueError(f"runner.sleep() takes 0 to {MAX_DELAY_SECONDS} seconds, not {seconds!r}")
+        seconds = _seconds("runner.sleep()", seconds)
         caller, _parent = self._route()
-        caller.sleep(float(seconds))
+        caller.sleep(seconds)
+
+    def wait_for_event(self, key: str, timeout: float | None = None) -> Any:
+        """The JSON payload of the event sent to `key` (POST /api/events/<key>, or
+        `callplane events send`), waiting without holding a worker, as `sleep`
+        does (the same rule applies); an event sent before is kept for the first
+        wait. callplane.EventTimeout after `timeout` seconds without one. Only in
+        a stage running on a worker (RuntimeError elsewhere)."""
+        check_event_key(key)
+        if timeout is not None:
+            timeout = _seconds("runner.wait_for_event()'s timeout (or None)", timeout)
+        caller, _parent = self._route()
+        return caller.wait_for_event(key, timeout)
 
     @staticmethod
     def gather(*handles: CallHandle[Any], return_exceptions: bool = False) -> list[Any]:
@@ -365,3 +376,11 @@ class WorkflowRunner:
 
     def __repr__(self) -> str:
         return f"WorkflowRunner({self.server_url!r})"
+
+
+def _seconds(what: str, seconds: Any) -> float:
+    """A length of time a runner's method takes, as a float; ValueError for nonsense."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not (
+            0 <= seconds <= MAX_DELAY_SECONDS):
+        raise ValueError(f"{what} takes 0 to {MAX_DELAY_SECONDS} seconds, not {seconds!r}")
+    return float(seconds)

@@ -57,6 +57,15 @@ class DeterminismError(CallplaneError):
     attempt), makes other calls than before at some position."""
 
 
+class EventTimeout(CallplaneError, TimeoutError):
+    """Raised in a stage whose `runner.wait_for_event(key, timeout=...)` saw no event
+    sent to `key` within the timeout."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
+
+
 class WorkflowFileError(CallplaneError):
     """Raised when a workflow file cannot be loaded or registers no stage."""
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from sdk.caller import no_slot_to_wait_in
 from sdk.client import ControlPlaneClient
 from sdk.context import CallFrame
 from sdk.errors import ControlPlaneUnavailable, StageTimeout
@@ -54,6 +55,8 @@ class LocalCaller:
     def sleep(seconds: float) -> None:
         """Local mode has no slot to give back: it sleeps in the calling thread."""
         time.sleep(seconds)
+
+    wait_for_event = staticmethod(no_slot_to_wait_in)
 
     def call(self, request: CallRequest, isolate: bool) -> Outcome:
         """Run the call here and now, with its stage's retries; its outcome.

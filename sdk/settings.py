@@ -43,6 +43,9 @@ DEFAULT_COMMIT = "HEAD"
 #: its own process dying): a poison call must not loop forever. A stage's
 #: `retries` may grant more.
 LOST_ATTEMPTS = 3
+#: How long an event sent before any call waits for its key is kept for the
+#: first one that does (POST /api/events/<key>).
+EVENT_KEEP_SECONDS = 24 * 3600.0
 #: Proxies whose X-Forwarded-Proto and X-Forwarded-For the control plane believes
 #: (FORWARDED_ALLOW_IPS, as gunicorn reads it; "*" for any, as behind a platform's router).
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
@@ -58,6 +61,7 @@ class Settings:
     recheck_seconds: float = RECHECK_SECONDS
     lease_seconds: float = LEASE_SECONDS
     lost_attempts: int = LOST_ATTEMPTS
+    event_keep_seconds: float = EVENT_KEEP_SECONDS
     max_body_bytes: int = MAX_BODY_BYTES
     #: The key that signs jobs (sdk.signing); by default the one `callplane db
     #: upgrade` made, which workers fetch from their control plane.
@@ -90,6 +94,8 @@ class Settings:
             recheck_seconds=_positive(env, "CALLPLANE_RECHECK_SECONDS", RECHECK_SECONDS, float),
             lease_seconds=_positive(env, "CALLPLANE_LEASE_SECONDS", LEASE_SECONDS, float),
             lost_attempts=_positive(env, "CALLPLANE_LOST_ATTEMPTS", LOST_ATTEMPTS, int),
+            event_keep_seconds=_positive(env, "CALLPLANE_EVENT_KEEP_SECONDS", EVENT_KEEP_SECONDS,
+                                         float),
             max_body_bytes=_positive(env, "CALLPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES, int),
             job_key=env.get("CALLPLANE_JOB_KEY") or None,
             worker_concurrency=_positive(env, "CALLPLANE_WORKER_CONCURRENCY", 1, int),

@@ -20,22 +20,31 @@ through Redis: a child's outcome is in its job as soon as its worker finished it
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
 
 import msgspec
 
 from sdk.caller import deadline_of, remaining
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext, CallFrame
-from sdk.errors import CallCancelled, ControlPlaneRefused, DeterminismError, RedisUnavailable
+from sdk.errors import (
+    CallCancelled,
+    ControlPlaneRefused,
+    DeterminismError,
+    EventTimeout,
+    RedisUnavailable,
+)
 from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.reports import CreatedReport
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
-from sdk.waits import SleepRequest
+from sdk.waits import EventWaitRequest, SleepRequest, StepRequest, WaitAnswer
 from sdk.wire import RunMode, Status, dumps
 from workers.executor import Executor
+
+R = TypeVar("R", bound=StepRequest)
 
 #: Queued calls offered to one take (newest first); see `_take_one`.
 TAKE_WINDOW = 16
@@ -56,12 +65,13 @@ def _next_due(calls: Iterable[CallRecord]) -> float | None:
 
 
 class Suspended(BaseException):
-    """The calls running in a slot gave it back (a durable sleep); they run again
-    from the top at `wake_at`. A BaseException, so a stage's `except Exception`
-    lets it through to the worker's loop."""
+    """The calls running in a slot gave it back (a durable sleep, a wait for an
+    event); they run again from the top at `wake_at` at the latest. A
+    BaseException, so a stage's `except Exception` lets it through to the
+    worker's loop."""
 
     def __init__(self, call_id: str, wake_at: str):
-        super().__init__(f"call {call_id} sleeps until {wake_at}")
+        super().__init__(f"call {call_id} waits until {wake_at} at the latest")
         self.wake_at = wake_at
 
 
@@ -150,22 +160,54 @@ class ChildCaller:
         """A durable sleep: the calls running in this slot give it back and run again
         from the top once `seconds` passed (see WorkflowRunner.sleep); when this is
         that run, the sleep is over and returns."""
+        step = self._step()
+        if step is None:
+            time.sleep(seconds)  # a thread of a stage's own, or an isolated call: no slot here
+            return
+        call_id, fields = step
+        self._ask_wait(call_id, self._client.sleep, SleepRequest(**fields, seconds=seconds))
+
+    def wait_for_event(self, key: str, timeout: float | None) -> Any:
+        """Wait for an event sent to `key` (see WorkflowRunner.wait_for_event), giving
+        the slot back like a sleep; its payload once it came."""
+        step = self._step()
+        if step is None:
+            raise RuntimeError(
+                "runner.wait_for_event() gives the worker slot back while it waits, so it "
+                "waits in a stage's own call on a worker, not in a thread the stage started "
+                "or an isolated call (a stage with isolate=True or a timeout)")
+        call_id, fields = step
+        answer = self._ask_wait(call_id, self._client.wait_for_event,
+                            EventWaitRequest(**fields, key=key, timeout=timeout))
+        if answer.timed_out:
+            raise EventTimeout(key, f"no event was sent to {key!r} within {timeout:g} s")
+        return answer.payload
+
+    def _step(self) -> tuple[str, dict[str, Any]] | None:
+        """The call waiting and what every wait request says (its worker, attempt,
+        position, and the chain of calls in its slot), or None where there is no
+        slot to give back (a thread of a stage's own, an isolated call)."""
         self._refuse_if_cancelled()
         parent, chain = self._context.current(), self._context.chain()
         if not self._suspendable or parent is None or not chain or chain[-1] is not parent:
-            time.sleep(seconds)  # a thread of a stage's own, or an isolated call: no slot here
-            return
-        position = parent.next_position()
-        request = SleepRequest(self._executor.worker_name, parent.attempt, position, seconds,
-                               [(frame.id, frame.attempt) for frame in chain])
+            return None
+        return parent.id, {"worker": self._executor.worker_name, "attempt": parent.attempt,
+                           "position": parent.next_position(),
+                           "chain": [(frame.id, frame.attempt) for frame in chain]}
+
+    @staticmethod
+    def _ask_wait(call_id: str, ask: Callable[[str, R], WaitAnswer], request: R) -> WaitAnswer:
+        """Ask the control plane about a wait: over (its answer), or this slot's
+        calls suspended (Suspended unwinds them)."""
         try:
-            answer = self._client.sleep(parent.id, request)
+            answer = ask(call_id, request)
         except ControlPlaneRefused as exc:
             if exc.status == 409 and "in an earlier run" in exc.message:
                 raise DeterminismError(exc.message) from None
             raise
         if not answer.done:
-            raise Suspended(parent.id, answer.wake_at)
+            raise Suspended(call_id, answer.wake_at or "")
+        return answer
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         self._refuse_if_cancelled()

@@ -138,7 +138,7 @@ class Worker:
         chain = None if self._stopping.is_set() else self.queues
         try:
             _outcome, self._slot.next = self.executor.run(claimed, chain)
-        except Suspended as suspended:  # the call sleeps: the slot is free for others
+        except Suspended as suspended:  # the call waits: the slot is free for others
             log.info("%s; its slot takes other calls meanwhile", suspended)
         return True
 

@@ -19,11 +19,12 @@ from controlplane.schemas import (
     CallSchema,
     CancelledSchema,
     CreateHeadersSchema,
+    EventWaitSchema,
     FinishedQuerySchema,
     FinishSchema,
-    SleepAnswerSchema,
     SleepSchema,
     StartSchema,
+    WaitAnswerSchema,
     WaitSchema,
 )
 
@@ -119,13 +120,26 @@ class CallFinish(MethodView):
 @blp.route("/call/<call_id>/sleep", parameters=[CALL_ID])
 class CallSleep(MethodView):
     @blp.arguments(SleepSchema())
-    @blp.response(200, SleepAnswerSchema)
+    @blp.response(200, WaitAnswerSchema)
     @blp.refuses(*BODY_ERRORS, 404, 409, 503, URI_TOO_LONG)
     def post(self, request, call_id):
         """A running call sleeps (a worker asks, for `runner.sleep`): the sleep at that
         position is over, or the calls in its worker slot give it back until it is.
         409 when the call made another call at that position in an earlier run."""
         return services().sleeps.sleep(call_id, request)
+
+
+@blp.route("/call/<call_id>/event", parameters=[CALL_ID])
+class CallEventWait(MethodView):
+    @blp.arguments(EventWaitSchema())
+    @blp.response(200, WaitAnswerSchema)
+    @blp.refuses(*BODY_ERRORS, 404, 409, 503, URI_TOO_LONG)
+    def post(self, request, call_id):
+        """A running call waits for an event (a worker asks, for
+        `runner.wait_for_event`): the wait at that position is over (the event's
+        payload, or its timeout), or the calls in its worker slot give it back until
+        it is. 409 when the call made another call at that position in an earlier run."""
+        return services().events.wait(call_id, request)
 
 
 @blp.route("/call/<call_id>/retry", parameters=[CALL_ID])

@@ -10,7 +10,6 @@ from controlplane.schemas.answers import (
     CallSchema,
     CallSummarySchema,
     CancelledSchema,
-    SleepAnswerSchema,
     TreeNodeSchema,
     TreeSchema,
 )
@@ -36,7 +35,6 @@ from controlplane.schemas.requests import (
     FinishedQuerySchema,
     FinishSchema,
     RunListQuerySchema,
-    SleepSchema,
     StartSchema,
     Text,
     TypedSchema,
@@ -50,6 +48,12 @@ from controlplane.schemas.schedules import (
     ScheduleDefinitionSchema,
     ScheduleRegistrationSchema,
     ScheduleSchema,
+)
+from controlplane.schemas.waits import (
+    EventSentSchema,
+    EventWaitSchema,
+    SleepSchema,
+    WaitAnswerSchema,
 )
 
 __all__ = [
@@ -79,6 +83,8 @@ __all__ = [
     "CallSummarySchema",
     "CancelledSchema",
     "CreateHeadersSchema",
+    "EventSentSchema",
+    "EventWaitSchema",
     "FinishSchema",
     "FinishedQuerySchema",
     "RegisteredSchema",
@@ -86,13 +92,13 @@ __all__ = [
     "ScheduleDefinitionSchema",
     "ScheduleRegistrationSchema",
     "ScheduleSchema",
-    "SleepAnswerSchema",
     "SleepSchema",
     "StartSchema",
     "Text",
     "TreeNodeSchema",
     "TreeSchema",
     "TypedSchema",
+    "WaitAnswerSchema",
     "WaitSchema",
     "Whole",
     "disagreement",

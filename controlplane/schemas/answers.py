@@ -9,13 +9,15 @@ from controlplane.schemas.requests import ArgumentsSchema, CallErrorSchema
 
 
 class WaitingForSchema(Schema):
-    kind = fields.String(metadata={"description": "delay (a delayed call) or sleep"})
-    until = fields.DateTime()
+    kind = fields.String(metadata={"description": "delay (a delayed call), sleep, or event"})
+    until = fields.DateTime(allow_none=True, metadata={
+        "description": "when it ends at the latest (an event's timeout; null: none)"})
+    key = fields.String(allow_none=True, metadata={"description": "an event's key"})
 
 
 def _waiting_for():
     return fields.Nested(WaitingForSchema, allow_none=True, metadata={
-        "description": "while a pending call waits for a time: what for, until when"})
+        "description": "while a pending call waits: what for (a time, an event), until when"})
 
 
 def _not_before():
@@ -155,11 +157,6 @@ class CallCreatedSchema(Schema):
     run_mode = fields.String(allow_none=True)
     created_at = fields.DateTime()
     not_before = _not_before()
-
-
-class SleepAnswerSchema(Schema):
-    done = fields.Boolean(metadata={"description": "the sleep is over: this run goes on"})
-    wake_at = fields.String(metadata={"description": "when it is over (ISO 8601)"})
 
 
 class CallCreatedBatchSchema(Schema):

@@ -13,7 +13,6 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from controlplane.store.reads import CallQuery, RunQuery
 from sdk.options import MAX_DELAY_SECONDS
 from sdk.records import CallRequest, FinishRequest
-from sdk.waits import SleepRequest
 from sdk.wire import RunMode, Status
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -51,11 +50,11 @@ MAX_ATTEMPTS = 100
 NEEDS_OFFSET = ("give not_before with its UTC offset, e.g. 2026-12-03T15:00:00+00:00: "
                 "a time without one is a different moment in every zone")
 
-_id = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
-_name = validate.Length(min=1, max=NAME_LIMIT)
+VALID_ID = Whole(ID_PATTERN, error="must be 1-64 letters, digits, '_' or '-'")
+VALID_NAME = validate.Length(min=1, max=NAME_LIMIT)
 VALID_STAGE = Whole(STAGE_PATTERN,
                     error=f"must be 1-{STAGE_LIMIT} letters, digits, '_', '.', '@' or '-'")
-_attempt = validate.Range(min=1, max=INT_LIMIT)
+VALID_ATTEMPT = validate.Range(min=1, max=INT_LIMIT)
 VALID_VERSION = Whole(VERSION_PATTERN, error="must be 1-64 of A-Z a-z 0-9 . _ / -")
 
 
@@ -107,7 +106,7 @@ class ArgumentsSchema(Schema):
 
 
 class CallErrorSchema(Schema):
-    type = fields.String(required=True, validate=_name)
+    type = fields.String(required=True, validate=VALID_NAME)
     message = fields.String(required=True)
     traceback = fields.String(load_default="")
 
@@ -115,15 +114,15 @@ class CallErrorSchema(Schema):
 class CallCreateSchema(TypedSchema):
     RECORD = CallRequest
 
-    id = fields.String(validate=_id, metadata={"description": "chosen by the caller so a retry is safe"})
+    id = fields.String(validate=VALID_ID, metadata={"description": "chosen by the caller so a retry is safe"})
     idempotency_key = Text(
-        validate=_name,
+        validate=VALID_NAME,
         metadata={"description": "creating a call with a key that was used before returns that "
                                  "call (also the Idempotency-Key header)"},
     )
     stage = Text(required=True, validate=VALID_STAGE)
     arguments = fields.Nested(ArgumentsSchema, load_default=lambda: {"args": [], "kwargs": {}})
-    parent_stage_run_id = fields.String(allow_none=True, validate=_id)
+    parent_stage_run_id = fields.String(allow_none=True, validate=VALID_ID)
     position = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=INT_LIMIT))
     max_attempts = fields.Integer(
         validate=validate.Range(min=1, max=MAX_ATTEMPTS),
@@ -131,11 +130,11 @@ class CallCreateSchema(TypedSchema):
     )
     parent_attempt = fields.Integer(
         allow_none=True,
-        validate=_attempt,
+        validate=VALID_ATTEMPT,
         metadata={"description": "the parent's attempt that makes this call: a later attempt "
                                  "of the parent runs a failed child at the same position again"},
     )
-    workflow_run_id = fields.String(allow_none=True, validate=_id)
+    workflow_run_id = fields.String(allow_none=True, validate=VALID_ID)
     repo_name = fields.String(allow_none=True, validate=VALID_VERSION)
     commit_hash = fields.String(allow_none=True, validate=VALID_VERSION)
     run_mode = fields.String(
@@ -144,7 +143,7 @@ class CallCreateSchema(TypedSchema):
         metadata={"description": "the caller runs this call itself, now, on `worker`: "
                   "it is recorded as running and never queued"},
     )
-    worker = Text(allow_none=True, validate=_name)
+    worker = Text(allow_none=True, validate=VALID_NAME)
     not_before = fields.AwareDateTime(
         allow_none=True, error_messages={"invalid_awareness": NEEDS_OFFSET}, validate=_in_utc_range,
         metadata={"description": "no worker starts the call before this time (ISO 8601 with "
@@ -204,7 +203,7 @@ class CallBatchCreateSchema(Schema):
 
 class FinishedQuerySchema(Schema):
     ids = fields.List(
-        fields.String(validate=_id), required=True, validate=validate.Length(min=1, max=ID_LIMIT)
+        fields.String(validate=VALID_ID), required=True, validate=validate.Length(min=1, max=ID_LIMIT)
     )
     wait = fields.Float(
         load_default=0,
@@ -213,22 +212,6 @@ class FinishedQuerySchema(Schema):
     )
     every = fields.Boolean(
         load_default=False, metadata={"description": "hold until all have finished, not just one"}
-    )
-
-
-class SleepSchema(TypedSchema):
-    RECORD = SleepRequest
-
-    worker = Text(required=True, validate=_name)
-    attempt = fields.Integer(required=True, validate=_attempt)
-    position = fields.Integer(required=True, validate=validate.Range(min=0, max=INT_LIMIT))
-    seconds = fields.Float(required=True, allow_nan=False,
-                           validate=validate.Range(min=0, max=MAX_DELAY_SECONDS))
-    chain = fields.List(
-        fields.Tuple((fields.String(validate=_id), fields.Integer(validate=_attempt))),
-        required=True, validate=validate.Length(min=1, max=ID_LIMIT),
-        metadata={"description": "[id, attempt] of the calls running in the slot, outermost "
-                                 "first, the sleeping call last"},
     )
 
 
@@ -243,15 +226,15 @@ class CallListQuerySchema(TypedSchema):
     RECORD = CallQuery
 
     status = fields.String(validate=validate.OneOf([s.value for s in Status]))
-    stage = Text(validate=_name)
-    parent_stage_run_id = fields.String(validate=_id)
+    stage = Text(validate=VALID_NAME)
+    parent_stage_run_id = fields.String(validate=VALID_ID)
 
 
 class RunListQuerySchema(TypedSchema):
     RECORD = RunQuery
 
     status = fields.String(validate=validate.OneOf([s.value for s in Status]))
-    stage = Text(validate=_name)
+    stage = Text(validate=VALID_NAME)
     since = fields.DateTime(
         validate=_in_utc_range, metadata={"description": "created at or after (ISO 8601)"}
     )
@@ -263,7 +246,7 @@ class RunListQuerySchema(TypedSchema):
 
 
 class StartSchema(Schema):
-    worker = Text(required=True, validate=_name)
+    worker = Text(required=True, validate=VALID_NAME)
 
 
 class FinishSchema(TypedSchema):
@@ -276,10 +259,10 @@ class FinishSchema(TypedSchema):
     error = fields.Nested(CallErrorSchema, allow_none=True, load_default=None)
     output = Text(load_default="")
     worker = Text(
-        validate=_name, metadata={"description": "the worker finishing it: refused if not its holder"}
+        validate=VALID_NAME, metadata={"description": "the worker finishing it: refused if not its holder"}
     )
     attempt = fields.Integer(
-        validate=_attempt,
+        validate=VALID_ATTEMPT,
         metadata={"description": "the attempt it finishes: refused (409) if no longer current"},
     )
 

@@ -60,7 +60,11 @@ function between(startIso, endIso) {
 
 /* How long a call waited to start (so far), or what it waits for and until when. */
 function waited(call) {
-  if (call.waiting_for?.kind === "sleep") return `sleeping until ${formatTime(call.waiting_for.until)}`;
+  const waiting = call.waiting_for;
+  if (waiting?.kind === "sleep") return `sleeping until ${formatTime(waiting.until)}`;
+  if (waiting?.kind === "event") {
+    return `waiting for event ${waiting.key}` + (waiting.until ? ` until ${formatTime(waiting.until)}` : "");
+  }
   if (call.status === "pending" && call.not_before) return `due ${formatTime(call.not_before)}`;
   const ready = call.not_before && call.not_before > call.created_at ? call.not_before : call.created_at;
   return formatMs(between(ready, call.started_at));

@@ -16,7 +16,7 @@ from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, l
 from controlplane.store.statements import ROWS, STATUSES
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
 from sdk.records import AttemptRecord, CallRecord
-from sdk.waits import SLEEP_STAGE
+from sdk.waits import STEP_STAGES
 from sdk.wire import Status
 
 #: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
@@ -24,6 +24,8 @@ IN_LIST_LIMIT = 500
 #: The largest OFFSET both databases take (a signed 64-bit integer); a page past
 #: the last row is empty whatever its number.
 OFFSET_LIMIT = 2**63 - 1
+#: How deep a chain of calls run in place is followed down to its waiting step.
+MAX_CHAIN = 100
 #: What a call tree reads of each call: all but what may be large (its result and
 #: printed output), which a read of the one call shows.
 _TREE_COLUMNS = tuple(c.name for c in stage_runs.c if c.name not in ("result", "output"))
@@ -157,13 +159,25 @@ class Reads:
             row = conn.execute(query).first()
         return call_of(row) if row is not None else None
 
-    def sleeping(self, call_id: str) -> bool:
-        """Whether a sleep of the call's is not over (see controlplane.sleeps)."""
-        query = sa.select(stage_runs.c.id).where(
-            stage_runs.c.parent_stage_run_id == call_id, stage_runs.c.stage == SLEEP_STAGE,
-            stage_runs.c.status == Status.RUNNING.value).limit(1)
+    def waiting_step(self, call: CallRecord) -> CallRecord | None:
+        """The running sleep or event wait (see controlplane.steps) a suspended call
+        waits in: its own, or that of the call it ran in place, which was suspended
+        with it until the same time."""
+        children = stage_runs.select().where(
+            stage_runs.c.parent_stage_run_id == sa.bindparam("p_id"),
+            sa.or_(sa.and_(stage_runs.c.stage.in_(STEP_STAGES),
+                           stage_runs.c.status == Status.RUNNING.value),
+                   sa.and_(stage_runs.c.status == Status.PENDING.value,
+                           stage_runs.c.not_before == sa.bindparam("p_wake"))))
         with self.engine.connect() as conn:
-            return conn.execute(query).first() is not None
+            for _ in range(MAX_CHAIN):
+                found = [call_of(row) for row in conn.execute(
+                    children, {"p_id": call.id, "p_wake": call.not_before})]
+                step = next((child for child in found if child.stage in STEP_STAGES), None)
+                if step is not None or not found:
+                    return step
+                call = found[0]
+        return None
 
     def attempts(self, call_id: str) -> list[AttemptRecord]:
         """The earlier attempts of a call (see call_attempts), first first."""

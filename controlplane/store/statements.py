@@ -79,11 +79,12 @@ SUSPEND = (
     .values(status=Status.PENDING.value, worker=None, run_mode=None, lease_expires_at=None,
             not_before=sa.bindparam("p_wake"))
 )
-# A sleep a run of its call passed after its time is over.
-SLEPT = (
+# A suspended chain whose wait ended early (its event came): due now.
+WAKE = (
     stage_runs.update()
-    .where(stage_runs.c.id == sa.bindparam("p_id"), stage_runs.c.status == Status.RUNNING.value)
-    .values(status=Status.SUCCEEDED.value, finished_at=sa.bindparam("p_at"))
+    .where(stage_runs.c.id.in_(sa.bindparam("p_ids", expanding=True)),
+           stage_runs.c.status == Status.PENDING.value, stage_runs.c.not_before > sa.bindparam("p_now"))
+    .values(not_before=sa.bindparam("p_now"))
 )
 # A heartbeat renews the lease of an attempt its worker still holds.
 RENEW = (

@@ -25,9 +25,9 @@ from controlplane.store.statements import (
     INSERT_IF_NEW,
     RENEW,
     ROWS,
-    SLEPT,
     START,
     SUSPEND,
+    WAKE,
     outcome_params,
     reported_params,
     start_params,
@@ -73,10 +73,15 @@ class Writes:
         except _NotAll:
             return None
 
-    def end_sleep(self, call_id: str, at: datetime) -> None:
-        """A sleep is over (see statements.SLEPT); nothing if it was already."""
+    def wake(self, call_ids: list[str], now: datetime) -> list[str]:
+        """Those of `call_ids` pending until later (a suspended chain) are due `now`;
+        the ids of those that were."""
         with self.engine.begin() as conn:
-            conn.execute(SLEPT, {"p_id": call_id, "p_at": at})
+            later = [row.id for row in conn.execute(ROWS, {"p_ids": call_ids})
+                     if row.status == Status.PENDING.value and row.not_before is not None]
+            if later:
+                conn.execute(WAKE, {"p_ids": later, "p_now": now})
+        return later
 
     def start(
         self,
@@ -149,8 +154,8 @@ class Writes:
 
     def rerun(self, ended: CallRecord, fresh: CallRecord) -> CallRecord | None:
         """Start the next attempt of a failed (or cancelled) call, as `fresh` (a new
-        record of it: pending, or running in place) says; the ended attempt goes
-        to call_attempts. None if the call was no longer so at that attempt."""
+        record of it: pending, or running in place; due at its `not_before`) says;
+        the ended attempt goes to call_attempts. None if the call was no longer so at that attempt."""
         with self.engine.begin() as conn:
             changed = conn.execute(
                 stage_runs.update()
@@ -162,6 +167,7 @@ class Writes:
                     finished_at=None, status=fresh.status.value, parent_attempt=fresh.parent_attempt,
                     worker=fresh.worker, run_mode=fresh.run_mode.value if fresh.run_mode else None,
                     started_at=fresh.started_at, lease_expires_at=fresh.lease_expires_at,
+                    not_before=fresh.not_before,
                 )
             )
             if changed.rowcount != 1:

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from sdk.decorators import WorkflowRunner
+from sdk.errors import EventTimeout
 
 runner = WorkflowRunner(os.environ.get("CALLPLANE_SERVER_URL", "http://localhost:5001"))
 
@@ -176,3 +177,33 @@ def calls_then_sleeps(log):
         raise ValueError("run me again")
     runner.sleep(0.5)
     return "unreachable"
+
+
+@runner.stage
+def awaits_approval(log, key, timeout=None):
+    """A token, a wait for the event sent to `key`, another token."""
+    before = token(log)
+    payload = runner.wait_for_event(key, timeout=timeout)
+    return [before, payload, token(log)]
+
+
+@runner.stage
+def calls_an_approver(log, key):
+    """Its child waits for an event while running in place in this call's slot."""
+    return awaits_approval(log, key)
+
+
+@runner.stage
+def times_out_waiting(key, timeout):
+    """Waits for an event that does not come: says what it caught."""
+    try:
+        runner.wait_for_event(key, timeout=timeout)
+    except EventTimeout as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no timeout"
+
+
+@runner.stage
+def waits_for_another_key(log, key):
+    """Breaks the rule: waits for `key` in its first run, another key at the same position after."""
+    return runner.wait_for_event(key if _log_execution(log) == 1 else key + "-other", timeout=1)
