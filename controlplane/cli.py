@@ -28,6 +28,7 @@ def main():
       callplane worker       a worker for a workflow file
       callplane run FILE     call a stage through the control plane and watch it run
       callplane calls        list runs, show a call or its tree, retry, cancel
+      callplane events send  send an event to the calls waiting for its key
       callplane db upgrade   create or upgrade the audit tables (the Procfile's release)
 
     Each command's --help has examples. Configuration comes from the environment:
@@ -178,9 +179,14 @@ def list_runs(client, status, stage, limit, as_json):
 
 
 def _waited(call: dict) -> str:
-    """How long it waited to start; for a delayed call not started yet, when it is due."""
-    if call["status"] == "pending" and call.get("not_before"):
-        return f"due {call['not_before'][:19]}"
+    """How long it waited to start; for a call not started yet that waits, what for."""
+    if call.get("waiting_for"):
+        import msgspec
+
+        from controlplane.trees import waiting
+        from sdk.waits import WaitingFor
+
+        return waiting(msgspec.convert(call["waiting_for"], WaitingFor, strict=False)).strip()
     return f"waited {_took(call['waited_seconds'])}"
 
 

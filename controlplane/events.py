@@ -25,7 +25,7 @@ from controlplane.store.events import Delivery, EventRows
 from sdk.errors import EventTimeout
 from sdk.options import MAX_DELAY_SECONDS
 from sdk.records import Arguments, CallRecord, ErrorRecord, Outcome
-from sdk.waits import EVENT_STAGE, EventSent, EventWaitRequest, WaitAnswer
+from sdk.waits import EVENT_STAGE, EventSent, EventWaitRequest, WaitAnswer, timed_out
 from sdk.wire import Status
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Events:
         if step.not_before is None or step.not_before > now:
             return None
         key, timeout = step.arguments.args[:2]
-        error = ErrorRecord.system(EventTimeout, f"no event was sent to {key!r} within {timeout:g} s")
+        error = ErrorRecord.system(EventTimeout, timed_out(key, timeout))
         if self._store.finish(step.id, Outcome(step.id, EVENT_STAGE, Status.FAILED, error=error,
                                                finished_at=now)):
             return WaitAnswer(True, timed_out=True)

@@ -62,8 +62,16 @@ class CallReading:
         return self._store.list(query, offset, limit)
 
     def runs(self, query: RunQuery, offset: int, limit: int) -> Page:
-        """Runs (root calls), newest first, one page, and how many match."""
-        return self._store.runs(query, offset, limit)
+        """Runs (root calls), newest first, one page, and how many match; a run that
+        waits (delayed, sleeping, waiting for an event) says what for."""
+        runs, total = self._store.runs(query, offset, limit)
+        return [self._with_wait(run) for run in runs], total
+
+    def _with_wait(self, record: CallRecord) -> CallRecord:
+        waiting_for = self._waiting_for(record)
+        if waiting_for is None:
+            return record
+        return CallDetails(**msgspec.structs.asdict(record), waiting_for=waiting_for)
 
     def tree(self, call_id: str) -> list[TreeNode]:
         """The call and every call under it, depth-first, with their earlier attempts:

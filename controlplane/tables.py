@@ -102,6 +102,9 @@ events = sa.Table(
     sa.Column("payload", sa.JSON, nullable=True),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("keep_until", sa.DateTime(timezone=True), nullable=False, index=True),
+    # Ids never used twice (SQLite would reuse a deleted row's): a sender tells its
+    # own event from the others delivered with it by its id.
+    sqlite_autoincrement=True,
 )
 
 #: Calls waiting for an event (controlplane.events): the wait's step, by key,

@@ -33,7 +33,12 @@ def check_event_key(key: object) -> str:
     return key
 
 
-class WaitingFor(msgspec.Struct, frozen=True):
+def timed_out(key: str, timeout: float | None) -> str:
+    """What callplane.EventTimeout says."""
+    return f"no event was sent to {key!r} within {timeout or 0:g} s"
+
+
+class WaitingFor(msgspec.Struct, frozen=True, omit_defaults=True):
     """What a pending call waits for before any worker may start it: its time as a
     delayed call (`delay`), the end of its sleep (`sleep`), or an event sent to
     `key` (`event`; `until` is its timeout, None for none)."""

@@ -56,6 +56,9 @@ def test_an_event_sent_to_a_waiting_call_resumes_it_with_the_payload(run, store_
     assert node["waiting_for"]["key"] == key
     tree = CliRunner().invoke(main, ["calls", "--server-url", run.server_url, "tree", waiter.id])
     assert f"waiting for event {key}" in tree.output.splitlines()[0]
+    listed = CliRunner().invoke(main, ["calls", "--server-url", run.server_url, "list"])
+    assert any(waiter.id in line and f"waiting for event {key}" in line
+               for line in listed.output.splitlines())
     others = [recovery.echo.submit(i) for i in range(5)]  # the slot is free meanwhile
     assert [handle.result(timeout=30) for handle in others] == list(range(5))
 

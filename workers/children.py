@@ -40,7 +40,7 @@ from sdk.records import CallRecord, CallRequest, Outcome
 from sdk.reports import CreatedReport
 from sdk.transport import Transport
 from sdk.waiters import Waiters, Watch
-from sdk.waits import EventWaitRequest, SleepRequest, StepRequest, WaitAnswer
+from sdk.waits import EventWaitRequest, SleepRequest, StepRequest, WaitAnswer, timed_out
 from sdk.wire import RunMode, Status, dumps
 from workers.executor import Executor
 
@@ -178,9 +178,9 @@ class ChildCaller:
                 "or an isolated call (a stage with isolate=True or a timeout)")
         call_id, fields = step
         answer = self._ask_wait(call_id, self._client.wait_for_event,
-                            EventWaitRequest(**fields, key=key, timeout=timeout))
+                                EventWaitRequest(**fields, key=key, timeout=timeout))
         if answer.timed_out:
-            raise EventTimeout(key, f"no event was sent to {key!r} within {timeout:g} s")
+            raise EventTimeout(key, timed_out(key, timeout))
         return answer.payload
 
     def _step(self) -> tuple[str, dict[str, Any]] | None:

@@ -75,7 +75,8 @@ class Writes:
 
     def wake(self, call_ids: list[str], now: datetime) -> list[str]:
         """Those of `call_ids` pending until later (a suspended chain) are due `now`;
-        the ids of those that were."""
+        the ids of every pending one of them, whose jobs may still wait among the
+        delayed calls (a chain suspended while it was woken)."""
         with self.engine.begin() as conn:
             later = [row.id for row in conn.execute(ROWS, {"p_ids": call_ids})
                      if row.status == Status.PENDING.value and row.not_before is not None]

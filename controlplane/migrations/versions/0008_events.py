@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON, nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("keep_until", sa.DateTime(timezone=True), nullable=False, index=True),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "event_waits",
