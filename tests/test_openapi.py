@@ -39,6 +39,8 @@ OPERATIONS = [
     "POST /api/call/{call_id}/cancel",
     "POST /api/call/{call_id}/finish",
     "POST /api/call/{call_id}/sleep",
+    "POST /api/call/{call_id}/event",
+    "POST /api/events/{key}",
     "GET /api/jobs/key",
     "GET /api/set-aside",
     "GET /api/schedules",

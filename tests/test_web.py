@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from controlplane.local_cluster import start_worker, stop
+from controlplane.local_cluster import start_worker, stop, wait_until
 from tests.conftest import ROOT, TEST_COMMIT, control_plane_with_token
 
 TOKEN = "web-view-token"
@@ -278,3 +278,25 @@ def test_the_runs_page_says_what_was_set_aside_and_lists_schedules(guarded_clust
     cells = row.locator("td").all_text_contents()
     assert cells[:4] == ["hourly-extract", "extract", "every 3600 s", "active"]
     assert cells[4]  # its next fire, an hour after the worker registered it
+
+
+def test_a_run_waiting_for_an_event_says_so_on_the_runs_and_run_pages(guarded_cluster, page):
+    from sdk.caller import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+    from tests.workflows import web
+
+    client = ControlPlaneClient(guarded_cluster, token=TOKEN)
+    web.runner.attach(client, RemoteCaller(client), CallContext())
+    handle = web.awaits_approval.submit("approval:web")
+    wait_until(lambda: client.request("GET", f"/api/call/{handle.id}").get("waiting_for"),
+               "the run waiting for its event")
+    sign_in(page, guarded_cluster, "/")
+    row = page.locator(f"#runs tr[data-call-id='{handle.id}']")
+    row.wait_for()
+    assert row.locator("td").nth(3).text_content() == "waiting for event approval:web"
+    page.goto(f"{guarded_cluster}/calls/{handle.id}")
+    page.wait_for_selector("#tree .row")
+    assert "waiting for event approval:web" in page.text_content("#tree")
+    client.send_event("approval:web", {"approved": True})
+    assert handle.result(timeout=30) == {"approved": True}

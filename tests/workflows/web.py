@@ -68,3 +68,9 @@ def charge_card(customer, charge, declined):
     if declined:
         raise CardDeclined(f"card of customer {customer} declined charge {charge}")
     return 100 + charge
+
+
+@runner.stage
+def awaits_approval(key):
+    """Waits for a person's decision, sent as an event to `key`."""
+    return runner.wait_for_event(key)
