@@ -10,10 +10,10 @@
 - Pending calls that Redis lost track of (it restarted empty, a worker died
   right after popping one, a queue was emptied by hand, Redis was away when the
   call was created): they are queued again; so are calls due that still wait
-  among the delayed calls (an early wake-up that Redis missed). After Redis lost its data (its
-  epoch mark is gone) every pending call is checked at once; otherwise, every
-  lease, the oldest 2,000 of those pending for longer than a lease are (a lost
-  call stays pending, so it becomes one of the oldest).
+  among the delayed calls (an early wake-up that Redis missed). After Redis
+  lost its data (its epoch mark is gone) every pending call is checked at once;
+  otherwise, every lease, the oldest 2,000 of those pending for longer than a
+  lease are (a lost call stays pending, so it becomes one of the oldest).
 """
 
 from __future__ import annotations

@@ -99,6 +99,16 @@ def test_a_delayed_call_survives_redis_coming_back_empty(run, store_of):
     assert_started_on_time(store_of.get(handle.id))
 
 
+def test_a_call_due_in_the_table_but_left_among_the_delayed_ones_is_queued(run, store_of):
+    """A wait woken early (its event came) while Redis was away: the table says due,
+    Redis still holds the job until later. Recovery queues it within a lease or two."""
+    run.worker()
+    handle = recovery.echo.options(delay=3600).submit("woken")
+    time.sleep(2.5)  # older than a lease: recovery's routine check looks at it
+    store_of.wake([handle.id], datetime.now(timezone.utc))  # the table only
+    assert handle.result(timeout=30) == "woken"
+
+
 def test_a_cancelled_delayed_call_never_runs(run, store_of):
     run.worker()
     handle = recovery.echo.options(delay=1).submit("never")
