@@ -151,6 +151,7 @@ def calls(ctx, server_url):
     Examples:
       callplane calls list --status failed
       callplane calls tree 3f2a9c...
+      callplane calls why 3f2a9c...
       callplane calls retry 3f2a9c...
     """
     ctx.obj = _client(server_url)
@@ -212,6 +213,30 @@ def tree(client, call_id):
 
     nodes = _ask(client, "GET", f"/api/call/{call_id}/tree")["calls"]
     for line in render(convert(nodes, list[TreeNode], "the call tree")):
+        click.echo(line)
+
+
+@calls.command()
+@click.argument("call_id")
+@click.option("--json", "as_json", is_flag=True, help="The chain as one JSON object.")
+@click.pass_obj
+def why(client, call_id, as_json):
+    """Why a call has not finished: what it waits for (its place in its queue, a
+    delay, a sleep, an event, a backoff, its worker) and, for the calls it waits
+    on, grouped by stage and status, what they wait for, down the chain.
+
+    \b
+    Example:
+      callplane calls why 3f2a9c...
+    """
+    from controlplane.why import WaitNode, render
+    from sdk.records import convert
+
+    chain = _ask(client, "GET", f"/api/call/{call_id}/waits")
+    if as_json:
+        click.echo(json.dumps(chain, separators=(",", ":")))
+        return
+    for line in render(convert(chain, WaitNode, "the waits chain")):
         click.echo(line)
 
 

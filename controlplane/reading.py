@@ -34,9 +34,9 @@ class CallReading:
         attempts = self._store.attempts(record.id) if record.attempt > 1 else []
         return CallDetails(**msgspec.structs.asdict(record), attempts=attempts,
                            waiting_on=self._waiting_on(record),
-                           waiting_for=self._waiting_for(record))
+                           waiting_for=self.waiting_for(record))
 
-    def _waiting_for(self, record: CallRecord) -> WaitingFor | None:
+    def waiting_for(self, record: CallRecord) -> WaitingFor | None:
         """A pending call's wait: its delay, or the sleep or event wait it was
         suspended in (its own, or that of a call it ran in place)."""
         now = utcnow()
@@ -68,7 +68,7 @@ class CallReading:
         return [self._with_wait(run) for run in runs], total
 
     def _with_wait(self, record: CallRecord) -> CallRecord:
-        waiting_for = self._waiting_for(record)
+        waiting_for = self.waiting_for(record)
         if waiting_for is None:
             return record
         return CallDetails(**msgspec.structs.asdict(record), waiting_for=waiting_for)

@@ -20,6 +20,7 @@ from controlplane.store import Store, make_engine
 from controlplane.store.events import EventRows
 from controlplane.store.schedules import ScheduleRows
 from controlplane.waiting import CallWaiting
+from controlplane.why import CallWhy
 from sdk.settings import Settings
 from sdk.signing import JobSigner
 from sdk.transport import Transport
@@ -42,6 +43,7 @@ class Services:
         self.creation = CallCreation(self.store, self.reading, dispatch, settings.lease_seconds)
         self.waiting = CallWaiting(self.store, self.reading, self.creation, self.waiters,
                                    settings.max_wait_seconds)
+        self.why = CallWhy(self.store, self.reading, self.transport)
         self.commands = CallCommands(self.store, self.reading, self.transport, dispatch)
         steps = WaitSteps(self.store, self.reading, self.transport, dispatch, self.commands)
         self.sleeps = Sleeps(self.store, steps)

@@ -34,6 +34,7 @@ OPERATIONS = [
     "POST /api/calls/finished",
     "POST /api/call/{call_id}/start",
     "GET /api/call/{call_id}/tree",
+    "GET /api/call/{call_id}/waits",
     "GET /api/runs",
     "POST /api/call/{call_id}/retry",
     "POST /api/call/{call_id}/cancel",

@@ -280,7 +280,7 @@ def test_the_runs_page_says_what_was_set_aside_and_lists_schedules(guarded_clust
     assert cells[4]  # its next fire, an hour after the worker registered it
 
 
-def test_a_run_waiting_for_an_event_says_so_on_the_runs_and_run_pages(guarded_cluster, page):
+def test_a_run_waiting_for_an_event_says_so_and_why_on_the_runs_and_run_pages(guarded_cluster, page):
     from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
@@ -298,5 +298,7 @@ def test_a_run_waiting_for_an_event_says_so_on_the_runs_and_run_pages(guarded_cl
     page.goto(f"{guarded_cluster}/calls/{handle.id}")
     page.wait_for_selector("#tree .row")
     assert "waiting for event approval:web" in page.text_content("#tree")
+    page.wait_for_selector("#why:not([hidden])")  # why the run is not finished
+    assert page.text_content("#why-chain") == "awaits_approval pending waits for event approval:web"
     client.send_event("approval:web", {"approved": True})
     assert handle.result(timeout=30) == {"approved": True}

@@ -6,7 +6,8 @@ from flask.views import MethodView
 
 from controlplane.api.answers import tree_answer
 from controlplane.api.blueprint import CALL_ID, URI_TOO_LONG, ApiBlueprint, services
-from controlplane.schemas import CallSchema, RunListQuerySchema, TreeSchema
+from controlplane.schemas import CallSchema, RunListQuerySchema, TreeSchema, WaitNodeSchema
+from sdk.records import plain
 
 blp = ApiBlueprint("runs", __name__, description="Runs and call trees")
 
@@ -18,6 +19,17 @@ class CallTree(MethodView):
     def get(self, call_id):
         """The call and every call under it, depth-first (one query for the whole run)."""
         return tree_answer(call_id, services().reading.tree(call_id))
+
+
+@blp.route("/call/<call_id>/waits", parameters=[CALL_ID])
+class CallWaits(MethodView):
+    @blp.response(200, WaitNodeSchema)
+    @blp.refuses(404, URI_TOO_LONG)
+    def get(self, call_id):
+        """Why the call has not finished: the chain from it down to what holds it up
+        (its place in its queue, its time, its worker, the calls it waits on, by
+        stage and status, each told through its first)."""
+        return plain(services().why.explain(call_id))
 
 
 @blp.route("/runs")

@@ -54,6 +54,7 @@ from controlplane.schemas.waits import (
     EventWaitSchema,
     SleepSchema,
     WaitAnswerSchema,
+    WaitNodeSchema,
 )
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "TreeSchema",
     "TypedSchema",
     "WaitAnswerSchema",
+    "WaitNodeSchema",
     "WaitSchema",
     "Whole",
     "disagreement",

@@ -66,3 +66,28 @@ class EventSentSchema(Schema):
         "description": "the wait (a callplane.event call) the event was delivered to"})
     kept_until = fields.DateTime(allow_none=True, metadata={
         "description": "nobody waited: kept for the first call that waits, until then"})
+
+
+class ReasonSchema(Schema):
+    kind = fields.String(metadata={"description": (
+        "finished, queued, unqueued (Redis lost it; recovery queues it again), delay, sleep, "
+        "event, retrying (a backoff before its next attempt), running, lost (its worker "
+        "stopped renewing its lease) or calls (running, and waiting on calls)")})
+    text = fields.String(metadata={"description": "the reason, in a line"})
+    until = fields.DateTime(metadata={"description": "when the wait ends at the latest"})
+    since = fields.DateTime(metadata={"description": "running: since when"})
+    worker = fields.String()
+    queue = fields.String()
+    ahead = fields.Integer(metadata={"description": "queued: calls ahead of it on its queue"})
+    key = fields.String(metadata={"description": "an event's key"})
+
+
+class WaitNodeSchema(Schema):
+    id = fields.String(metadata={"description": "the call (of a group: its first)"})
+    stage = fields.String()
+    status = fields.String()
+    reason = fields.Nested(ReasonSchema)
+    count = fields.Integer(metadata={"description": "how many calls of this stage and status"})
+    ids = fields.List(fields.String(), metadata={"description": "a group's first ids"})
+    below = fields.List(fields.Nested(lambda: WaitNodeSchema()), metadata={
+        "description": "what it waits on: its unfinished calls, by stage and status"})

@@ -40,11 +40,31 @@ async function refresh() {
     showMessage("");
     // A big run is re-read less often: never more than a third of the time in reading it.
     if (live) wait = Math.max(LIVE_MS, 3 * (performance.now() - began));
+    await renderWhy(live);
     await renderDetails();
   } catch (error) {
     showMessage(error.message);
   }
   timer = setTimeout(refresh, wait);
+}
+
+/* While the run is not finished: the chain from it down to what holds it up. */
+async function renderWhy(live) {
+  const box = document.getElementById("why");
+  box.hidden = !live;
+  if (!live) return;
+  const {body} = await api("GET", `/api/call/${encodeURIComponent(callId)}/waits`);
+  document.getElementById("why-chain").replaceChildren(whyItem(body));
+}
+
+function whyItem(node) {
+  const many = node.count > 1 ? ` ×${node.count}` : "";
+  const line = el("a", {href: "#", onclick: (event) => { event.preventDefault(); goTo(node.id); }},
+    `${node.stage}${many}`);
+  const item = el("li", {"data-call-id": node.id}, line, " ", statusBadge(node.status), " ",
+    el("span", {class: "why-text"}, node.reason.text));
+  if (node.below?.length) item.append(el("ul", {}, ...node.below.map(whyItem)));
+  return item;
 }
 
 function renderHeader(live) {
@@ -107,6 +127,16 @@ function scrollTo(id) {
   if (index < 0) return;
   viewport.scrollTop = Math.max(0, index * ROW_PX - (viewport.clientHeight - ROW_PX) / 2);
   draw();
+}
+
+/* Show a call the reader asked for: open the way to it, scroll to it, select it. */
+function goTo(id) {
+  if (!tree.byId.has(id)) return;
+  following = false;
+  reveal(id);
+  layout();
+  scrollTo(id);
+  select(id);
 }
 
 function select(id) {

@@ -159,6 +159,18 @@ class Reads:
             row = conn.execute(query).first()
         return call_of(row) if row is not None else None
 
+    def unfinished_children(self, call_id: str, limit: int) -> list[tuple[str, str, Status]]:
+        """The (id, stage, status) of a call's pending and running children, in call
+        order, `limit` at most."""
+        query = (
+            sa.select(stage_runs.c.id, stage_runs.c.stage, stage_runs.c.status)
+            .where(stage_runs.c.parent_stage_run_id == call_id,
+                   stage_runs.c.status.in_([Status.PENDING.value, Status.RUNNING.value]))
+            .order_by(stage_runs.c.position).limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(row.id, row.stage, Status(row.status)) for row in conn.execute(query)]
+
     def waiting_step(self, call: CallRecord) -> CallRecord | None:
         """The running sleep or event wait (see controlplane.steps) a suspended call
         waits in: its own, or that of the call it ran in place, which was suspended

@@ -73,6 +73,15 @@ class Jobs:
         """What a running call last said it waits on (JSON), if anything."""
         return self._redis.get(waiting_key(call_id))
 
+    def standing(self, queue: str, call_id: str) -> tuple[str | None, int | None]:
+        """A call's job status (None: no job) and, while it is on its queue, how many
+        calls are ahead of it there."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(job_key(call_id), "status")
+        pipe.lpos(queue_key(queue), call_id)
+        status, ahead = pipe.execute()
+        return status, ahead
+
     def abandon(self, queue: str, call_id: str, worker: str | None, attempt: int) -> Outcome | None:
         """Take an attempt away from a worker that will never report it; None, or
         the attempt's outcome if it has finished after all."""
