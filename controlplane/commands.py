@@ -75,7 +75,8 @@ class CallCommands:
         return finished
 
     def retry(self, call_id: str) -> CallRecord:
-        """Run a failed or cancelled call again, by hand, as its next attempt."""
+        """Run a failed or cancelled call again, by hand, as its next attempt: now,
+        whatever time it waited for before."""
         record = self._reading.get(call_id)
         if not record.status.is_rerunnable:
             raise CallConflict(
@@ -83,7 +84,7 @@ class CallCommands:
                 "retried"
             )
         fresh = msgspec.structs.replace(record, status=Status.PENDING, worker=None, run_mode=None,
-                                        started_at=None, lease_expires_at=None)
+                                        started_at=None, lease_expires_at=None, not_before=None)
         rerun = self._store.rerun(record, fresh)
         if rerun is None:
             raise CallConflict(f"call {call_id} changed while it was being retried; try again")

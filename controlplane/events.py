@@ -38,15 +38,15 @@ class Events:
         self._steps = steps
         self._keep = timedelta(seconds=keep_seconds)
 
-    def send(self, key: str, payload: Any) -> EventSent:
+    def send(self, key: str, payload: Any, idempotency_key: str | None = None) -> EventSent:
         """Deliver an event to the call waiting longest for `key`, or keep it for the
-        next one that waits."""
+        next one that waits; a send repeated with its `idempotency_key` is the same
+        event, answered as it stands."""
         now = utcnow()
         until = now + self._keep
-        event_id = self._rows.keep(key, payload, now, until)
-        deliveries = self._rows.pair(key, now)
-        self._wake(deliveries)
-        mine = next((d.call_id for d in deliveries if d.event_id == event_id), None)
+        event_id = self._rows.keep(key, payload, now, until, idempotency_key)
+        self._wake(self._rows.pair(key, now))
+        mine = self._rows.delivered_to(event_id)
         if mine is not None:
             log.info("event %r delivered to call %s", key, mine)
             return EventSent(key, delivered_to=mine)
@@ -97,5 +97,6 @@ class Events:
         return self._over(self._store.get(step.id) or step, now)  # its event came meanwhile
 
     def _wake(self, deliveries: list[Delivery]) -> None:
+        """Move the woken chains' jobs to their queues (the table has them due already)."""
         for delivery in deliveries:
             self._steps.wake(delivery.chain)

@@ -77,15 +77,19 @@ class Recovery:
             jobs.mark_epoch()
         elif time.monotonic() >= self._next_check:
             self.requeue_untracked(utcnow() - self._lease, ROUTINE_CHECK_PAGES)
+            self.promote_woken()
             self._next_check = time.monotonic() + self._lease.total_seconds()
         self.give_up_expired()
 
     def requeue_untracked(self, created_before: datetime, pages: int | None = None) -> int:
         """Queue again the pending calls created before then that Redis lost track
-        of, oldest first (`pages` pages of them at most)."""
+        of, oldest first (`pages` pages of them at most: then only those due, as the
+        calls waiting for a later time, which may be many and old, are among the
+        delayed calls and would fill the pages)."""
         requeued, after = 0, None
+        due_by = utcnow() if pages is not None else None
         while pages is None or pages > 0:
-            page = self._store.pending(created_before, CHECK_PAGE, after)
+            page = self._store.pending(created_before, CHECK_PAGE, after, due_by)
             if not page:
                 return requeued
             if pages is not None:
@@ -96,18 +100,18 @@ class Recovery:
                 log.warning("queueing %d pending call(s) again that Redis had lost", len(lost))
                 self._dispatch.queue([by_id[i] for i in lost])
                 requeued += len(lost)
-            self._promote_woken([call for call in page if call.id not in lost])
             last = page[-1]
             after = (last.created_at, last.id)
         return requeued
 
-    def _promote_woken(self, pending: list[CallRecord]) -> None:
+    def promote_woken(self) -> int:
         """Calls due in the table that still wait among the delayed calls (a wait
-        woken early while Redis was away) go to their queues."""
+        woken early while Redis was away) go to their queues; how many."""
         now = utcnow()
-        due = [call.id for call in pending if call.not_before is not None and call.not_before <= now]
-        if due and self._transport.queues.promote(due, now):
-            log.warning("queued due call(s) that still waited among the delayed calls")
+        moved = self._transport.queues.promote(self._store.due_delayed(now, CHECK_PAGE), now)
+        if moved:
+            log.warning("queued %d due call(s) that still waited among the delayed calls", moved)
+        return moved
 
     def give_up_expired(self) -> int:
         """Give up every attempt whose lease has ended; how many were given up.

@@ -92,8 +92,10 @@ schedules = sa.Table(
     sa.Column("registered_until", sa.DateTime(timezone=True), nullable=False),
 )
 
-#: Events sent before any call waited for their key (controlplane.events): each
-#: goes to the first call that waits for it, until `keep_until`.
+#: Events sent to keys (controlplane.events): each goes to the call waiting longest
+#: for its key, or is kept for the first that waits, until `keep_until`; a
+#: delivered one stays (naming its wait) until then, so a send repeated with the
+#: same idempotency key is answered as the first was.
 events = sa.Table(
     "events",
     metadata,
@@ -102,6 +104,8 @@ events = sa.Table(
     sa.Column("payload", sa.JSON, nullable=True),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("keep_until", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("delivered_to", ID, nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True, unique=True),
     # Ids never used twice (SQLite would reuse a deleted row's): a sender tells its
     # own event from the others delivered with it by its id.
     sqlite_autoincrement=True,

@@ -15,6 +15,7 @@ import http.client
 import json
 import threading
 import urllib.parse
+import uuid
 from typing import Any, TypeVar
 
 import msgspec
@@ -123,9 +124,12 @@ class ControlPlaneClient:
 
     def send_event(self, key: str, payload: Any) -> EventSent:
         """Send an event to `key`: the call waiting longest for it gets `payload`,
-        or the first one that waits for it later."""
+        or the first one that waits for it later. Sent again while the control
+        plane is away, it is still one event (its idempotency key)."""
         check_event_key(key)
-        return self._answer(self.request("POST", f"/api/events/{key}", payload), EventSent)
+        once = {"Idempotency-Key": uuid.uuid4().hex}
+        return self._answer(self.request("POST", f"/api/events/{key}", payload, headers=once),
+                            EventSent)
 
     def job_key(self) -> str:
         """The key the control plane signs jobs with, for a worker to check them."""
@@ -160,8 +164,9 @@ class ControlPlaneClient:
         body: Any = None,
         wait: float | None = None,
         timeout_extra: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        return self.request_with_status(method, path, body, wait, timeout_extra)[1]
+        return self.request_with_status(method, path, body, wait, timeout_extra, headers)[1]
 
     def request_with_status(
         self,
@@ -170,6 +175,7 @@ class ControlPlaneClient:
         body: Any = None,
         wait: float | None = None,
         timeout_extra: float = 0.0,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         url = self._base + path
         timeout = self._timeout + timeout_extra
@@ -185,6 +191,7 @@ class ControlPlaneClient:
             ))
         headers = {"Content-Type": "application/json"} if payload is not None else {}
         headers.update(self._auth)
+        headers.update(extra_headers or {})
 
         def attempt() -> tuple[int, Any]:
             status, raw = self._send(method, url, payload, headers, timeout)

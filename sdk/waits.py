@@ -52,12 +52,10 @@ class WaitingFor(msgspec.Struct, frozen=True, omit_defaults=True):
            ) -> WaitingFor | None:
         """For a call in `status`, due at `not_before`; `step`: the running sleep or
         event wait (a CallRecord) it waits in, if any."""
-        if status is not Status.PENDING:
+        if status is not Status.PENDING or not_before is None or not_before <= now:
             return None
         if step is not None and step.stage == EVENT_STAGE:
             return cls("event", step.not_before, step.arguments.args[0])
-        if not_before is None or not_before <= now:
-            return None
         return cls("sleep" if step is not None else "delay", not_before)
 
 

@@ -33,9 +33,11 @@ def waiting(store, call_id: str) -> bool:
 
 
 def kept_events(store, key: str) -> list:
+    """The payloads of the events sent to `key` that no wait has had yet."""
     with store.engine.connect() as conn:
         return [row.payload for row in conn.execute(
-            sa.select(events.c.payload).where(events.c.key == key).order_by(events.c.id))]
+            sa.select(events.c.payload).where(events.c.key == key, events.c.delivered_to.is_(None))
+            .order_by(events.c.id))]
 
 
 def send(server_url: str, key: str, payload) -> dict:
@@ -83,7 +85,10 @@ def test_an_event_sent_before_the_wait_is_kept_for_the_first_waits_in_order(run,
     key = a_key()
     first = send(run.server_url, key, "first")
     assert first["delivered_to"] is None and first["kept_until"]
-    send(run.server_url, key, ["second"])
+    for _ in range(2):  # a send repeated with its idempotency key is one event
+        again = requests.post(f"{run.server_url}/api/events/{key}", json=["second"], timeout=10,
+                              headers={"Idempotency-Key": "send-2"})
+        assert again.status_code == 200 and again.json()["delivered_to"] is None
     assert kept_events(store_of, key) == ["first", ["second"]]
     one = recovery.awaits_approval(str(tmp_path / "one"), key)
     two = recovery.awaits_approval(str(tmp_path / "two"), key)
@@ -116,6 +121,21 @@ def test_a_worker_killed_while_its_call_waits_changes_nothing(run, store_of, tmp
     send(run.server_url, key, "late")
     assert waiter.result(timeout=30)[1] == "late"
     assert len(executions(log)) == 2
+
+
+def test_a_cancelled_waiting_run_retried_by_hand_runs_now_and_waits_again(run, store_of, tmp_path):
+    run.worker()
+    key = a_key()
+    waiter = recovery.awaits_approval.submit(str(tmp_path / "tokens"), key)
+    wait_until(lambda: waiting(store_of, waiter.id), "the call waiting")
+    requests.post(f"{run.server_url}/api/call/{waiter.id}/cancel", timeout=10).raise_for_status()
+    retried = requests.post(f"{run.server_url}/api/call/{waiter.id}/retry", timeout=10).json()
+    assert retried["attempt"] == 2 and retried["not_before"] is None  # not years from now
+    wait_until(lambda: store_of.get(waiter.id).attempt == 2 and waiting(store_of, waiter.id),
+               "the retried call waiting again")
+    assert store_of.child_at(waiter.id, 1).attempt == 2  # its wait, made again
+    send(run.server_url, key, "second time")
+    assert waiter.result(timeout=30)[1] == "second time"
 
 
 def test_a_wait_times_out_with_event_timeout_and_a_later_event_is_kept(run, store_of):

@@ -19,6 +19,10 @@ blp = ApiBlueprint("events", __name__, description="Events that waiting calls wa
 #: An event's key in a path, as the API document shows it.
 KEY = {"in": "path", "name": "key", "description": "the key a call waits for",
        "schema": {"type": "string", "pattern": f"^{EVENT_KEY.pattern}$"}}
+IDEMPOTENCY_KEY_LIMIT = 200
+IDEMPOTENCY = {"in": "header", "name": "Idempotency-Key", "required": False,
+               "description": "a send repeated with the same key is the same event",
+               "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LIMIT}}
 
 
 def _refuse_constant(name: str) -> Any:
@@ -42,7 +46,15 @@ def _payload() -> Any:
     return payload
 
 
-@blp.route("/events/<key>", parameters=[KEY])
+def _idempotency_key() -> str | None:
+    """The request's Idempotency-Key (a retried send is the same event), or a 400."""
+    key = flask.request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_LIMIT:
+        abort(400, message=f"an Idempotency-Key is 1 to {IDEMPOTENCY_KEY_LIMIT} characters")
+    return key
+
+
+@blp.route("/events/<key>", parameters=[KEY, IDEMPOTENCY])
 class Event(MethodView):
     @blp.doc(requestBody={"description": "the event's payload: any JSON (empty: null)",
                           "content": {"application/json": {"schema": {}}}})
@@ -56,4 +68,4 @@ class Event(MethodView):
             check_event_key(key)
         except ValueError as exc:
             abort(400, message=str(exc))
-        return services().events.send(key, _payload())
+        return services().events.send(key, _payload(), _idempotency_key())

@@ -53,8 +53,12 @@ async function renderWhy(live) {
   const box = document.getElementById("why");
   box.hidden = !live;
   if (!live) return;
-  const {body} = await api("GET", `/api/call/${encodeURIComponent(callId)}/waits`);
-  document.getElementById("why-chain").replaceChildren(whyItem(body));
+  try {
+    const {body} = await api("GET", `/api/call/${encodeURIComponent(callId)}/waits`);
+    document.getElementById("why-chain").replaceChildren(whyItem(body));
+  } catch (error) {  /* the tree and the details still show */
+    document.getElementById("why-chain").replaceChildren(el("li", {class: "subtle"}, error.message));
+  }
 }
 
 function whyItem(node) {

@@ -204,18 +204,34 @@ class Reads:
     # -- what recovery looks for ---------------------------------------------------
 
     def pending(
-        self, created_before: datetime, limit: int, after: tuple[datetime, str] | None = None
+        self, created_before: datetime, limit: int, after: tuple[datetime, str] | None = None,
+        due_by: datetime | None = None,
     ) -> list[CallRecord]:
-        """Pending calls created before `created_before`, oldest first, `limit` at
-        most; `after` is the (created_at, id) of the last one of the previous page."""
+        """Pending calls created before `created_before` (with `due_by`, only those due
+        by then), oldest first, `limit` at most; `after` is the (created_at, id) of
+        the last one of the previous page."""
         query = stage_runs.select().where(
             stage_runs.c.status == Status.PENDING.value, stage_runs.c.created_at < created_before
         )
+        if due_by is not None:
+            query = query.where(sa.or_(stage_runs.c.not_before.is_(None),
+                                       stage_runs.c.not_before <= due_by))
         if after is not None:
             query = query.where(sa.tuple_(stage_runs.c.created_at, stage_runs.c.id) > after)
         query = query.order_by(stage_runs.c.created_at, stage_runs.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [call_of(row) for row in conn.execute(query)]
+
+    def due_delayed(self, now: datetime, limit: int) -> list[str]:
+        """Pending calls that waited for a time which has come, those due last first
+        (a wait woken early is due from the moment it was woken)."""
+        query = (
+            sa.select(stage_runs.c.id)
+            .where(stage_runs.c.status == Status.PENDING.value, stage_runs.c.not_before <= now)
+            .order_by(stage_runs.c.not_before.desc()).limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def expired_leases(self, now: datetime, limit: int) -> list[ExpiredLease]:
         """Running attempts whose lease ended before `now`, the longest-expired first."""

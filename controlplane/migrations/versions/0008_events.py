@@ -1,5 +1,6 @@
-"""events and event_waits: events kept until a call waits for their key, and the
-calls waiting for one (see controlplane.events).
+"""events and event_waits: events sent to keys (kept until a call waits for their
+key), and the calls waiting for one (see controlplane.events); running sleeps
+get a worker, as steps now have.
 
 Revision ID: 0008
 Revises: 0007
@@ -22,6 +23,8 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON, nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("keep_until", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("delivered_to", sa.String(64), nullable=True),
+        sa.Column("idempotency_key", sa.String(200), nullable=True, unique=True),
         sqlite_autoincrement=True,
     )
     op.create_table(
@@ -31,6 +34,10 @@ def upgrade() -> None:
         sa.Column("chain", sa.JSON, nullable=False),
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
     )
+    # Sleeps made before steps named their worker: finishing one is fenced by its
+    # worker (statements.FINISH), which NULL never matches.
+    op.execute("UPDATE stage_runs SET worker = 'callplane' "
+               "WHERE stage = 'callplane.sleep' AND worker IS NULL")
 
 
 def downgrade() -> None:
