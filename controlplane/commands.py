@@ -18,6 +18,7 @@ from sdk.errors import CallCancelled, RedisUnavailable
 from sdk.records import CallRecord, ErrorRecord, FinishRequest, Outcome
 from sdk.reports import StartReport
 from sdk.transport import Transport
+from sdk.waits import STEP_STAGES
 from sdk.wire import Status
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,32 @@ class CallCommands:
         self._dispatch.enqueue([rerun])
         return rerun
 
+    def wake(self, chain: list[str]) -> None:
+        """Calls suspended until later (a wait's chain) are due now: the table, then
+        their jobs. If Redis is away, recovery moves them once it answers (they
+        are due in the table)."""
+        now = utcnow()
+        woken = self._store.wake(chain, now)
+        try:
+            self._transport.queues.promote(woken, now)
+        except RedisUnavailable as exc:
+            log.warning("calls %s are due but stay among the delayed calls until Redis "
+                        "answers: %s", woken, exc)
+
+    def _wake_waiting_in(self, cancelled: list[CallRecord], run: list[CallRecord]) -> None:
+        """A sleep or event wait cancelled on its own ends the wait of the calls
+        suspended in it (its caller and the calls it ran in): they run on now."""
+        by_id = {call.id: call for call in run}
+        for step in cancelled:
+            if step.stage not in STEP_STAGES:
+                continue
+            chain, parent = [], by_id.get(step.parent_stage_run_id or "")
+            while parent is not None and parent.status is Status.PENDING:
+                chain.append(parent.id)
+                parent = by_id.get(parent.parent_stage_run_id or "")
+            if chain:
+                self.wake(chain)
+
     def await_recorders(self) -> None:
         """Let the recorders write what workers reported before now, so the calls a
         worker created in place are in the tree: briefly, as a recorder may be away
@@ -112,9 +139,11 @@ class CallCommands:
         queue, running ones are asked to stop, waiters get a cancellation error.
         Returns the calls it cancelled (as they were)."""
         self.await_recorders()
-        subtree = [node.id for node in tree_nodes(self._reading.run_of(call_id), call_id)]
+        run = self._reading.run_of(call_id)
+        subtree = [node.id for node in tree_nodes(run, call_id)]
         error = ErrorRecord.system(CallCancelled, f"cancelled with call {call_id}")
         cancelled = self._store.cancel(subtree, error)
+        self._wake_waiting_in(cancelled, run)
         if cancelled:
             at = utcnow()
             outcomes = [(c.queue, Outcome(c.id, c.stage, Status.CANCELLED, error=error,

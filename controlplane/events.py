@@ -18,7 +18,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from controlplane.errors import CallConflict
 from controlplane.steps import WaitSteps
 from controlplane.store import Store, utcnow
 from controlplane.store.events import Delivery, EventRows
@@ -84,9 +83,8 @@ class Events:
             return WaitAnswer(True, payload=step.result)
         if step.status is Status.FAILED:
             return WaitAnswer(True, timed_out=True)
-        if step.status is not Status.RUNNING:
-            raise CallConflict(f"the wait for event {step.arguments.args[0]!r} at position "
-                               f"{step.position} of call {step.parent_stage_run_id} was {step.status}")
+        if step.status is not Status.RUNNING:  # cancelled: the stage gets CallCancelled
+            return WaitAnswer(True, cancelled=True)
         if step.not_before is None or step.not_before > now:
             return None
         key, timeout = step.arguments.args[:2]

@@ -111,15 +111,8 @@ class WaitSteps:
                  call_id, wake.isoformat(), len(suspended))
 
     def wake(self, chain: list[str]) -> None:
-        """A suspended chain's wait is over early: its calls are due now. If Redis is
-        away, recovery moves them once it answers (they are due in the table)."""
-        now = utcnow()
-        woken = self._store.wake(chain, now)
-        try:
-            self._transport.queues.promote(woken, now)
-        except RedisUnavailable as exc:
-            log.warning("calls %s are due but stay among the delayed calls until Redis "
-                        "answers: %s", woken, exc)
+        """A suspended chain's wait is over early: its calls are due now."""
+        self._commands.wake(chain)
 
     def _refuse(self, chain: list[tuple[str, int]], call_id: str, request: StepRequest) -> NoReturn:
         """Why a chain could not be suspended: the recorders have not written its

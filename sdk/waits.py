@@ -86,13 +86,14 @@ class EventWaitRequest(StepRequest, frozen=True, kw_only=True):
 
 class WaitAnswer(msgspec.Struct, frozen=True):
     """`done`: the wait at that position is over (this run goes on), with the
-    event's `payload`, or `timed_out`; otherwise the chain was suspended until
+    event's `payload`, or `timed_out`, or `cancelled` (the wait alone); otherwise the chain was suspended until
     `wake_at` at the latest."""
 
     done: bool
     wake_at: str | None = None
     payload: Any = None
     timed_out: bool = False
+    cancelled: bool = False
 
 
 class EventSent(msgspec.Struct, frozen=True):

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from controlplane.cli import main
 from controlplane.local_cluster import wait_until
 from controlplane.tables import event_waits, events
-from sdk.errors import StageFailed
+from sdk.errors import CallplaneError, StageFailed
 from tests.cluster import executions
 from tests.workflows import recovery
 
@@ -136,6 +136,16 @@ def test_a_cancelled_waiting_run_retried_by_hand_runs_now_and_waits_again(run, s
     assert store_of.child_at(waiter.id, 1).attempt == 2  # its wait, made again
     send(run.server_url, key, "second time")
     assert waiter.result(timeout=30)[1] == "second time"
+
+
+def test_cancelling_the_wait_alone_ends_it_at_once_with_call_cancelled(run, store_of, tmp_path):
+    run.worker()
+    waiter = recovery.awaits_approval.submit(str(tmp_path / "tokens"), a_key())
+    wait_until(lambda: waiting(store_of, waiter.id), "the call waiting")
+    step = store_of.child_at(waiter.id, 1)
+    requests.post(f"{run.server_url}/api/call/{step.id}/cancel", timeout=10).raise_for_status()
+    with pytest.raises(CallplaneError, match="the wait for event .* was cancelled"):
+        waiter.result(timeout=30)  # now, not at the end of a wait without a timeout
 
 
 def test_a_wait_times_out_with_event_timeout_and_a_later_event_is_kept(run, store_of):

@@ -181,6 +181,8 @@ class ChildCaller:
                                 EventWaitRequest(**fields, key=key, timeout=timeout))
         if answer.timed_out:
             raise EventTimeout(key, timed_out(key, timeout))
+        if answer.cancelled:
+            raise CallCancelled(f"the wait for event {key!r} was cancelled")
         return answer.payload
 
     def _step(self) -> tuple[str, dict[str, Any]] | None:

@@ -58,6 +58,7 @@ class WaitAnswerSchema(Schema):
         "description": "when not done: when the wait ends at the latest (ISO 8601)"})
     payload = fields.Raw(allow_none=True, metadata={"description": "the event's payload"})
     timed_out = fields.Boolean(metadata={"description": "no event came within the timeout"})
+    cancelled = fields.Boolean(metadata={"description": "the wait was cancelled"})
 
 
 class EventSentSchema(Schema):
