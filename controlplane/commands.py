@@ -96,13 +96,17 @@ class CallCommands:
         """Calls suspended until later (a wait's chain) are due now: the table, then
         their jobs. If Redis is away, recovery moves them once it answers (they
         are due in the table)."""
-        now = utcnow()
-        woken = self._store.wake(chain, now)
+        self.promote(self._store.wake(chain, utcnow()))
+
+    def promote(self, call_ids: list[str]) -> None:
+        """Calls due in the table go from the delayed calls to their queues (those not
+        among them are left as they are). If Redis is away, recovery moves them once
+        it answers."""
         try:
-            self._transport.queues.promote(woken, now)
+            self._transport.queues.promote(call_ids, utcnow())
         except RedisUnavailable as exc:
             log.warning("calls %s are due but stay among the delayed calls until Redis "
-                        "answers: %s", woken, exc)
+                        "answers: %s", call_ids, exc)
 
     def _wake_waiting_in(self, cancelled: list[CallRecord], run: list[CallRecord]) -> None:
         """A sleep or event wait cancelled on its own ends the wait of the calls

@@ -18,6 +18,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from controlplane.commands import CallCommands
 from controlplane.steps import WaitSteps
 from controlplane.store import Store, utcnow
 from controlplane.store.events import Delivery, EventRows
@@ -31,10 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class Events:
-    def __init__(self, rows: EventRows, store: Store, steps: WaitSteps, keep_seconds: float):
+    def __init__(self, rows: EventRows, store: Store, steps: WaitSteps, commands: CallCommands,
+                 keep_seconds: float):
         self._rows = rows
         self._store = store
         self._steps = steps
+        self._commands = commands
         self._keep = timedelta(seconds=keep_seconds)
 
     def send(self, key: str, payload: Any, idempotency_key: str | None = None) -> EventSent:
@@ -69,7 +72,7 @@ class Events:
         wake = step.not_before or now + timedelta(seconds=MAX_DELAY_SECONDS)
         self._steps.suspend(call_id, request, wake)
         if (self._store.get(step.id) or step).status is not Status.RUNNING:
-            self._steps.wake([i for i, _ in request.chain])
+            self._commands.wake([i for i, _ in request.chain])
         return WaitAnswer(False, wake.isoformat())
 
     def forget_expired(self, now: datetime) -> int:
@@ -95,6 +98,7 @@ class Events:
         return self._over(self._store.get(step.id) or step, now)  # its event came meanwhile
 
     def _wake(self, deliveries: list[Delivery]) -> None:
-        """Move the woken chains' jobs to their queues (the table has them due already)."""
+        """Move the woken chains' jobs to their queues (their pairing made them due in
+        the table already)."""
         for delivery in deliveries:
-            self._steps.wake(delivery.chain)
+            self._commands.promote(delivery.chain)

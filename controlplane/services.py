@@ -47,7 +47,7 @@ class Services:
         self.commands = CallCommands(self.store, self.reading, self.transport, dispatch)
         steps = WaitSteps(self.store, self.reading, self.transport, dispatch, self.commands)
         self.sleeps = Sleeps(self.store, steps)
-        self.events = Events(EventRows(self.store.engine), self.store, steps,
+        self.events = Events(EventRows(self.store.engine), self.store, steps, self.commands,
                              settings.event_keep_seconds)
         self.recovery = Recovery(
             self.store, self.transport, settings.lost_attempts, settings.lease_seconds

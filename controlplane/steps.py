@@ -7,7 +7,8 @@ sleep's wake time, the event's timeout) as `not_before`. Suspending ends the run
 of the call and of the calls it runs in (the chain in its worker's slot): each is
 pending again at the same attempt, its job among the delayed calls until the
 wait's end, and the first start each keeps tells its next run that it runs again
-(CallMessage.resumed). An event that comes first wakes the chain early. The
+(CallMessage.resumed). An event that comes first wakes the chain early
+(CallCommands.wake). The
 next run passes the step's position again and finds it over.
 """
 
@@ -109,10 +110,6 @@ class WaitSteps:
         self._dispatch.enqueue(suspended)
         log.info("call %s waits until %s at the latest (%d call(s) give their slot back)",
                  call_id, wake.isoformat(), len(suspended))
-
-    def wake(self, chain: list[str]) -> None:
-        """A suspended chain's wait is over early: its calls are due now."""
-        self._commands.wake(chain)
 
     def _refuse(self, chain: list[tuple[str, int]], call_id: str, request: StepRequest) -> NoReturn:
         """Why a chain could not be suspended: the recorders have not written its
