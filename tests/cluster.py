@@ -29,8 +29,9 @@ class Cluster:
     """A redis-server, a control plane and workers of the recovery workflow, each
     of which a test may kill and start again on the same port."""
 
-    def __init__(self, directory: Path, env: dict[str, str], server_options: tuple[str, ...] = ()):
-        self.logs, self.env = directory, env
+    def __init__(self, directory: Path, env: dict[str, str], server_options: tuple[str, ...] = (),
+                 workflow: Path = WORKFLOW):
+        self.logs, self.env, self.workflow = directory, env, workflow
         self.server_options = server_options
         self.redis_port, self.server_port = free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -72,7 +73,7 @@ class Cluster:
 
     def worker(self, *options: str) -> subprocess.Popen:
         log = open(self.logs / f"worker-{len(self.started)}.log", "w")  # noqa: SIM115 - the worker's lifetime
-        process = start_worker(self.server_url, self.redis_url, WORKFLOW, "tests", TEST_COMMIT,
+        process = start_worker(self.server_url, self.redis_url, self.workflow, "tests", TEST_COMMIT,
                                self.env, options, stdout=log, stderr=subprocess.STDOUT)
         process.log_path = Path(log.name)
         self.started.append(process)
@@ -125,3 +126,22 @@ def store_of(cluster):
 def executions(log: Path) -> list[int]:
     """The pids a recovery stage logged, one per execution."""
     return [int(pid) for pid in log.read_text().split()] if log.exists() else []
+
+
+#: Lines of each log a failed test's report shows.
+LOG_TAIL_LINES = 40
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test on a Cluster shows the tail of its control plane's and workers'
+    logs (what recovery, the recorder and the clock did), so that a failure on a
+    machine nobody can log in to can still be read."""
+    report = yield
+    if report.failed and call.when == "call":
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Cluster):
+                for log in sorted(value.logs.glob("*.log")):
+                    lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                    report.sections.append((f"log {log.name}", "\n".join(lines)))
+    return report
