@@ -24,9 +24,10 @@ from typing import Any
 import psutil
 
 from bench import callplane_tasks
-from bench.common import Processes, free_port, python_command, wait_until
+from bench.common import Processes, free_port, most_at_once, python_command, wait_until
 from bench.peers.base import PeerSystem
 from bench.workloads import W1_MODES, W3ONE_MODES
+from controlplane.store import Store, make_engine
 from sdk.caller import RemoteCaller
 from sdk.client import ControlPlaneClient
 from sdk.context import CallContext
@@ -187,6 +188,30 @@ class CallplaneSystem(PeerSystem):
             callplane_tasks.runner.gather(*handles)
             finished = time.perf_counter()
         return calls / (finished - started), calls / (submitted - started)
+
+    def w5_limited(self, calls: int, keys: int, seconds: float, slots: int) -> tuple[float, int]:
+        """(completed calls/s, the most calls of one key that ran at once, from the
+        recorded times) for `calls` calls of a stage limited to two at once per key,
+        spread over `keys` keys."""
+        with self._workers(slots):
+            wait_until(lambda: any(limit["stage"] == "keyed" for limit in
+                                   self._client.request("GET", "/api/limits")), 30, "the limit")
+            started = time.perf_counter()
+            handles = callplane_tasks.runner.submit(
+                callplane_tasks.keyed, [((f"customer-{i % keys}", seconds), {}) for i in range(calls)])
+            callplane_tasks.runner.gather(*handles)
+            finished = time.perf_counter()
+        store = Store(make_engine(self.database_url()))
+        try:
+            records = store.get_many(handle.id for handle in handles).values()
+        finally:
+            store.engine.dispose()
+        by_key: dict[str, list[tuple[float, float]]] = {}
+        for record in records:
+            if record.started_at is not None and record.finished_at is not None:
+                by_key.setdefault(record.arguments.args[0], []).append(
+                    (record.started_at.timestamp(), record.finished_at.timestamp()))
+        return calls / (finished - started), max(most_at_once(spans) for spans in by_key.values())
 
     def memory(self, calls: int) -> tuple[float, float]:
         """(worker RSS in MB after warm-up, its growth in MB over `calls` more calls)."""

@@ -28,3 +28,9 @@ def parent(children: int) -> float:
     for _ in range(children):
         noop()
     return perf_counter() - started
+
+
+@runner.stage(concurrency=2, key="customer")
+def keyed(customer: str, seconds: float) -> None:
+    """A short sleep, at most two at once per customer (the limits workload, W5)."""
+    sleep(seconds)

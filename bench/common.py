@@ -67,6 +67,17 @@ def blocking_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=None)
 
 
+def most_at_once(spans: Sequence[tuple[float, float]]) -> int:
+    """The most of these (start, end) spans that cover one moment (an end before a
+    start at the same moment)."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
 class Processes:
     """Subprocesses started together and always killed together, whatever the exit path.
 

@@ -41,11 +41,16 @@ class Sizes:
     slot_calls: int = 320
     slot_seconds: float = 0.1
     slot_concurrency: int = 32
+    #: The limits workload: calls of a stage limited to 2 at once per key, over keys.
+    w5_calls: int = 1_000
+    w5_keys: int = 10
+    w5_seconds: float = 0.005
+    w5_workers: int = 4
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(w1_calls=30, w2_children=20, w3_calls=500, memory_calls=5_000,
-                   conc_threads=16, conc_calls=10)
+                   conc_threads=16, conc_calls=10, w5_calls=100)
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,12 @@ def _slots(system: Any, sizes: Sizes) -> Measurement:
     return {system.name: {"seconds": seconds, "calls_per_s": sizes.slot_calls / seconds}}
 
 
+def _limited(system: Any, sizes: Sizes) -> Measurement:
+    rate, overlap = system.w5_limited(sizes.w5_calls, sizes.w5_keys, sizes.w5_seconds,
+                                      sizes.w5_workers)
+    return {system.name: {"calls_per_s": rate, "most_per_key": overlap}}
+
+
 def _memory(system: Any, sizes: Sizes) -> Measurement:
     rss_mb, growth_mb = system.memory(sizes.memory_calls)
     return {system.name: {"rss_mb": rss_mb, "growth_mb": growth_mb}}
@@ -167,6 +178,12 @@ def all_workloads(sizes: Sizes) -> dict[str, Workload]:
                  (Metric("seconds", "seconds", compare=False),
                   Metric("calls_per_s", "calls/s", compare=False)),
                  _slots, applies=lambda system: hasattr(system, "slots")),
+        Workload("w5", f"W5 limits: {sizes.w5_calls} calls of a {sizes.w5_seconds * 1000:g} ms "
+                       f"sleep limited to 2 at once per key, over {sizes.w5_keys} keys, "
+                       f"{sizes.w5_workers} workers (most per key: must be <= 2)",
+                 (Metric("calls_per_s", "calls/s", higher_is_better=True, compare=False),
+                  Metric("most_per_key", "max/key", compare=False)),
+                 _limited, applies=lambda system: hasattr(system, "w5_limited")),
         Workload("memory", f"Memory: worker RSS over {sizes.memory_calls} calls",
                  (Metric("rss_mb", "RSS MB after warm-up", compare=False),
                   Metric("growth_mb", "growth MB", compare=False)),

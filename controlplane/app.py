@@ -6,7 +6,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from controlplane import apidocs, health, pages
-from controlplane.api import calls, events, jobs, runs, schedules
+from controlplane.api import calls, events, jobs, limits, runs, schedules
 from controlplane.api.errors import register_error_handlers
 from controlplane.api.lane import CreateLane
 from controlplane.auth import require_token
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     services = Services(settings)
     app.extensions["callplane"] = services
     api = Api(app)
-    for resources in (calls, runs, jobs, schedules, events):
+    for resources in (calls, runs, jobs, schedules, events, limits):
         api.register_blueprint(resources.blp)
     register_error_handlers(app)
     app.wsgi_app = CreateLane(app.wsgi_app, services, settings.token,  # type: ignore[method-assign]

@@ -1,5 +1,6 @@
 """The clock duty: delayed calls go to their queues when they are due, schedules
-fire (controlplane.schedules), and kept events nobody waited for are forgotten
+fire (controlplane.schedules), gates let calls in when their rate allows
+(controlplane.limits), and kept events nobody waited for are forgotten
 (controlplane.events).
 
 Every control-plane process runs a Clock; the duty's lease in Redis (see
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 
 from controlplane.errors import StoreUnavailable
 from controlplane.events import Events
+from controlplane.limits import Limits
 from controlplane.schedules import ScheduleService
 from controlplane.store import utcnow
 from sdk.errors import RedisUnavailable
@@ -43,8 +45,9 @@ PAGE = 500
 
 class Clock:
     def __init__(self, transport: Transport, schedules: ScheduleService | None = None,
-                 events: Events | None = None):
+                 events: Events | None = None, limits: Limits | None = None):
         self._transport = transport
+        self._limits = limits
         self._schedules = schedules
         self._events = events
         #: When kept events past their time are next dropped.
@@ -76,6 +79,8 @@ class Clock:
             return 0
         now = utcnow()
         made = self._promote(now) + self._fire(now)
+        if self._limits is not None:  # after _promote: limited calls it moved wait at their gates
+            made += self._limits.admit_due(now)
         if self._events is not None and now >= self._events_at:
             forgotten = self._events.forget_expired(now)
             if forgotten:

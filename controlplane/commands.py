@@ -154,6 +154,7 @@ class CallCommands:
                                           finished_at=at)) for c in cancelled]
             try:
                 self._transport.jobs.cancel(outcomes, at)
+                self._dispatch.admit({c.gate for c in cancelled if c.gate})  # their slots came free
             except RedisUnavailable as exc:
                 # The table has it: workers' claims and reports of these calls are refused.
                 log.warning("cancelled %d call(s), but Redis is away: %s", len(cancelled), exc)

@@ -12,6 +12,7 @@ import sqlalchemy.exc
 
 from controlplane.dispatch import Dispatch
 from controlplane.errors import CallConflict, CallNotFound
+from controlplane.limits import Limits
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from sdk.records import CallRecord, CallRequest
@@ -42,8 +43,10 @@ def call_id_of(request: CallRequest) -> str:
 
 
 class CallCreation:
-    def __init__(self, store: Store, reading: CallReading, dispatch: Dispatch, lease_seconds: float):
+    def __init__(self, store: Store, reading: CallReading, dispatch: Dispatch, lease_seconds: float,
+                 limits: Limits | None = None):
         self._store = store
+        self._limits = limits
         self._reading = reading
         self._dispatch = dispatch
         self._lease = timedelta(seconds=lease_seconds)
@@ -116,7 +119,10 @@ class CallCreation:
         # locally has no worker to recover it from.
         lease_until = now + self._lease if request.run_mode is RunMode.INLINE else None
         root_id = parent.root_stage_run_id if parent else call_id
-        return CallRecord.new(request, call_id, root_id, (repo_name, commit_hash), now, lease_until)
+        gate = (self._limits.gate_of(request)
+                if self._limits is not None and request.run_mode is None else None)
+        return CallRecord.new(request, call_id, root_id, (repo_name, commit_hash), now, lease_until,
+                              gate)
 
     def _parents(self, requests: list[CallRequest]) -> dict[str, Lineage]:
         wanted = {r.parent_stage_run_id for r in requests if r.parent_stage_run_id}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from controlplane.store import utcnow
 from sdk.errors import RedisUnavailable
@@ -11,12 +12,18 @@ from sdk.records import CallRecord
 from sdk.transport import Transport
 from sdk.wire import Status
 
+if TYPE_CHECKING:
+    from controlplane.limits import Limits
+
 log = logging.getLogger(__name__)
 
 
 class Dispatch:
-    def __init__(self, transport: Transport):
+    def __init__(self, transport: Transport, limits: Limits | None = None):
+        """`limits`: lets calls of limited stages in at their gates (without, they
+        wait there for the clock's look at their gates)."""
         self._transport = transport
+        self._limits = limits
 
     def enqueue(self, calls: Iterable[CallRecord]) -> None:
         """Queue those of `calls` that are pending (a call its caller runs in place
@@ -36,4 +43,11 @@ class Dispatch:
         now = utcnow()
         due = {call.id: call.not_before for call in pending
                if call.not_before is not None and call.not_before > now}
-        self._transport.queues.enqueue([call.message() for call in pending], now, due)
+        priorities = {call.id: call.priority for call in pending if call.priority}
+        self._transport.queues.enqueue([call.message() for call in pending], now, due, priorities)
+        self.admit({call.gate for call in pending if call.gate and call.id not in due})
+
+    def admit(self, gates: set[str]) -> None:
+        """Look at these gates (calls may have come, or slots come free)."""
+        if gates and self._limits is not None:
+            self._limits.admit(gates)

@@ -18,6 +18,11 @@ class CallConflict(CallplaneError):
     """Raised when a request is valid but the call's state does not allow it (409)."""
 
 
+class BadLimitKey(CallplaneError, ValueError):
+    """Raised when a call's key argument, which its stage's limit counts by, is not
+    a string or an integer (400)."""
+
+
 class DispatchUnavailable(CallplaneError):
     """Raised when Redis is needed at once and cannot be reached (503)."""
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from controlplane.dispatch import Dispatch
 from controlplane.store import Store, utcnow
+from controlplane.store.limits import LimitRows
 from controlplane.store.rows import ExpiredLease
 from sdk.errors import RedisUnavailable, WorkerLost
 from sdk.records import CallRecord, ErrorRecord, Outcome
@@ -39,13 +40,19 @@ CHECK_PAGE = 500
 #: Pages of the oldest pending calls checked each lease (a lost call stays
 #: pending and so becomes one of the oldest); after Redis lost its data, all are.
 ROUTINE_CHECK_PAGES = 4
+#: Running calls of limited stages whose slots are restored after Redis lost its data.
+RESTORE_LIMIT = 100_000
 
 
 class Recovery:
-    def __init__(self, store: Store, transport: Transport, lost_attempts: int, lease_seconds: float):
+    def __init__(self, store: Store, transport: Transport, lost_attempts: int, lease_seconds: float,
+                 dispatch: Dispatch | None = None, limits: LimitRows | None = None):
+        """`limits`: what restores the slots of running calls of limited stages
+        after Redis lost its data."""
         self._store = store
         self._transport = transport
-        self._dispatch = Dispatch(transport)
+        self._dispatch = dispatch or Dispatch(transport)
+        self._limits = limits
         self._lost_attempts = lost_attempts
         self._lease = timedelta(seconds=lease_seconds)
         self._next_check = 0.0
@@ -73,6 +80,7 @@ class Recovery:
         if not jobs.has_epoch():
             log.warning("Redis holds no epoch mark (it restarted empty, or is new): "
                         "checking every pending call")
+            self.restore_slots()
             self.requeue_untracked(utcnow())
             jobs.mark_epoch()
         elif time.monotonic() >= self._next_check:
@@ -103,6 +111,16 @@ class Recovery:
             last = page[-1]
             after = (last.created_at, last.id)
         return requeued
+
+    def restore_slots(self) -> int:
+        """Running calls of limited stages hold their slots again (before any
+        pending call is let in at its gate), so the limits still hold; how many."""
+        if self._limits is None:
+            return 0
+        restored = self._transport.gates.restore(self._limits.running_gated(RESTORE_LIMIT))
+        if restored:
+            log.warning("%d running call(s) of limited stages hold their slots again", restored)
+        return restored
 
     def promote_woken(self) -> int:
         """Calls due in the table that still wait among the delayed calls (a wait
@@ -171,6 +189,7 @@ class Recovery:
                 log.warning("call %s: attempt %d lost (%s); no attempts left, failed",
                             call_id, attempt, error.message)
                 self._transport.jobs.settle(record.queue, record.outcome())
+                self._dispatch.admit({record.gate} if record.gate else set())
         except RedisUnavailable as exc:
             # The table has it; the pending-call check puts it back on its queue.
             log.warning("call %s: given up, but Redis is away: %s", call_id, exc)

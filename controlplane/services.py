@@ -10,6 +10,7 @@ from controlplane.creation import CallCreation
 from controlplane.dispatch import Dispatch
 from controlplane.events import Events
 from controlplane.health import Readiness
+from controlplane.limits import Limits
 from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
@@ -18,6 +19,7 @@ from controlplane.sleeps import Sleeps
 from controlplane.steps import WaitSteps
 from controlplane.store import Store, make_engine
 from controlplane.store.events import EventRows
+from controlplane.store.limits import LimitRows
 from controlplane.store.schedules import ScheduleRows
 from controlplane.waiting import CallWaiting
 from controlplane.why import CallWhy
@@ -38,25 +40,26 @@ class Services:
         signer = JobSigner(self.job_key)
         self.transport = Transport.from_url(settings.redis_url, signer)
         self.waiters = Waiters(self.transport, DONE_CHANNEL, settings.recheck_seconds)
-        dispatch = Dispatch(self.transport)
+        self.limits = Limits(LimitRows(self.store.engine), self.transport, settings.lease_seconds)
+        dispatch = Dispatch(self.transport, self.limits)
         self.reading = CallReading(self.store, self.transport)
-        self.creation = CallCreation(self.store, self.reading, dispatch, settings.lease_seconds)
+        self.creation = CallCreation(self.store, self.reading, dispatch, settings.lease_seconds,
+                                     self.limits)
         self.waiting = CallWaiting(self.store, self.reading, self.creation, self.waiters,
                                    settings.max_wait_seconds)
-        self.why = CallWhy(self.store, self.reading, self.transport)
+        self.why = CallWhy(self.store, self.reading, self.transport, self.limits)
         self.commands = CallCommands(self.store, self.reading, self.transport, dispatch)
         steps = WaitSteps(self.store, self.reading, self.transport, dispatch, self.commands)
         self.sleeps = Sleeps(self.store, steps)
         self.events = Events(EventRows(self.store.engine), self.store, steps, self.commands,
                              settings.event_keep_seconds)
-        self.recovery = Recovery(
-            self.store, self.transport, settings.lost_attempts, settings.lease_seconds
-        )
+        self.recovery = Recovery(self.store, self.transport, settings.lost_attempts,
+                                 settings.lease_seconds, dispatch, LimitRows(self.store.engine))
         self.recorder = Recorder(self.store, self.transport, self.waiters, self.recovery,
                                  settings.lease_seconds)
         self.schedules = ScheduleService(ScheduleRows(self.store.engine), self.creation,
                                          self.store, settings.lease_seconds)
-        self.clock = Clock(self.transport, self.schedules, self.events)
+        self.clock = Clock(self.transport, self.schedules, self.events, self.limits)
         self.readiness = Readiness(settings.redis_url, self.store)
         self._stopping = threading.Event()
         self._recorder_thread: threading.Thread | None = None

@@ -39,6 +39,10 @@ stage_runs = sa.Table(
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True, index=True),
     # A delayed call: no worker starts it before then.
     sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+    # A call of a limited stage: the limit it goes through (sdk.limits).
+    sa.Column("gate", sa.String(600), nullable=True),
+    # Of the calls a worker may take, higher priorities start first.
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     # A child is its parent's call at a position: a re-run of the parent finds it.
     sa.Index("ux_stage_runs_parent_position", "parent_stage_run_id", "position", unique=True),
 )
@@ -89,6 +93,16 @@ schedules = sa.Table(
     sa.Column("last_call_id", ID, nullable=True),
     # How late the last fire was made (the clock had no holder, or was busy).
     sa.Column("last_late_seconds", sa.Float, nullable=True),
+    sa.Column("registered_until", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Stages' limits as workers registered them from their workflow files
+#: (sdk.limits.StageLimit as JSON); one no worker registered for a while lapsed.
+stage_limits = sa.Table(
+    "stage_limits",
+    metadata,
+    sa.Column("stage", sa.String(200), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
     sa.Column("registered_until", sa.DateTime(timezone=True), nullable=False),
 )
 

@@ -1,8 +1,9 @@
 """Why a call has not finished: the chain from it down to what holds it up
 (GET /api/call/<id>/waits, `callplane calls why ID`, the run page).
 
-Each call in the chain says what it waits for: its place in its queue, its time
-(a delay, a sleep, an event's timeout), a backoff before its next attempt, its
+Each call in the chain says what it waits for: its place in its queue, its
+stage's limit (which calls hold its slots) or rate (until when), its time (a
+delay, a sleep, an event's timeout), a backoff before its next attempt, its
 worker (since when, until when its lease holds), or the calls it waits on.
 Those are grouped by stage and status, and the chain goes on through the first
 of each group, so a run of thousands of calls answers in a few queries.
@@ -10,13 +11,15 @@ of each group, so a run of thousands of calls answers in a few queries.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import msgspec
 
+from controlplane.limits import Limits
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
+from sdk.limits import StageLimit
 from sdk.records import CallRecord
 from sdk.transport import Transport
 from sdk.waits import STEP_STAGES
@@ -31,8 +34,8 @@ CHILDREN_READ = 10_000
 
 
 class Reason(msgspec.Struct, frozen=True, omit_defaults=True):
-    """What one call waits for. `kind`: finished, queued, unqueued, delay, sleep,
-    event, retrying, running, lost or calls; `text` says it in a line."""
+    """What one call waits for. `kind`: finished, queued, limit, rate, unqueued,
+    delay, sleep, event, retrying, running, lost or calls; `text` says it in a line."""
 
     kind: str
     text: str
@@ -42,6 +45,8 @@ class Reason(msgspec.Struct, frozen=True, omit_defaults=True):
     queue: str | None = None
     ahead: int | None = None
     key: str | None = None
+    #: Held back by a limit: the calls holding its slots.
+    holders: list[str] | None = None
 
 
 class WaitNode(msgspec.Struct, frozen=True):
@@ -66,11 +71,16 @@ def _at(when: datetime) -> str:
     return when.isoformat(timespec="seconds")
 
 
+def _from_epoch(seconds: float | None, default: datetime) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc) if seconds is not None else default
+
+
 class CallWhy:
-    def __init__(self, store: Store, reading: CallReading, transport: Transport):
+    def __init__(self, store: Store, reading: CallReading, transport: Transport, limits: Limits):
         self._store = store
         self._reading = reading
         self._transport = transport
+        self._limits = limits
 
     def explain(self, call_id: str) -> WaitNode:
         """The chain from the call down to what holds it up (CallNotFound if none)."""
@@ -125,11 +135,36 @@ class CallWhy:
         if status == "queued" and ahead is not None:
             return Reason("queued", f"queued on {call.queue}, {ahead} call(s) ahead",
                           queue=call.queue, ahead=ahead)
+        if status == "deferred" and call.gate is not None:
+            return self._held_back(call, call.gate, now)
         if status == "scheduled":
             return Reason("delay", "due: the clock moves it to its queue within a moment",
                           queue=call.queue)
         return Reason("unqueued", "not on its queue (Redis lost it): recovery queues it again "
                       "within a lease", queue=call.queue)
+
+    def _held_back(self, call: CallRecord, gate: str, now: datetime) -> Reason:
+        """A call its stage's limit holds back: who holds the slots, or until when
+        the rate allows no start."""
+        limit = self._limits.of(call.stage) or StageLimit(call.stage)
+        standing = self._transport.gates.standing([gate], limit.rate_seconds)[0]
+        value = gate.partition(":")[2]
+        per = f" for {limit.key}={value}" if value else ""
+        if limit.concurrency is not None and len(standing.holders) >= limit.concurrency:
+            holders = self._store.get_many(standing.holders)
+            since = min((h.started_at or h.created_at or now for h in holders.values()), default=now)
+            shown = ", ".join(f"{h.id} on {h.worker}" if h.worker else h.id
+                              for h in list(holders.values())[:3])
+            return Reason("limit", f"held back by its limit ({limit.describe()}): "
+                          f"{len(standing.holders)} of {limit.concurrency} slots{per} held by "
+                          f"{shown} for {_ago(since, now)}", since=since, holders=standing.holders)
+        if limit.rate_count is not None and standing.starts >= limit.rate_count:
+            until = _from_epoch(standing.next_look, now)
+            return Reason("rate", f"held back by its rate ({limit.rate_count} per "
+                          f"{limit.rate_seconds:g} s{per}): its next start at {_at(until)}",
+                          until=until)
+        return Reason("limit", f"at its limit's gate ({limit.describe()}), with "
+                      f"{standing.held} call(s): let in within a moment")
 
     def _groups(self, call: CallRecord, now: datetime, depth: int) -> list[WaitNode]:
         """The call's unfinished children (not its own waits), by stage and status,

@@ -35,8 +35,9 @@ class Caller(Protocol):
     def wait_for_event(self, key: str, timeout: float | None) -> Any:
         """Wait for an event sent to `key` (see WorkflowRunner.wait_for_event)."""
 
-    def call(self, request: CallRequest, isolate: bool) -> Outcome:
-        """Create one call and return how it ended (status, result, error, output)."""
+    def call(self, request: CallRequest, queued: bool) -> Outcome:
+        """Create one call and return how it ended (status, result, error, output);
+        `queued`: it goes through its queue, never inline (an isolated or a limited stage)."""
 
     def submit(self, requests: list[CallRequest]) -> list[CallRecord]:
         """Create calls without waiting for them; their records, in order."""
@@ -111,7 +112,7 @@ class RemoteCaller:
             requests.clear()
             self._creates(batch)
 
-    def call(self, request: CallRequest, isolate: bool) -> Outcome:
+    def call(self, request: CallRequest, queued: bool) -> Outcome:
         self._create_deferred()  # calls submitted before it are created before it
         call = self._through_outages(
             functools.partial(self._client.create_call, request, wait=self._wait_seconds), None)

@@ -22,6 +22,7 @@ import msgspec
 
 from sdk.backoff import retry_until
 from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable, DecodeError
+from sdk.limits import StageLimit
 from sdk.records import (
     CallRecord,
     CallRequest,
@@ -111,6 +112,10 @@ class ControlPlaneClient:
         """Register a workflow file's schedules (a worker does, every lease)."""
         self.request("POST", "/api/schedules", {"schedules": plain(schedules),
                                                 "repo_name": repo_name, "commit_hash": commit_hash})
+
+    def register_limits(self, limits: list[StageLimit]) -> None:
+        """Register a workflow file's stages' limits (a worker does, every lease)."""
+        self.request("POST", "/api/limits", {"limits": plain(limits)})
 
     def sleep(self, call_id: str, request: SleepRequest) -> WaitAnswer:
         """Sleep in a running call (see workers.children.ChildCaller.sleep)."""

@@ -33,6 +33,7 @@ from sdk.client import OUTAGE_SECONDS, ControlPlaneClient
 from sdk.context import CallContext, CallFrame
 from sdk.errors import own_class
 from sdk.handles import CallHandle, as_completed, gather, unwrap
+from sdk.limits import StageLimit
 from sdk.local import LocalCaller
 from sdk.options import MAX_DELAY_SECONDS, CallOptions, StageOptions
 from sdk.records import Arguments, CallRequest
@@ -65,17 +66,23 @@ class Stage(Generic[P, R]):
         self.retry = options.retry
         self.timeout = options.timeout
         self.signature = inspect.signature(fn)
+        self.limit = StageLimit.declare(self.name, self.signature, **options.limits)
+        #: Its calls go through its queue, never inline in their caller (a call of a
+        #: limited stage must take its slot; an isolated one, its own process).
+        self.queued = self.isolate or self.limit is not None
         #: Settings for the calls made through this stage (see `options`).
         self.call_options = CallOptions()
 
-    def options(self, *, delay: float | None = None, at: datetime | None = None) -> Stage[P, R]:
+    def options(self, *, delay: float | None = None, at: datetime | None = None,
+                priority: int = 0) -> Stage[P, R]:
         """This stage with settings for the calls made through it: no worker starts
         a call before `delay` seconds after it is made, or before the time `at`
-        (a datetime with its timezone). Returns a new Stage to call, `.submit()`
-        or `.map()`; this one is unchanged. TypeError or ValueError at once for
+        (a datetime with its timezone); of the calls a worker may take, those of
+        a higher `priority` start first (default 0; equal ones in order).
+        Returns a new Stage to call, `.submit()` or `.map()`; this one is unchanged. TypeError or ValueError at once for
         settings that make no sense."""
         bound = copy.copy(self)
-        bound.call_options = CallOptions.parse(delay=delay, at=at)
+        bound.call_options = CallOptions.parse(delay=delay, at=at, priority=priority)
         return bound
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -190,6 +197,9 @@ class WorkflowRunner:
         backoff: float = 1.0,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         timeout: float | None = None,
+        concurrency: int | None = None,
+        rate: str | None = None,
+        key: str | None = None,
     ) -> Callable[[Callable[P, R]], Stage[P, R]]: ...
 
     def stage(self, fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -266,7 +276,7 @@ class WorkflowRunner:
     def call(self, stage: Stage[Any, R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """Create a call of `stage`, wait for it, and return its result or raise its error."""
         caller, parent = self._route()
-        outcome = caller.call(self.request(stage, args, kwargs, parent), stage.isolate)
+        outcome = caller.call(self.request(stage, args, kwargs, parent), stage.queued)
         if outcome.output:
             self._replayer(parent)(outcome.output)
         return cast(R, unwrap(outcome, self.own_exceptions))
@@ -351,7 +361,10 @@ class WorkflowRunner:
             max_attempts=stage.retry.max_attempts,
             not_before=when.at,
             delay_seconds=when.delay,
+            priority=when.priority,
         )
+        if stage.limit is not None:
+            stage.limit.key_value(args, kwargs)  # TypeError here, at the call site
         if parent is not None:
             position = parent.next_position()
             request = msgspec.structs.replace(

@@ -46,7 +46,7 @@ class LocalCaller:
         self._outcomes: dict[str, Outcome] = {}
 
     def run(self, main: Stage[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        outcome = self.call(self._runner.request(main, args, kwargs, None), main.isolate)
+        outcome = self.call(self._runner.request(main, args, kwargs, None), main.queued)
         return unwrap(outcome, self._runner.own_exceptions)
 
     # -- the Caller protocol -------------------------------------------------------
@@ -58,14 +58,14 @@ class LocalCaller:
 
     wait_for_event = staticmethod(no_slot_to_wait_in)
 
-    def call(self, request: CallRequest, isolate: bool) -> Outcome:
+    def call(self, request: CallRequest, queued: bool) -> Outcome:
         """Run the call here and now, with its stage's retries; its outcome.
 
         As on a worker: a child that succeeded in an earlier attempt of its
         parent returns its result without running again, and a call that ran
         past its stage's timeout fails with StageTimeout (here it cannot be
         stopped, only judged once it returns). A delayed call waits for its time
-        here, holding the thread. `isolate` has no meaning here.
+        here, holding the thread. `queued` has no meaning here.
         """
         earlier = self._outcomes.get(request.call_id)
         if earlier is not None and earlier.status is Status.SUCCEEDED:

@@ -20,6 +20,12 @@ STAGE_OPTIONS = {
     "retry_on": "the exception class(es) that retry (default: Exception: all)",
     "timeout": "seconds a call may run; past them it is stopped and fails with "
                "callplane.StageTimeout (runs the call in a process of its own; default: none)",
+    "concurrency": "at most this many calls of the stage running at once, on all workers "
+                   "(with key=: per value of that argument; default: no limit)",
+    "rate": "at most this many calls started per period, as '5/s', '100/m' or '10/5s' "
+            "(with key=: per value of that argument; default: no limit)",
+    "key": "the argument (a string or an integer) whose value the limits count by, each "
+           "value taking fair turns with the others",
 }
 #: The longest delay a call may be given (ten years; `at=` names any time).
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
@@ -27,6 +33,17 @@ MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
 BACKOFF_CAP_SECONDS = 60.0
 #: Attempts a stage may ask for (its first run and its retries).
 MAX_ATTEMPTS = 100
+#: Priorities run from -PRIORITY_BOUND to PRIORITY_BOUND.
+PRIORITY_BOUND = 1_000_000
+
+
+def check_priority(priority: object) -> None:
+    """TypeError or ValueError, saying what to fix, unless `priority` is one."""
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"priority must be a whole number (higher starts first), not {priority!r}")
+    if not -PRIORITY_BOUND <= priority <= PRIORITY_BOUND:
+        raise ValueError(f"priority must be from {-PRIORITY_BOUND} to {PRIORITY_BOUND}, "
+                         f"not {priority}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,8 @@ class StageOptions:
     isolate: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None
+    #: The limits as given: checked against the function by sdk.limits.StageLimit.declare.
+    limits: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, options: dict[str, Any]) -> StageOptions:
@@ -77,6 +96,7 @@ class StageOptions:
             isolate=bool(options.get("isolate", False)),
             retry=_retry_policy(options),
             timeout=timeout,
+            limits={name: options[name] for name in ("concurrency", "rate", "key") if name in options},
         )
 
 
@@ -103,10 +123,14 @@ class CallOptions:
     delay: float | None = None
     #: ...or the time before which none may (with its timezone).
     at: datetime | None = None
+    #: Of the calls a worker may take, higher priorities start first.
+    priority: int = 0
 
     @classmethod
-    def parse(cls, delay: float | None = None, at: datetime | None = None) -> CallOptions:
+    def parse(cls, delay: float | None = None, at: datetime | None = None,
+              priority: int = 0) -> CallOptions:
         """TypeError or ValueError, saying what to fix, when the options are given."""
+        check_priority(priority)
         if delay is not None and at is not None:
             raise TypeError("give delay or at, not both: either says when the call may start")
         if delay is not None:
@@ -123,4 +147,4 @@ class CallOptions:
                     f"at={at.isoformat()} has no timezone, so it is a different moment on every "
                     "machine: give one, e.g. datetime(2026, 12, 3, 15, 0, tzinfo=timezone.utc)"
                 )
-        return cls(delay=delay, at=at)
+        return cls(delay=delay, at=at, priority=priority)

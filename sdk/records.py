@@ -144,14 +144,15 @@ class CallRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     not_before: datetime | None = None
     #: ...or before this many seconds after the control plane creates it.
     delay_seconds: float | None = None
+    #: Of the calls a worker may take, higher priorities start first.
+    priority: int = 0
 
     @property
     def delayed(self) -> bool:
         return self.not_before is not None or self.delay_seconds is not None
 
     def due(self, now: datetime) -> datetime | None:
-        """When the call may start, if the request delays it, in UTC (as every time
-        callplane keeps)."""
+        """When the call may start, if the request delays it, in UTC (as callplane keeps times)."""
         if self.delay_seconds is not None:
             return now + timedelta(seconds=self.delay_seconds)
         return self.not_before.astimezone(timezone.utc) if self.not_before else None
@@ -192,6 +193,8 @@ class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: This attempt ran before and gave its slot back (a durable sleep): it runs
     #: again from the top, and its children made before are found, never made anew.
     resumed: bool = False
+    #: The limit it went through (sdk.limits): its worker lets the next call in.
+    gate: str | None = None
 
     @property
     def queue(self) -> str:
@@ -272,6 +275,9 @@ class CallRecord(msgspec.Struct, frozen=True):
     lease_expires_at: datetime | None = None
     #: No worker starts it before then (a delayed call).
     not_before: datetime | None = None
+    #: The limit it goes through (sdk.limits), if any; higher priorities start first.
+    gate: str | None = None
+    priority: int = 0
 
     @property
     def waited_seconds(self) -> float | None:
@@ -296,6 +302,7 @@ class CallRecord(msgspec.Struct, frozen=True):
         version: tuple[str | None, str | None],
         now: datetime,
         lease_until: datetime | None = None,
+        gate: str | None = None,
     ) -> CallRecord:
         """A new call's row, as `request` makes it (its parent, root and code version
         resolved): pending, or running already when its caller runs it in place."""
@@ -322,6 +329,8 @@ class CallRecord(msgspec.Struct, frozen=True):
             started_at=now if runs_in_place else None,
             lease_expires_at=lease_until,
             not_before=request.due(now),
+            gate=gate,
+            priority=request.priority,
         )
 
     @property
@@ -341,6 +350,7 @@ class CallRecord(msgspec.Struct, frozen=True):
             commit_hash=self.commit_hash,
             attempt=self.attempt,
             resumed=self.status is Status.PENDING and self.started_at is not None,
+            gate=self.gate,
         )
 
     def outcome(self) -> Outcome:

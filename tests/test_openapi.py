@@ -44,6 +44,8 @@ OPERATIONS = [
     "POST /api/events/{key}",
     "GET /api/jobs/key",
     "GET /api/set-aside",
+    "GET /api/limits",
+    "POST /api/limits",
     "GET /api/schedules",
     "POST /api/schedules",
     "POST /api/schedules/{name}/pause",

@@ -261,9 +261,14 @@ def test_the_api_page_and_rq_dashboard_open_after_signing_in(guarded_cluster, pa
     page.wait_for_selector("td:has-text('worker-')")
 
 
-def test_the_runs_page_says_what_was_set_aside_and_lists_schedules(guarded_cluster, page, redis_url):
+def test_the_runs_page_says_what_was_set_aside_and_lists_schedules_and_limits(
+        guarded_cluster, page, redis_url):
+    from sdk.caller import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
     from sdk.transport import Transport
     from sdk.transport.keys import EVENTS_STREAM
+    from tests.workflows import web
 
     # A report no recorder can read: it is set aside, and the runs page says so.
     Transport.from_url(redis_url).redis.xadd(EVENTS_STREAM,
@@ -278,6 +283,17 @@ def test_the_runs_page_says_what_was_set_aside_and_lists_schedules(guarded_clust
     cells = row.locator("td").all_text_contents()
     assert cells[:4] == ["hourly-extract", "extract", "every 3600 s", "active"]
     assert cells[4]  # its next fire, an hour after the worker registered it
+
+    # A limited stage, with its calls per key value: one running, one held back.
+    client = ControlPlaneClient(guarded_cluster, token=TOKEN)
+    web.runner.attach(client, RemoteCaller(client), CallContext())
+    handles = [web.per_tenant.submit("acme", 30) for _ in range(2)]
+    row = page.locator("#limits tr[data-limit='per_tenant'][data-key='\"acme\"']")
+    row.wait_for(timeout=15_000)
+    assert row.locator("td").all_text_contents() == [
+        "per_tenant", "concurrency 1, per tenant", 'tenant = "acme"', "1", "1"]
+    for handle in handles:
+        client.request("POST", f"/api/call/{handle.id}/cancel")
 
 
 def test_a_run_waiting_for_an_event_says_so_and_why_on_the_runs_and_run_pages(guarded_cluster, page):

@@ -107,10 +107,10 @@ class ChildCaller:
         if parent is not None and self._executor.running.is_cancelled(parent.id):
             raise CallCancelled(f"call {parent.id} was cancelled: it makes no new calls")
 
-    def call(self, request: CallRequest, isolate: bool) -> Outcome:
+    def call(self, request: CallRequest, queued: bool) -> Outcome:
         self._refuse_if_cancelled()
         parent = self._context.current()
-        if not self._inline or isolate or parent is None or request.delayed:
+        if not self._inline or queued or parent is None or request.delayed:
             return next(self.finished([self._client.create_call(request)], None))
         worker = self._executor.worker_name
         request = msgspec.structs.replace(request, run_mode=RunMode.INLINE, worker=worker)

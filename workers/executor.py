@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from sdk.context import CallContext, CallFrame
 from sdk.decorators import Stage
-from sdk.errors import DecodeError
+from sdk.errors import DecodeError, RedisUnavailable
+from sdk.limits import StageLimit
 from sdk.records import CallMessage, CallRecord, ErrorRecord, Outcome
 from sdk.reports import CreatedReport, StartReport
 from sdk.transport import Claimed, FinishReport, Transport
@@ -113,8 +114,19 @@ class Executor:
         attempt = self._attempts.run(message, started_at, stage, once)
         if attempt.ran is None:
             return None, None
-        return self._finish(attempt, claimed.queue, RunMode.ISOLATED if isolated else run_mode,
-                            then_claim_from)
+        finished = self._finish(attempt, claimed.queue, RunMode.ISOLATED if isolated else run_mode,
+                                then_claim_from)
+        if message.gate is not None and stage is not None and stage.limit is not None:
+            self._let_in_after(message.gate, stage.limit)
+        return finished
+
+    def _let_in_after(self, gate: str, limit: StageLimit) -> None:
+        """A call of a limited stage ended here: its gate lets the next one in (if
+        Redis is away, the clock's look at the gate does, later)."""
+        try:
+            self._transport.gates.admit(gate, limit)
+        except RedisUnavailable as exc:
+            log.warning("could not let the next call of %s in: %s", gate, exc)
 
     def run_in_place(self, record: CallRecord, created: CreatedReport | None = None) -> Outcome:
         """Run a call that was created as running here (never queued); its outcome.

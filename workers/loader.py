@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sdk.decorators import Stage, WorkflowRunner
 from sdk.errors import WorkflowFileError
+from sdk.limits import StageLimit
 from sdk.schedules import ScheduleDefinition
 
 
@@ -18,6 +19,12 @@ class Workflow:
     path: Path
     runners: tuple[WorkflowRunner, ...]
     stages: dict[str, Stage]
+
+    @property
+    def limits(self) -> list[StageLimit]:
+        """Its stages' limits (`@runner.stage(concurrency=..., rate=..., key=...)`)."""
+        return [stage.limit for runner in self.runners for stage in runner.stages.values()
+                if stage.limit is not None]
 
     @property
     def schedules(self) -> list[ScheduleDefinition]:

@@ -30,7 +30,7 @@ from workers.executor import CodeVersion, Executor
 from workers.leases import LeaseKeeper
 from workers.loader import Workflow
 from workers.output import RoutedStdout
-from workers.schedules import ScheduleRegistrar
+from workers.registrar import Registrar
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,10 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat, name="callplane-heartbeat", daemon=True)
         heartbeat.start()
         lease = self._settings.lease_seconds
-        ScheduleRegistrar(
+        Registrar(
             ControlPlaneClient(self._settings.server_url, token=self._settings.token,
                                outage_seconds=lease),
-            self.workflow.schedules, self._version, lease,
+            self.workflow.schedules, self.workflow.limits, self._version, lease,
         ).start(self._stopping)
         self._install_signal_handlers()
         self._real_stdout, sys.stdout = sys.stdout, RoutedStdout(sys.stdout, self.context)

@@ -32,6 +32,7 @@ from controlplane.schemas import (
     disagreement,
     in_utc_range,
 )
+from sdk.options import PRIORITY_BOUND
 from sdk.records import Arguments, CallRequest
 from sdk.wire import RunMode, json_problem
 
@@ -73,6 +74,7 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
     worker: Name | None = None
     not_before: Annotated[datetime, Meta(tz=True)] | None = None
     delay_seconds: Annotated[float, Meta(ge=0, le=MAX_DELAY_SECONDS)] | None = None
+    priority: Annotated[int, Meta(ge=-PRIORITY_BOUND, le=PRIORITY_BOUND)] | UnsetType = UNSET
 
     def _given(self, name: str) -> Any:
         value = getattr(self, name)

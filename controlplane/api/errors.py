@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from werkzeug.exceptions import Conflict, HTTPException, NotFound, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, Conflict, HTTPException, NotFound, ServiceUnavailable
 
 from controlplane.errors import (
+    BadLimitKey,
     CallConflict,
     CallNotFound,
     DispatchUnavailable,
@@ -23,6 +24,7 @@ REFUSALS: dict[type[Exception], type[HTTPException]] = {
     CallNotFound: NotFound,
     ScheduleNotFound: NotFound,
     CallConflict: Conflict,
+    BadLimitKey: BadRequest,
     DispatchUnavailable: ServiceUnavailable,
     StoreUnavailable: ServiceUnavailable,
     RedisUnavailable: ServiceUnavailable,

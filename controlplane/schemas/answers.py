@@ -81,6 +81,10 @@ class CallSchema(Schema):
         allow_none=True, metadata={"description": "while running: when its worker's lease ends"}
     )
     not_before = _not_before()
+    priority = fields.Integer(metadata={"description": "higher starts first (default 0)"})
+    gate = fields.String(allow_none=True, metadata={
+        "description": "the limit the call goes through: its stage, and its key's value as JSON "
+                       "(null: its stage has no limit)"})
     waited_seconds = fields.Float(
         allow_none=True, dump_only=True,
         metadata={"description": "from its creation to the start of its latest attempt"},

@@ -11,7 +11,7 @@ import msgspec
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from controlplane.store.reads import CallQuery, RunQuery
-from sdk.options import MAX_DELAY_SECONDS
+from sdk.options import MAX_DELAY_SECONDS, PRIORITY_BOUND
 from sdk.records import CallRequest, FinishRequest
 from sdk.wire import RunMode, Status
 
@@ -153,6 +153,11 @@ class CallCreateSchema(TypedSchema):
         allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=MAX_DELAY_SECONDS),
         metadata={"description": "no worker starts the call before this many seconds after "
                                  "its creation (instead of not_before)"},
+    )
+    priority = fields.Integer(
+        validate=validate.Range(min=-PRIORITY_BOUND, max=PRIORITY_BOUND),
+        metadata={"description": "of the calls a worker may take, those of a higher priority "
+                                 "start first (default 0; equal ones in order)"},
     )
 
     @validates_schema

@@ -71,7 +71,9 @@ class EventSentSchema(Schema):
 
 class ReasonSchema(Schema):
     kind = fields.String(metadata={"description": (
-        "finished, queued, unqueued (Redis lost it; recovery queues it again), delay, sleep, "
+        "finished, queued, limit (held back by its stage's concurrency limit), rate (held "
+        "back by its stage's rate), unqueued (Redis lost it; recovery queues it again), "
+        "delay, sleep, "
         "event, retrying (a backoff before its next attempt), running, lost (its worker "
         "stopped renewing its lease) or calls (running, and waiting on calls)")})
     text = fields.String(metadata={"description": "the reason, in a line"})
@@ -81,6 +83,8 @@ class ReasonSchema(Schema):
     queue = fields.String()
     ahead = fields.Integer(metadata={"description": "queued: calls ahead of it on its queue"})
     key = fields.String(metadata={"description": "an event's key"})
+    holders = fields.List(fields.String(), metadata={
+        "description": "limit: the calls holding the limit's slots"})
 
 
 class WaitNodeSchema(Schema):

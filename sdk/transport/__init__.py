@@ -9,6 +9,7 @@ The control plane and the workers both use it; nothing else talks to Redis.
 - `broadcasts`: completion and cancellation broadcasts;
 - `sessions`: browsers' sessions and sign-in attempts;
 - `duties`: which control-plane process does each one-at-a-time duty;
+- `gates`: calls of limited stages, let in to their queues as their limits allow;
 
 with every key name in `keys`, every Lua script in `lua/` (loaded by
 `scripts`), and RQ's job and worker layout in `rq_compat`.
@@ -23,6 +24,7 @@ from sdk.transport.broadcasts import Broadcasts
 from sdk.transport.connection import answers, connect, translating
 from sdk.transport.duties import Duties
 from sdk.transport.events import Events
+from sdk.transport.gates import Gates
 from sdk.transport.jobs import Jobs
 from sdk.transport.queues import JOB_GONE, Claimed, FinishReport, Queues
 from sdk.transport.rq_compat import RqWorkerRecord, RqWorkers
@@ -50,6 +52,7 @@ class Transport:
         self.rq_workers = RqWorkers(client)
         self.sessions = Sessions(client)
         self.duties = Duties(client, scripts)
+        self.gates = Gates(client, scripts)
 
     @classmethod
     def from_url(cls, url: str, signer: JobSigner | None = None) -> Transport:

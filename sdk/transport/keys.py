@@ -103,3 +103,30 @@ def canceled_registry(queue: str) -> str:
 
 def waiting_key(call_id: str) -> str:
     return f"callplane:waiting:{call_id}"
+
+
+#: Gates (sdk.limits) that hold calls, by when each is next looked at: the clock
+#: duty lets their calls in then (sdk.transport.gates).
+GATES_KEY = "callplane:gates"
+#: A counter that orders the calls held at gates by arrival.
+GATE_SEQUENCE_KEY = "callplane:gate-sequence"
+
+
+def gate_held(gate: str) -> str:
+    """A gate's held calls: a sorted set by priority, then arrival."""
+    return f"callplane:gate:{gate}:held"
+
+
+def gate_slots(gate: str) -> str:
+    """The calls holding a gate's slots (queued or running)."""
+    return f"callplane:gate:{gate}:slots"
+
+
+def gate_starts(gate: str) -> str:
+    """A gate's starts within its rate's period, by time."""
+    return f"callplane:gate:{gate}:starts"
+
+
+def queue_tails(queue: str) -> str:
+    """The last call of each priority on a queue (see push_function.lua)."""
+    return f"callplane:tails:{queue}"

@@ -26,6 +26,8 @@ from sdk.transport.keys import (
     EVENTS_STREAM,
     FAILURE_TTL_SECONDS,
     FINISHED_CHANNEL,
+    GATE_SEQUENCE_KEY,
+    GATES_KEY,
     JOB_PREFIX,
     QUEUES_SET,
     REJECTED_JOBS_KEY,
@@ -35,9 +37,11 @@ from sdk.transport.keys import (
     canceled_registry,
     failed_registry,
     finished_registry,
+    gate_held,
     job_key,
     queue_key,
     queue_of_key,
+    queue_tails,
     scheduled_registry,
     started_registry,
     waiting_key,
@@ -83,20 +87,27 @@ class Queues:
         self._signer = signer
 
     def enqueue(self, messages: list[CallMessage], created_at: datetime,
-                due: Mapping[str, datetime] | None = None) -> None:
-        """Write each call's RQ job hash and append it to its queue, in one round
-        trip; a call in `due` (by id) waits until that time among the delayed calls."""
-        keys, args = [QUEUES_SET, DELAYED_KEY], [rq_compat.rq_timestamp(created_at), RESULT_TTL_SECONDS]
-        due = due or {}
+                due: Mapping[str, datetime] | None = None,
+                priorities: Mapping[str, int] | None = None) -> None:
+        """Write each call's RQ job hash and put it on its queue (by its priority in
+        `priorities`, by id; default 0), in one round trip. A call in `due` (by id)
+        waits until that time among the delayed calls; one with a gate, at its gate
+        (see sdk.transport.gates)."""
+        keys = [QUEUES_SET, DELAYED_KEY, GATES_KEY, GATE_SEQUENCE_KEY]
+        args = [rq_compat.rq_timestamp(created_at), RESULT_TTL_SECONDS, created_at.timestamp()]
+        due, priorities = due or {}, priorities or {}
         for message in messages:
             data = message.encode()
             signature = self._signer.sign(message.id, message.attempt, data) if self._signer else ""
-            queue = message.queue
+            queue, gate = message.queue, message.gate
             keys += (job_key(message.id), queue_key(queue), failed_registry(queue),
-                     canceled_registry(queue), scheduled_registry(queue))
+                     canceled_registry(queue), scheduled_registry(queue), queue_tails(queue),
+                     gate_held(gate) if gate else "",
+                     job_key(message.parent_id) if gate and message.parent_id else "")
             when = due.get(message.id)
             args += (message.id, data, message.attempt, queue, rq_compat.job_description(message.stage),
-                     signature, when.timestamp() if when is not None else "")
+                     signature, when.timestamp() if when is not None else "",
+                     priorities.get(message.id, 0), gate or "")
         self._scripts.enqueue(keys=keys, args=args)
 
     def due(self, now: datetime, limit: int) -> list[str]:
@@ -115,12 +126,21 @@ class Queues:
             return 0
         pipe = self._redis.pipeline(transaction=False)
         for call_id in call_ids:
-            pipe.hget(job_key(call_id), "origin")
-        keys = [DELAYED_KEY, QUEUES_SET]
-        for call_id, queue in zip(call_ids, pipe.execute()):
+            pipe.hmget(job_key(call_id), "origin", "cp_gate")
+        keys = [DELAYED_KEY, QUEUES_SET, GATES_KEY, GATE_SEQUENCE_KEY]
+        for call_id, (queue, gate) in zip(call_ids, pipe.execute()):
             queue = queue or ""  # a job Redis lost: it only leaves the delayed calls
-            keys += (job_key(call_id), queue_key(queue), scheduled_registry(queue))
-        return self._scripts.promote(keys=keys, args=[rq_compat.rq_timestamp(now), *call_ids])
+            keys += (job_key(call_id), queue_key(queue), scheduled_registry(queue),
+                     queue_tails(queue), gate_held(gate) if gate else "")
+        return self._scripts.promote(keys=keys, args=[rq_compat.rq_timestamp(now), now.timestamp(),
+                                                      *call_ids])
+
+    def gates_of(self, call_ids: list[str]) -> set[str]:
+        """The gates these calls go through (those of limited stages)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for call_id in call_ids:
+            pipe.hget(job_key(call_id), "cp_gate")
+        return {gate for gate in pipe.execute() if gate}
 
     def pop(self, queues: list[str], timeout: float) -> tuple[str, str] | None:
         """Block until a call is at the head of one of `queues` (in order of priority).

@@ -28,8 +28,10 @@ class Scripts:
         def register(name: str, *functions: str) -> Script:
             return client.register_script(source(name, *functions))
 
-        self.enqueue = register("enqueue")
-        self.promote = register("promote")
+        self.enqueue = register("enqueue", "push_function")
+        self.promote = register("promote", "push_function")
+        self.admit = register("admit", "push_function")
+        self.restore_slots = register("restore_slots")
         self.hold_duty = register("hold_duty")
         self.claim = register("claim", "claim_functions")
         self.claim_next = register("claim_next", "claim_functions")

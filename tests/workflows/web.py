@@ -2,6 +2,7 @@
 file exists (a downstream outage that someone then fixes), so a retry succeeds."""
 
 import os
+import time
 from pathlib import Path
 
 from sdk.decorators import WorkflowRunner
@@ -23,6 +24,13 @@ def extract():
 
 
 runner.schedule(extract, every=3600, name="hourly-extract")  # shown on the runs page
+
+
+@runner.stage(concurrency=1, key="tenant")
+def per_tenant(tenant, seconds):
+    """A limited stage (the runs page lists its limit and its calls per tenant)."""
+    time.sleep(seconds)
+    return tenant
 
 
 @runner.stage

@@ -1,0 +1,56 @@
+-- Putting a call on its queue in order of priority: higher first, equal ones in
+-- the order they came. A queue that only ever held priority 0 is a plain list
+-- (RPUSH). Once another priority comes, the queue's tails hash keeps the last
+-- call of each priority in the list, and a call goes in after the last of its
+-- own priority or the nearest higher one (LINSERT), or at the head when the
+-- list holds none of those. (A tail taken out of the middle, as a waiting
+-- caller does, leaves the next call of its priority ahead of older ones.)
+local function push(queue, tails, id, priority)
+  priority = tonumber(priority) or 0
+  if redis.call('EXISTS', tails) == 0 then
+    if priority == 0 then return redis.call('RPUSH', queue, id) end
+    local last = redis.call('LINDEX', queue, -1)
+    if last then redis.call('HSET', tails, '0', last) end
+  elseif redis.call('LLEN', queue) == 0 then
+    redis.call('DEL', tails)
+    if priority == 0 then return redis.call('RPUSH', queue, id) end
+  end
+  local flat, levels, tail_of, lowest = redis.call('HGETALL', tails), {}, {}, priority
+  for i = 1, #flat, 2 do
+    local level = tonumber(flat[i])
+    if level >= priority then
+      levels[#levels + 1] = level
+      tail_of[level] = flat[i + 1]
+    end
+    if level < lowest then lowest = level end
+  end
+  redis.call('HSET', tails, tostring(priority), id)
+  if lowest == priority then return redis.call('RPUSH', queue, id) end  -- none lower: the end
+  table.sort(levels)
+  for _, level in ipairs(levels) do
+    if redis.call('LINSERT', queue, 'AFTER', tail_of[level], id) > 0 then return end
+    if level ~= priority then redis.call('HDEL', tails, tostring(level)) end  -- its calls all left
+  end
+  redis.call('LPUSH', queue, id)
+end
+-- A call of a limited stage waits for its gate (admit.lua) in the gate's held
+-- calls, by priority then order of arrival, unless its parent runs in a slot of
+-- the same gate: then it shares that slot (its parent waits on it, so the two
+-- never run at once) and goes straight to its queue. A gate with held calls is
+-- among the gates to look at (its due time now) until admit.lua says otherwise.
+local function hold(job, queue, tails, held, parent, gates, seq, id, queue_name, gate, priority, now)
+  redis.call('HSET', job, 'cp_gate', gate, 'cp_priority', priority)
+  if parent ~= '' and redis.call('HGET', parent, 'cp_gate') == gate then
+    local status = redis.call('HGET', parent, 'status')
+    if status == 'started' or status == 'queued' then
+      redis.call('HSET', job, 'status', 'queued')
+      push(queue, tails, id, priority)
+      return false
+    end
+  end
+  redis.call('HSET', job, 'status', 'deferred')
+  local member = string.format('%015d', redis.call('INCR', seq)) .. ' ' .. queue_name .. ' ' .. id
+  redis.call('ZADD', held, -tonumber(priority), member)
+  redis.call('ZADD', gates, 'NX', now, gate)
+  return true
+end
