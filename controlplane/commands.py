@@ -71,6 +71,7 @@ class CallCommands:
         finished = self._reading.get(call_id)
         try:
             self._transport.jobs.settle(record.queue, finished.outcome())
+            self._dispatch.admit({record.gate} if record.gate else set())  # its slot came free
         except RedisUnavailable:
             pass  # the table holds the outcome; waiters re-read it on their next check
         return finished
@@ -104,6 +105,7 @@ class CallCommands:
         it answers."""
         try:
             self._transport.queues.promote(call_ids, utcnow())
+            self._dispatch.admit(self._transport.queues.gates_of(call_ids))  # limited ones wait there
         except RedisUnavailable as exc:
             log.warning("calls %s are due but stay among the delayed calls until Redis "
                         "answers: %s", call_ids, exc)

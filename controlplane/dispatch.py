@@ -45,7 +45,8 @@ class Dispatch:
                if call.not_before is not None and call.not_before > now}
         priorities = {call.id: call.priority for call in pending if call.priority}
         self._transport.queues.enqueue([call.message() for call in pending], now, due, priorities)
-        self.admit({call.gate for call in pending if call.gate and call.id not in due})
+        # Their gates: they hold calls now, and the slots of calls that wait again came free.
+        self.admit({call.gate for call in pending if call.gate})
 
     def admit(self, gates: set[str]) -> None:
         """Look at these gates (calls may have come, or slots come free)."""

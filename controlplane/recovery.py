@@ -117,9 +117,14 @@ class Recovery:
         pending call is let in at its gate), so the limits still hold; how many."""
         if self._limits is None:
             return 0
-        restored = self._transport.gates.restore(self._limits.running_gated(RESTORE_LIMIT))
+        running = self._limits.running_gated(RESTORE_LIMIT)
+        restored = self._transport.gates.restore(running)
         if restored:
             log.warning("%d running call(s) of limited stages hold their slots again", restored)
+            # A call that ended between the read and the restore would hold its slot for good.
+            now = self._store.get_many(call_id for _, call_id, *_rest in running)
+            self._transport.gates.drop_stubs([call_id for call_id, call in now.items()
+                                              if call.status is not Status.RUNNING])
         return restored
 
     def promote_woken(self) -> int:

@@ -178,8 +178,9 @@ class FinishRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     attempt: int | None = None
 
 
-class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What a worker needs to run one attempt of a call; the argument of the RQ job."""
+class CallMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What a worker needs to run one attempt of a call; the argument of the RQ job
+    (fields at their defaults are left out: a worker of an earlier version reads it)."""
 
     id: str
     stage: str

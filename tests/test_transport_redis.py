@@ -20,6 +20,7 @@ def test_the_event_stream_is_started_anew_after_redis_lost_it(redis_url):
 def _fresh(redis_url: str, number: int) -> Transport:
     transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + f"/{number}")
     transport.redis.flushdb()
+    transport.jobs.mark_epoch()  # as a control plane leaves it, once it checked Redis
     return transport
 
 
@@ -88,3 +89,50 @@ def test_a_rate_lets_in_so_many_per_period_and_says_when_next(redis_url):
     assert 58 < next_look - time.time() <= 60  # when the first start leaves the period
     (standing,) = transport.gates.standing(["ranked"], limit.rate_seconds)
     assert (standing.starts, standing.held) == (2, 1)
+
+
+def test_a_call_taken_off_the_middle_keeps_its_priority_in_order(redis_url):
+    from sdk.transport.keys import queue_key
+
+    transport = _fresh(redis_url, 12)
+    for call_id, priority in [("a0", 0), ("b5", 5), ("c5", 5), ("d0", 0)]:
+        queue = _enqueue(transport, call_id, priority)
+    # A waiting caller takes c5, the last of priority 5, off the queue.
+    assert transport.queues.take_any([(queue, "c5")]) == "c5"
+    _enqueue(transport, "e5", 5)  # after b5, the last of its priority now
+    _enqueue(transport, "f0", 0)
+    assert transport.redis.lrange(queue_key(queue), 0, -1) == ["b5", "e5", "a0", "d0", "f0"]
+
+
+def test_a_gate_lets_nothing_in_before_the_running_calls_slots_are_restored(redis_url):
+    from sdk.limits import StageLimit
+    from sdk.transport.keys import EPOCH_KEY, job_key
+
+    transport = _fresh(redis_url, 12)
+    _enqueue(transport, "a", gate="ranked")
+    transport.redis.delete(EPOCH_KEY)  # Redis lost its data: recovery has not checked it yet
+    assert transport.gates.admit("ranked", StageLimit("ranked", concurrency=1)) == 0
+    assert transport.gates.restore([("ranked", "running", "q", "w", 1)]) == 1
+    transport.jobs.mark_epoch()
+    assert transport.gates.admit("ranked", StageLimit("ranked", concurrency=1)) == 0  # held by it
+    transport.redis.hset(job_key("running"), "status", "finished")
+    assert transport.gates.admit("ranked", StageLimit("ranked", concurrency=1)) == 1
+
+
+def test_cancelled_calls_held_at_a_gate_do_not_hold_up_the_rest(redis_url):
+    from datetime import datetime, timezone
+
+    from sdk.limits import StageLimit
+    from sdk.records import Outcome
+    from sdk.transport.keys import queue_key
+    from sdk.wire import Status
+
+    transport = _fresh(redis_url, 12)
+    for i in range(50):
+        queue = _enqueue(transport, f"gone{i}", gate="ranked")
+    _enqueue(transport, "wanted", gate="ranked")
+    now = datetime.now(timezone.utc)
+    transport.jobs.cancel([(queue, Outcome(f"gone{i}", "ranked", Status.CANCELLED, finished_at=now))
+                           for i in range(50)], now)
+    assert transport.gates.admit("ranked", StageLimit("ranked", concurrency=1)) == 1
+    assert transport.redis.lrange(queue_key(queue), 0, -1) == ["wanted"]

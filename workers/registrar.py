@@ -34,21 +34,25 @@ class Registrar:
                              daemon=True).start()
 
     def _run(self, stopping: threading.Event) -> None:
-        names = ", ".join([s.name for s in self._schedules] + [f"{l.stage} ({l.describe()})"
-                                                                 for l in self._limits])
-        registered = False
+        registrations = []
+        if self._schedules:
+            registrations.append((f"the schedule(s) {', '.join(s.name for s in self._schedules)}",
+                                  lambda: self._client.register_schedules(
+                                      self._schedules, self._version.repo_name,
+                                      self._version.commit_hash)))
+        if self._limits:
+            registrations.append((f"the limit(s) of {', '.join(l.stage for l in self._limits)}",
+                                  lambda: self._client.register_limits(self._limits)))
+        registered: set[str] = set()
         while True:
-            try:
-                if self._schedules:
-                    self._client.register_schedules(self._schedules, self._version.repo_name,
-                                                    self._version.commit_hash)
-                if self._limits:
-                    self._client.register_limits(self._limits)
-                if not registered:
-                    log.info("registered %s", names)
-                registered = True
-            except (ControlPlaneUnavailable, ControlPlaneRefused) as exc:  # try again later
-                log.warning("could not register %s (%s); trying again in %g s",
-                            names, exc, self._every)
+            for what, register in registrations:  # each on its own: one refused stops no other
+                try:
+                    register()
+                    if what not in registered:
+                        log.info("registered %s", what)
+                    registered.add(what)
+                except (ControlPlaneUnavailable, ControlPlaneRefused) as exc:  # try again later
+                    log.warning("could not register %s (%s); trying again in %g s",
+                                what, exc, self._every)
             if stopping.wait(self._every):
                 return

@@ -20,6 +20,7 @@ from sdk.limits import StageLimit
 from sdk.transport import rq_compat
 from sdk.transport.connection import translating
 from sdk.transport.keys import (
+    EPOCH_KEY,
     GATES_KEY,
     QUEUES_SET,
     gate_held,
@@ -31,8 +32,10 @@ from sdk.transport.keys import (
 )
 from sdk.transport.scripts import Scripts
 
-#: Held calls offered to a gate per round trip, at most.
+#: Held calls offered to a gate per round trip, at most, and at least (cancelled
+#: ones are dropped on the way).
 PAGE = 100
+MIN_PAGE = 10
 #: Round trips one look at a gate makes, at most (it is looked at again later).
 ROUNDS = 20
 #: Seconds after which a gate with held calls is looked at again, whatever else happens.
@@ -65,24 +68,24 @@ class Gates:
     def admit(self, gate: str, limit: StageLimit) -> int:
         """Let in as many of the gate's held calls as its limits allow; how many."""
         admitted = 0
-        page = min(PAGE, limit.concurrency or PAGE, limit.rate_count or PAGE)
+        page = min(PAGE, max(MIN_PAGE, limit.concurrency or PAGE, limit.rate_count or 0))
         for _ in range(ROUNDS):
             pipe = self._redis.pipeline(transaction=False)
             pipe.smembers(gate_slots(gate))
             pipe.zrange(gate_held(gate), 0, page - 1)
             holders, members = pipe.execute()
-            keys = [gate_slots(gate), gate_held(gate), gate_starts(gate), GATES_KEY, QUEUES_SET]
+            keys = [gate_slots(gate), gate_held(gate), gate_starts(gate), GATES_KEY, QUEUES_SET,
+                    EPOCH_KEY]
             keys += [job_key(holder) for holder in holders]
             for member in members:
                 _, queue, call_id = member.split(" ")
                 keys += (job_key(call_id), queue_key(queue), queue_tails(queue))
-            now = datetime.now(timezone.utc)
-            let_in, left = self._scripts.admit(keys=keys, args=[
-                gate, now.timestamp(), _number(limit.concurrency), _number(limit.rate_count),
-                _number(limit.rate_seconds), RECHECK_SECONDS, rq_compat.rq_timestamp(now),
-                len(holders), *holders, *members])
+            let_in, left, dropped = self._scripts.admit(keys=keys, args=[
+                gate, _number(limit.concurrency), _number(limit.rate_count),
+                _number(limit.rate_seconds), RECHECK_SECONDS,
+                rq_compat.rq_timestamp(datetime.now(timezone.utc)), len(holders), *holders, *members])
             admitted += let_in
-            if not let_in or not left:
+            if not left or not (let_in or dropped):
                 break
         return admitted
 
@@ -116,6 +119,12 @@ class Gates:
             keys += (job_key(call_id), gate_slots(gate))
             args += (call_id, queue, worker or "", attempt, gate)
         return self._scripts.restore_slots(keys=keys, args=args)
+
+
+    def drop_stubs(self, call_ids: list[str]) -> None:
+        """Restored jobs of calls that ended while being restored give their slots up."""
+        if call_ids:
+            self._scripts.drop_stubs(keys=[job_key(call_id) for call_id in call_ids], args=[])
 
 
 def _number(value: float | None) -> float | str:

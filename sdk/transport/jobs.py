@@ -27,6 +27,7 @@ from sdk.transport.keys import (
     finished_registry,
     job_key,
     queue_key,
+    queue_tails,
     scheduled_registry,
     started_registry,
     waiting_key,
@@ -127,10 +128,11 @@ class Jobs:
         pipe = self._redis.pipeline(transaction=True)
         for queue, outcome in cancelled:
             call_id = outcome.id
+            self._scripts.unlist(keys=[queue_key(queue), queue_tails(queue), job_key(call_id)],
+                                 args=[call_id], client=pipe)
             pipe.hset(job_key(call_id),
                       mapping=rq_compat.outcome_fields(rq_compat.CANCELED, to_json(outcome), at))
             pipe.expire(job_key(call_id), RESULT_TTL_SECONDS)
-            pipe.lrem(queue_key(queue), 0, call_id)
             pipe.zrem(DELAYED_KEY, call_id)
             pipe.zrem(scheduled_registry(queue), call_id)
             pipe.zrem(started_registry(queue), call_id)

@@ -126,12 +126,12 @@ class Queues:
             return 0
         pipe = self._redis.pipeline(transaction=False)
         for call_id in call_ids:
-            pipe.hmget(job_key(call_id), "origin", "cp_gate")
+            pipe.hmget(job_key(call_id), "origin", "cp_gate", "cp_parent_job")
         keys = [DELAYED_KEY, QUEUES_SET, GATES_KEY, GATE_SEQUENCE_KEY]
-        for call_id, (queue, gate) in zip(call_ids, pipe.execute()):
+        for call_id, (queue, gate, parent_job) in zip(call_ids, pipe.execute()):
             queue = queue or ""  # a job Redis lost: it only leaves the delayed calls
             keys += (job_key(call_id), queue_key(queue), scheduled_registry(queue),
-                     queue_tails(queue), gate_held(gate) if gate else "")
+                     queue_tails(queue), gate_held(gate) if gate else "", parent_job or "")
         return self._scripts.promote(keys=keys, args=[rq_compat.rq_timestamp(now), now.timestamp(),
                                                       *call_ids])
 
@@ -165,11 +165,11 @@ class Queues:
         """
         if not candidates and not (waiter and waiting_on):
             return None
+        keys = [waiting_key(waiter) if waiter else ""]
+        for queue, call_id in candidates:
+            keys += (queue_key(queue), queue_tails(queue), job_key(call_id))
         return self._scripts.take_any(
-            keys=[waiting_key(waiter) if waiter else ""]
-            + [queue_key(queue) for queue, _ in candidates],
-            args=[waiting_on, WAITING_TTL_SECONDS] + [call_id for _, call_id in candidates],
-        )
+            keys=keys, args=[waiting_on, WAITING_TTL_SECONDS] + [call_id for _, call_id in candidates])
 
     def claim(self, queue: str, call_id: str, start: StartReport) -> Claimed | None:
         """Atomically move a queued job to started; None if it is not claimable."""

@@ -32,6 +32,7 @@ class Scripts:
         self.promote = register("promote", "push_function")
         self.admit = register("admit", "push_function")
         self.restore_slots = register("restore_slots")
+        self.drop_stubs = register("drop_stubs")
         self.hold_duty = register("hold_duty")
         self.claim = register("claim", "claim_functions")
         self.claim_next = register("claim_next", "claim_functions")
@@ -39,7 +40,8 @@ class Scripts:
         self.finish_and_claim_next = register(
             "finish_and_claim_next", "finish_function", "claim_functions"
         )
-        self.take_any = register("take_any")
+        self.take_any = register("take_any", "push_function")
+        self.unlist = register("unlist", "push_function")
         self.retry = register("retry")
         self.abandon = register("abandon")
         self.untracked = register("untracked")

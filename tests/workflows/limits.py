@@ -51,3 +51,13 @@ def holds_slot(path, seconds):
 def waits_on_pair(n):
     """A parent blocked on its limited children."""
     return pair.map(range(n), [1.0] * n)
+
+
+@runner.stage(concurrency=1)
+def sleeps_inside(depth):
+    """Limited to one at a time, waits on a call of itself that sleeps (its slot's
+    chain is suspended, then woken, both of one gate)."""
+    if depth == 0:
+        runner.sleep(0.5)
+        return 0
+    return sleeps_inside(depth - 1) + 1

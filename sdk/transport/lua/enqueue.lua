@@ -30,15 +30,16 @@ for i = 5, #KEYS, 8 do
                'status', due == '' and 'queued' or 'scheduled', 'timeout', -1,
                'result_ttl', ARGV[2], 'cp_attempt', ARGV[a + 2], 'cp_signature', ARGV[a + 5])
     redis.call('HDEL', KEYS[i], 'cp_outcome', 'exc_info', 'ended_at', 'worker_name', 'started_at',
-               'cp_refused', 'cp_gate', 'cp_priority')
+               'cp_refused', 'cp_gate', 'cp_priority', 'cp_parent_job')
     redis.call('PERSIST', KEYS[i])
     if job[1] then
       redis.call('ZREM', KEYS[i + 2], id)
       redis.call('ZREM', KEYS[i + 3], id)
     end
+    if KEYS[i + 7] ~= '' then redis.call('HSET', KEYS[i], 'cp_parent_job', KEYS[i + 7]) end
+    if priority ~= '0' then redis.call('HSET', KEYS[i], 'cp_priority', priority) end
     if due ~= '' then
       if gate ~= '' then redis.call('HSET', KEYS[i], 'cp_gate', gate) end
-      if priority ~= '0' then redis.call('HSET', KEYS[i], 'cp_priority', priority) end
       redis.call('ZADD', KEYS[2], due, id)
       redis.call('ZADD', KEYS[i + 4], due, id)
     else

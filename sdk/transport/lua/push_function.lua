@@ -3,8 +3,8 @@
 -- (RPUSH). Once another priority comes, the queue's tails hash keeps the last
 -- call of each priority in the list, and a call goes in after the last of its
 -- own priority or the nearest higher one (LINSERT), or at the head when the
--- list holds none of those. (A tail taken out of the middle, as a waiting
--- caller does, leaves the next call of its priority ahead of older ones.)
+-- list holds none of those; a call taken out of the middle (unlist) hands its
+-- place as its priority's last to the call before it.
 local function push(queue, tails, id, priority)
   priority = tonumber(priority) or 0
   if redis.call('EXISTS', tails) == 0 then
@@ -33,16 +33,40 @@ local function push(queue, tails, id, priority)
   end
   redis.call('LPUSH', queue, id)
 end
+-- Take a call off its queue wherever it is (a waiting caller takes it, or it is
+-- cancelled), keeping the tails right: the call before it is its priority's
+-- last now, unless that one is another priority's last (then none is left).
+-- Returns how many times it was on the queue (1, or 0 when it was not).
+local function unlist(queue, tails, id, priority)
+  if redis.call('HGET', tails, priority) == id then
+    local at = redis.call('LPOS', queue, id)
+    local before = at and at > 0 and redis.call('LINDEX', queue, at - 1)
+    local last_of_other = false
+    if before then
+      for _, tail in ipairs(redis.call('HVALS', tails)) do
+        if tail == before then last_of_other = true end
+      end
+    end
+    if before and not last_of_other then
+      redis.call('HSET', tails, priority, before)
+    else
+      redis.call('HDEL', tails, priority)
+    end
+  end
+  return redis.call('LREM', queue, 0, id)
+end
 -- A call of a limited stage waits for its gate (admit.lua) in the gate's held
--- calls, by priority then order of arrival, unless its parent runs in a slot of
--- the same gate: then it shares that slot (its parent waits on it, so the two
--- never run at once) and goes straight to its queue. A gate with held calls is
--- among the gates to look at (its due time now) until admit.lua says otherwise.
+-- calls, by priority then order of arrival, unless its parent is a call of the
+-- same gate that has not finished: then it shares its parent's slot (its parent
+-- runs, or will, and waits on it) and goes straight to its queue. A gate with
+-- held calls is among the gates to look at (due now) until admit.lua says
+-- otherwise. Returns true if the call is held.
 local function hold(job, queue, tails, held, parent, gates, seq, id, queue_name, gate, priority, now)
   redis.call('HSET', job, 'cp_gate', gate, 'cp_priority', priority)
-  if parent ~= '' and redis.call('HGET', parent, 'cp_gate') == gate then
-    local status = redis.call('HGET', parent, 'status')
-    if status == 'started' or status == 'queued' then
+  if parent ~= '' then
+    local mark = redis.call('HMGET', parent, 'cp_gate', 'status')
+    if mark[1] == gate and (mark[2] == 'started' or mark[2] == 'queued'
+                            or mark[2] == 'deferred' or mark[2] == 'scheduled') then
       redis.call('HSET', job, 'status', 'queued')
       push(queue, tails, id, priority)
       return false
