@@ -4,9 +4,11 @@ takes seconds), and workers of tests/workflows/recovery.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,11 +118,40 @@ def run(cluster, store_of):
 
 @pytest.fixture(scope="session")
 def store_of(cluster):
+    with store_on(cluster) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def store_on(cluster: Cluster) -> Iterator:
+    """The store of a cluster's database, as the tests read it."""
     from controlplane.store import Store, make_engine
 
     store = Store(make_engine(cluster.env["DATABASE_URL"]))
-    yield store
-    store.engine.dispose()
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+
+
+@contextlib.contextmanager
+def cluster_of(directory: Path, runner, workflow: Path = WORKFLOW) -> Iterator[Cluster]:
+    """A cluster no other test's calls are in (a database of its own, a 2-second
+    lease), whose control plane `runner` sends its calls to."""
+    from sdk.caller import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+
+    with fresh_database(directory) as database_url:
+        cluster = Cluster(directory, {"DATABASE_URL": database_url,
+                                      "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS)},
+                          workflow=workflow)
+        client = ControlPlaneClient(cluster.server_url)
+        runner.attach(client, RemoteCaller(client), CallContext())
+        try:
+            yield cluster
+        finally:
+            cluster.close()
 
 
 def executions(log: Path) -> list[int]:

@@ -13,8 +13,8 @@ import requests
 from bench.common import most_at_once as spans_at_once
 from controlplane.local_cluster import wait_until
 from sdk.transport.keys import GATES_KEY
-from tests.cluster import LEASE_SECONDS, Cluster
-from tests.conftest import ROOT, fresh_database
+from tests.cluster import LEASE_SECONDS, Cluster, cluster_of, store_on
+from tests.conftest import ROOT
 from tests.workflows import limits
 
 WORKFLOW = ROOT / "tests" / "workflows" / "limits.py"
@@ -22,21 +22,8 @@ WORKFLOW = ROOT / "tests" / "workflows" / "limits.py"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from sdk.caller import RemoteCaller
-    from sdk.client import ControlPlaneClient
-    from sdk.context import CallContext
-
-    directory = tmp_path_factory.mktemp("limits")
-    with fresh_database(directory) as database_url:
-        cluster = Cluster(directory, {"DATABASE_URL": database_url,
-                                      "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS)},
-                          workflow=WORKFLOW)
-        client = ControlPlaneClient(cluster.server_url)
-        limits.runner.attach(client, RemoteCaller(client), CallContext())
-        try:
-            yield cluster
-        finally:
-            cluster.close()
+    with cluster_of(tmp_path_factory.mktemp("limits"), limits.runner, WORKFLOW) as cluster:
+        yield cluster
 
 
 @pytest.fixture()
@@ -47,11 +34,8 @@ def limited(cluster, store):
 
 @pytest.fixture(scope="module")
 def store(cluster):
-    from controlplane.store import Store, make_engine
-
-    store = Store(make_engine(cluster.env["DATABASE_URL"]))
-    yield store
-    store.engine.dispose()
+    with store_on(cluster) as store:
+        yield store
 
 
 def workers(cluster: Cluster, count: int) -> None:

@@ -18,8 +18,7 @@ from rq.registry import clean_registries
 from controlplane.local_cluster import wait_until
 from controlplane.tables import stage_runs
 from sdk.errors import StageFailed
-from tests.cluster import LEASE_SECONDS, Cluster
-from tests.conftest import fresh_database
+from tests.cluster import LEASE_SECONDS, cluster_of
 from tests.workflows import recovery
 
 #: What RQ calls each status of a call that was queued (one run in place never was).
@@ -44,19 +43,8 @@ def test_a_killed_worker_leaves_rq_info_within_a_lease(run):
 @pytest.fixture()
 def own_cluster(tmp_path):
     """A cluster no other test's calls are in, so that every count is this test's."""
-    from sdk.caller import RemoteCaller
-    from sdk.client import ControlPlaneClient
-    from sdk.context import CallContext
-
-    with fresh_database(tmp_path) as database_url:
-        cluster = Cluster(tmp_path, {"DATABASE_URL": database_url,
-                                     "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS)})
-        client = ControlPlaneClient(cluster.server_url)
-        recovery.runner.attach(client, RemoteCaller(client), CallContext())
-        try:
-            yield cluster
-        finally:
-            cluster.close()
+    with cluster_of(tmp_path, recovery.runner) as cluster:
+        yield cluster
 
 
 def rq_info_counts(redis_url: str) -> Counter:
