@@ -158,8 +158,8 @@ class CallWhy:
             return Reason("limit", f"held back by its limit ({limit.describe()}): "
                           f"{len(standing.holders)} of {limit.concurrency} slots{per} held by "
                           f"{shown} for {_ago(since, now)}", since=since, holders=standing.holders)
-        if limit.rate_count is not None and standing.starts >= limit.rate_count:
-            until = _from_epoch(standing.next_look, now)
+        until = _from_epoch(standing.next_look, now)
+        if limit.rate_count is not None and until > now:
             return Reason("rate", f"held back by its rate ({limit.rate_count} per "
                           f"{limit.rate_seconds:g} s{per}): its next start at {_at(until)}",
                           until=until)

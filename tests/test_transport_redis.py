@@ -73,22 +73,25 @@ def test_a_gate_lets_calls_in_by_priority_as_slots_come_free(redis_url):
     assert transport.redis.zscore(GATES_KEY, "ranked") is not None  # looked at again later
 
 
-def test_a_rate_lets_in_so_many_per_period_and_says_when_next(redis_url):
+def test_a_rate_spreads_its_calls_over_its_period_and_says_when_next(redis_url):
     import time
 
     from sdk.limits import StageLimit
     from sdk.transport.keys import GATES_KEY
 
     transport = _fresh(redis_url, 12)
-    limit = StageLimit("ranked", rate_count=2, rate_seconds=60)
+    limit = StageLimit("ranked", rate_count=2, rate_seconds=60)  # one each 30 s
     for call_id in "abc":
         _enqueue(transport, call_id, gate="ranked")
-    assert transport.gates.admit("ranked", limit) == 2
+    assert transport.gates.admit("ranked", limit) == 1
     assert transport.gates.admit("ranked", limit) == 0
     next_look = transport.redis.zscore(GATES_KEY, "ranked")
-    assert 58 < next_look - time.time() <= 60  # when the first start leaves the period
+    assert 29 < next_look - time.time() <= 30  # when the pace lets the next one in
     (standing,) = transport.gates.standing(["ranked"], limit.rate_seconds)
-    assert (standing.starts, standing.held) == (2, 1)
+    assert (standing.starts, standing.held) == (1, 2)
+    fast = StageLimit("ranked", rate_count=100, rate_seconds=1)  # looked at late: a few at once
+    transport.redis.delete("callplane:gate:ranked:pace")
+    assert transport.gates.admit("ranked", fast) == 2
 
 
 def test_a_call_taken_off_the_middle_keeps_its_priority_in_order(redis_url):

@@ -24,6 +24,7 @@ from sdk.transport.keys import (
     GATES_KEY,
     QUEUES_SET,
     gate_held,
+    gate_pace,
     gate_slots,
     gate_starts,
     job_key,
@@ -40,6 +41,9 @@ MIN_PAGE = 10
 ROUNDS = 20
 #: Seconds after which a gate with held calls is looked at again, whatever else happens.
 RECHECK_SECONDS = 2.0
+#: How late the clock may look at a gate its rate holds back (its tick, and some):
+#: a rate lets that many seconds' worth of calls in at once.
+LATE_SECONDS = 0.25
 
 
 class GateStanding(msgspec.Struct, frozen=True):
@@ -75,7 +79,7 @@ class Gates:
             pipe.zrange(gate_held(gate), 0, page - 1)
             holders, members = pipe.execute()
             keys = [gate_slots(gate), gate_held(gate), gate_starts(gate), GATES_KEY, QUEUES_SET,
-                    EPOCH_KEY]
+                    EPOCH_KEY, gate_pace(gate)]
             keys += [job_key(holder) for holder in holders]
             for member in members:
                 _, queue, call_id = member.split(" ")
@@ -83,7 +87,8 @@ class Gates:
             let_in, left, dropped = self._scripts.admit(keys=keys, args=[
                 gate, _number(limit.concurrency), _number(limit.rate_count),
                 _number(limit.rate_seconds), RECHECK_SECONDS,
-                rq_compat.rq_timestamp(datetime.now(timezone.utc)), len(holders), *holders, *members])
+                rq_compat.rq_timestamp(datetime.now(timezone.utc)), LATE_SECONDS, len(holders),
+                *holders, *members])
             admitted += let_in
             if not left or not (let_in or dropped):
                 break

@@ -127,6 +127,11 @@ def gate_starts(gate: str) -> str:
     return f"callplane:gate:{gate}:starts"
 
 
+def gate_pace(gate: str) -> str:
+    """When a gate's rate lets its next call in (epoch seconds)."""
+    return f"callplane:gate:{gate}:pace"
+
+
 def queue_tails(queue: str) -> str:
     """The last call of each priority on a queue (see push_function.lua)."""
     return f"callplane:tails:{queue}"
