@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import click
 
+from controlplane.cli_client import SERVER_URL_HELP, ask, client_for
+from controlplane.cli_declared import events, limits, schedules
 from controlplane.run_stage import DEFAULT_STAGE, run_stage
 from controlplane.server import DEFAULT_THREADS, SERVERS, serve
 from sdk.settings import Settings
 from workers.main import worker
-
-#: How `--server-url` explains its default.
-SERVER_URL_HELP = "[default: $CALLPLANE_SERVER_URL or http://localhost:5001]"
 
 
 @click.group()
@@ -27,7 +26,9 @@ def main():
                              web view (/), rq-dashboard (/rq)
       callplane worker       a worker for a workflow file
       callplane run FILE     call a stage through the control plane and watch it run
-      callplane calls        list runs, show a call or its tree, retry, cancel
+      callplane calls        list runs, show a call or its tree, why it waits, retry, cancel
+      callplane schedules    the schedules workers registered: list, pause, resume, trigger
+      callplane limits list  the stages' limits, with their calls running and waiting
       callplane events send  send an event to the calls waiting for its key
       callplane db upgrade   create or upgrade the audit tables (the Procfile's release)
 
@@ -154,7 +155,7 @@ def calls(ctx, server_url):
       callplane calls why 3f2a9c...
       callplane calls retry 3f2a9c...
     """
-    ctx.obj = _client(server_url)
+    ctx.obj = client_for(server_url)
 
 
 @calls.command("list")
@@ -167,7 +168,7 @@ def list_runs(client, status, stage, limit, as_json):
     """The latest runs (root calls), newest first: when each was made, its status,
     how long it waited to start (or when a delayed one is due) and how long it ran."""
     query = {"page_size": limit, "status": status, "stage": stage}
-    runs = _ask(client, "GET", "/api/runs?" + urlencode({k: v for k, v in query.items() if v}))
+    runs = ask(client, "GET", "/api/runs?" + urlencode({k: v for k, v in query.items() if v}))
     if as_json:
         for run in runs:
             click.echo(json.dumps(run, separators=(",", ":")))
@@ -200,7 +201,7 @@ def _took(seconds: float | None) -> str:
 @click.pass_obj
 def show(client, call_id):
     """One call: status, arguments, result or error, attempts, timings (JSON)."""
-    click.echo(json.dumps(_ask(client, "GET", f"/api/call/{call_id}"), indent=2))
+    click.echo(json.dumps(ask(client, "GET", f"/api/call/{call_id}"), indent=2))
 
 
 @calls.command()
@@ -211,7 +212,7 @@ def tree(client, call_id):
     from controlplane.trees import TreeNode, render
     from sdk.records import convert
 
-    nodes = _ask(client, "GET", f"/api/call/{call_id}/tree")["calls"]
+    nodes = ask(client, "GET", f"/api/call/{call_id}/tree")["calls"]
     for line in render(convert(nodes, list[TreeNode], "the call tree")):
         click.echo(line)
 
@@ -232,7 +233,7 @@ def why(client, call_id, as_json):
     from controlplane.why import WaitNode, render
     from sdk.records import convert
 
-    chain = _ask(client, "GET", f"/api/call/{call_id}/waits")
+    chain = ask(client, "GET", f"/api/call/{call_id}/waits")
     if as_json:
         click.echo(json.dumps(chain, separators=(",", ":")))
         return
@@ -250,7 +251,7 @@ def retry(client, call_id):
     Example:
       callplane calls retry 3f2a9c...
     """
-    call = _ask(client, "POST", f"/api/call/{call_id}/retry")
+    call = ask(client, "POST", f"/api/call/{call_id}/retry")
     click.echo(f"call {call['id']} ({call['stage']}) is {call['status']} as attempt {call['attempt']}")
 
 
@@ -263,133 +264,14 @@ def cancel(client, call_id):
     Queued calls leave their queue, running ones are stopped, and whoever waits
     on them gets a cancellation error.
     """
-    answer = _ask(client, "POST", f"/api/call/{call_id}/cancel")
+    answer = ask(client, "POST", f"/api/call/{call_id}/cancel")
     click.echo(f"cancelled {len(answer['cancelled'])} call(s); call {call_id} is "
                f"{answer['call']['status']}")
 
 
-@main.group()
-@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
-@click.pass_context
-def schedules(ctx, server_url):
-    """The schedules workers registered from their workflow files.
-
-    \b
-    Examples:
-      callplane schedules list
-      callplane schedules pause nightly-report
-      callplane schedules trigger nightly-report
-    """
-    ctx.obj = _client(server_url)
-
-
-@schedules.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per schedule and line.")
-@click.pass_obj
-def list_schedules(client, as_json):
-    """Each schedule: when it fires next and fired last, its last call's status."""
-    found = _ask(client, "GET", "/api/schedules")
-    if as_json:
-        for schedule in found:
-            click.echo(json.dumps(schedule, separators=(",", ":")))
-        return
-    if not found:
-        click.echo("no schedules registered (workers register those of their workflow files)")
-    for s in found:
-        when = s["cron"] and f"cron {s['cron']!r} {s['timezone']}" or f"every {s['every_seconds']:g}s"
-        state = "paused" if s["paused"] else "active" if s["active"] else "lapsed"
-        late = f" ({s['last_late_seconds']:.1f}s late)" if s["last_late_seconds"] else ""
-        click.echo(f"{s['name']}  {state}  {s['stage']}  {when}  next {(s['next_fire_at'] or '-')[:19]}"
-                   f"  last {(s['last_fire_at'] or '-')[:19]} {s['last_status'] or ''}{late}")
-
-
-@schedules.command("pause")
-@click.argument("name")
-@click.pass_obj
-def pause_schedule(client, name):
-    """Stop making calls of a schedule until it is resumed."""
-    _steer(client, name, "pause")
-    click.echo(f"paused {name}")
-
-
-@schedules.command("resume")
-@click.argument("name")
-@click.pass_obj
-def resume_schedule(client, name):
-    """Make a paused schedule's calls again, from its next fire on."""
-    _steer(client, name, "resume")
-    click.echo(f"resumed {name}")
-
-
-@schedules.command("trigger")
-@click.argument("name")
-@click.pass_obj
-def trigger_schedule(client, name):
-    """Make a call of a schedule now; prints its id."""
-    click.echo(_steer(client, name, "trigger")["id"])
-
-
-@main.group()
-@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
-@click.pass_context
-def events(ctx, server_url):
-    """Events that waiting calls wait for (runner.wait_for_event in a stage).
-
-    \b
-    Examples:
-      callplane events send approval:order-42 '{"approved": true, "by": "ana"}'
-      echo '{"paid": 1999}' | callplane events send payment:inv-7 -
-    """
-    ctx.obj = _client(server_url)
-
-
-@events.command("send")
-@click.argument("key")
-@click.argument("payload", default="null")
-@click.pass_obj
-def send_event(client, key, payload):
-    """Send an event to KEY with a JSON PAYLOAD ('-': read it from standard input;
-    none: null). The call waiting longest for KEY gets it; with none waiting it is
-    kept for the first that waits."""
-    from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
-
-    text = click.get_text_stream("stdin").read() if payload == "-" else payload
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON ({exc}): quote it, e.g. '\"yes\"' or "
-                                 "'{\"approved\": true}'", param_hint="PAYLOAD") from None
-    try:
-        sent = client.send_event(key, value)
-    except (ControlPlaneRefused, ControlPlaneUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if sent.delivered_to:
-        click.echo(f"delivered to the wait {sent.delivered_to}")
-    else:
-        click.echo(f"nobody waits for {key} yet: kept until {sent.kept_until:%Y-%m-%d %H:%M:%S %Z}")
-
-
-def _client(server_url: str | None):
-    from sdk.client import ControlPlaneClient
-
-    settings = Settings.from_env().replace(server_url=server_url)
-    return ControlPlaneClient(settings.server_url, outage_seconds=5)
-
-
-def _steer(client, name: str, action: str):
-    return _ask(client, "POST", f"/api/schedules/{quote(name, safe='')}/{action}")
-
-
-def _ask(client, method: str, path: str):
-    from sdk.errors import ControlPlaneRefused, ControlPlaneUnavailable
-
-    try:
-        return client.request(method, path)
-    except (ControlPlaneRefused, ControlPlaneUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 main.add_command(worker)
+for group in (schedules, limits, events):
+    main.add_command(group)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ import time
 import pytest
 import redis
 import requests
+from click.testing import CliRunner
 
 from bench.common import most_at_once as spans_at_once
+from controlplane.cli import main
 from controlplane.local_cluster import wait_until
 from sdk.transport.keys import EPOCH_KEY, GATES_KEY
 from tests.cluster import LEASE_SECONDS, Cluster, cluster_of, store_on
@@ -171,6 +173,9 @@ def test_the_limits_endpoint_counts_running_and_waiting(limited):
         return listed["pair"]["gates"]
 
     wait_until(lambda: pair_counts() == [{"key": None, "running": 2, "waiting": 2}], "two of four running")
+    shown = CliRunner().invoke(main, ["limits", "--server-url", limited.server_url, "list"])
+    assert shown.exit_code == 0, shown.output
+    assert "pair  concurrency 2\n  all calls  running 2  waiting 2\n" in shown.output
     listed = {limit["stage"]: limit for limit in requests.get(url, timeout=10).json()}
     assert listed["per_customer"]["limit"] == "concurrency 1, per customer"
     assert listed["rated"]["rate"] == "10/1s"
