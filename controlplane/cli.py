@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import click
 
-from controlplane.cli_client import SERVER_URL_HELP, ask, client_for
+from controlplane.cli_client import SERVER_URL_HELP, ask, client_for, listed, server_url_option
 from controlplane.cli_declared import events, limits, schedules
 from controlplane.run_stage import DEFAULT_STAGE, run_stage
 from controlplane.server import DEFAULT_THREADS, SERVERS, serve
@@ -143,7 +143,7 @@ def run(workflow_file, stage, args, server_url):
 
 
 @main.group()
-@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
+@server_url_option
 @click.pass_context
 def calls(ctx, server_url):
     """Look at and act on recorded calls, through the control plane.
@@ -169,12 +169,8 @@ def list_runs(client, status, stage, limit, as_json):
     how long it waited to start (or when a delayed one is due) and how long it ran."""
     query = {"page_size": limit, "status": status, "stage": stage}
     runs = ask(client, "GET", "/api/runs?" + urlencode({k: v for k, v in query.items() if v}))
-    if as_json:
-        for run in runs:
-            click.echo(json.dumps(run, separators=(",", ":")))
+    if not listed(runs, as_json, "no runs recorded"):
         return
-    if not runs:
-        click.echo("no runs recorded")
     for run in runs:
         click.echo(f"{run['created_at'][:19]}  {run['status']:<9}  {_waited(run)}"
                    f"  ran {_took(run['ran_seconds'])}  {run['stage']}  id={run['id']}")

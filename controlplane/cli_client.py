@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from sdk.settings import Settings
 
 #: How `--server-url` explains its default.
 SERVER_URL_HELP = "[default: $CALLPLANE_SERVER_URL or http://localhost:5001]"
+#: The option of every command group that asks the control plane.
+server_url_option = click.option("--server-url", default=None,
+                                 help=f"The control plane to ask {SERVER_URL_HELP}.")
 
 
 def client_for(server_url: str | None):
@@ -26,3 +31,15 @@ def ask(client, method: str, path: str):
         return client.request(method, path)
     except (ControlPlaneRefused, ControlPlaneUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def listed(items: list, as_json: bool, none: str) -> bool:
+    """A list command's common part: with --json each item as one JSON line, else
+    `none` when there is no item. True when the caller prints the items its way."""
+    if as_json:
+        for item in items:
+            click.echo(json.dumps(item, separators=(",", ":")))
+        return False
+    if not items:
+        click.echo(none)
+    return bool(items)

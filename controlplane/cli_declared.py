@@ -8,11 +8,11 @@ from urllib.parse import quote
 
 import click
 
-from controlplane.cli_client import SERVER_URL_HELP, ask, client_for
+from controlplane.cli_client import ask, client_for, listed, server_url_option
 
 
 @click.group()
-@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
+@server_url_option
 @click.pass_context
 def schedules(ctx, server_url):
     """The schedules workers registered from their workflow files.
@@ -32,12 +32,9 @@ def schedules(ctx, server_url):
 def list_schedules(client, as_json):
     """Each schedule: when it fires next and fired last, its last call's status."""
     found = ask(client, "GET", "/api/schedules")
-    if as_json:
-        for schedule in found:
-            click.echo(json.dumps(schedule, separators=(",", ":")))
+    if not listed(found, as_json, "no schedules registered (workers register those of their "
+                                  "workflow files)"):
         return
-    if not found:
-        click.echo("no schedules registered (workers register those of their workflow files)")
     for s in found:
         when = s["cron"] and f"cron {s['cron']!r} {s['timezone']}" or f"every {s['every_seconds']:g}s"
         state = "paused" if s["paused"] else "active" if s["active"] else "lapsed"
@@ -73,7 +70,7 @@ def trigger_schedule(client, name):
 
 
 @click.group()
-@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
+@server_url_option
 @click.pass_context
 def limits(ctx, server_url):
     """The limits workers registered from their workflow files
@@ -93,12 +90,9 @@ def limits(ctx, server_url):
 def list_limits(client, as_json):
     """Each limited stage, its limits, and per key value its calls running and waiting."""
     found = ask(client, "GET", "/api/limits")
-    if as_json:
-        for limit in found:
-            click.echo(json.dumps(limit, separators=(",", ":")))
+    if not listed(found, as_json, "no limits registered (workers register those of their "
+                                  "workflow files)"):
         return
-    if not found:
-        click.echo("no limits registered (workers register those of their workflow files)")
     for limit in found:
         click.echo(f"{limit['stage']}  {limit['limit']}")
         for gate in limit["gates"]:
@@ -107,7 +101,7 @@ def list_limits(client, as_json):
 
 
 @click.group()
-@click.option("--server-url", default=None, help=f"The control plane to ask {SERVER_URL_HELP}.")
+@server_url_option
 @click.pass_context
 def events(ctx, server_url):
     """Events that waiting calls wait for (runner.wait_for_event in a stage).
