@@ -9,7 +9,6 @@ Calls made before any worker registered their stage's limit are not limited.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -20,13 +19,10 @@ import msgspec
 from controlplane.errors import BadLimitKey
 from controlplane.store import utcnow
 from controlplane.store.limits import LimitRows
-from sdk.limits import StageLimit
+from sdk.limits import StageLimit, key_of, stage_of
 from sdk.records import CallRequest
 from sdk.transport import Transport
-from sdk.transport.gates import stage_of
 from sdk.wire import Status
-
-log = logging.getLogger(__name__)
 
 #: How long a process trusts the limits it read (a new registration reaches every
 #: control plane within this).
@@ -108,7 +104,7 @@ class Limits:
             gates.setdefault(stage, {}).setdefault(gate, {})[status] = count
         listing = []
         for limit in limits:
-            counts = [GateCount(key=_key_of(gate), running=by.get(Status.RUNNING, 0),
+            counts = [GateCount(key=key_of(gate), running=by.get(Status.RUNNING, 0),
                                 waiting=by.get(Status.PENDING, 0))
                       for gate, by in sorted(gates.get(limit.stage, {}).items(), key=lambda i: str(i[0]))]
             rate = f"{limit.rate_count}/{limit.rate_seconds:g}s" if limit.rate_count else None
@@ -122,10 +118,3 @@ class Limits:
                 self._cache = {limit.stage: limit for limit in self._rows.current(utcnow())}
                 self._read_at = time.monotonic()
             return self._cache
-
-
-def _key_of(gate: str | None) -> str | None:
-    """The key's value in a gate's name, as JSON (None for a stage's one gate)."""
-    if gate is None or ":" not in gate:
-        return None
-    return gate.split(":", 1)[1]

@@ -19,7 +19,7 @@ from controlplane.limits import Limits
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from sdk.errors import RedisUnavailable
-from sdk.limits import StageLimit
+from sdk.limits import StageLimit, key_of
 from sdk.records import CallRecord
 from sdk.transport import Transport
 from sdk.waits import STEP_STAGES
@@ -148,8 +148,8 @@ class CallWhy:
         the rate allows no start."""
         limit = self._limits.of(call.stage) or StageLimit(call.stage)
         standing = self._transport.gates.standing([gate], limit.rate_seconds)[0]
-        value = gate.partition(":")[2]
-        per = f" for {limit.key}={value}" if value else ""
+        value = key_of(gate)
+        per = f" for {limit.key}={value}" if value is not None else ""
         if limit.concurrency is not None and len(standing.holders) >= limit.concurrency:
             holders = self._store.get_many(standing.holders)
             since = min((h.started_at or h.created_at or now for h in holders.values()), default=now)

@@ -96,6 +96,18 @@ class StageLimit(msgspec.Struct, frozen=True, omit_defaults=True):
         return ", ".join(parts)
 
 
+def stage_of(gate: str) -> str:
+    """The stage a gate belongs to (its name up to the key's value; see StageLimit.gate)."""
+    return gate.partition(":")[0]
+
+
+def key_of(gate: str | None) -> str | None:
+    """The key's value in a gate's name, as JSON (None for a stage's one gate)."""
+    if gate is None:
+        return None
+    return gate.partition(":")[2] or None
+
+
 def parse_rate(rate: Any) -> tuple[int, float]:
     """"5/s" as (5, 1.0); ValueError for anything else."""
     match = RATE.match(rate) if isinstance(rate, str) else None

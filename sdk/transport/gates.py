@@ -58,11 +58,6 @@ class GateStanding(msgspec.Struct, frozen=True):
     next_look: float | None = None
 
 
-def stage_of(gate: str) -> str:
-    """The stage a gate belongs to (its name up to the key's value)."""
-    return gate.split(":", 1)[0]
-
-
 @translating
 class Gates:
     def __init__(self, client: redis.Redis, scripts: Scripts):
