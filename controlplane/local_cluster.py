@@ -50,14 +50,15 @@ def http_answers(url: str) -> bool:
         return False
 
 
-def start_redis_server(port: int, directory: Path) -> subprocess.Popen:
-    """A private, non-persistent redis-server on `port` (needs the redis-server binary)."""
+def start_redis_server(port: int, directory: Path, *options: str) -> subprocess.Popen:
+    """A private, non-persistent redis-server on `port` (needs the redis-server
+    binary), with more of its `options` (such as `--replicaof HOST PORT`)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server is not installed")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory)],
+         "--dir", str(directory), *options],
         stdout=subprocess.DEVNULL,
     )
     wait_until(lambda: answers(f"redis://127.0.0.1:{port}/0"), "redis-server", process)

@@ -32,15 +32,20 @@ class Cluster:
     of which a test may kill and start again on the same port."""
 
     def __init__(self, directory: Path, env: dict[str, str], server_options: tuple[str, ...] = (),
-                 workflow: Path = WORKFLOW):
+                 workflow: Path = WORKFLOW, redis_url: str | None = None):
+        """`redis_url`: a Redis someone else started (and stops); by default the
+        cluster starts its own."""
         self.logs, self.env, self.workflow = directory, env, workflow
         self.server_options = server_options
         self.redis_port, self.server_port = free_port(), free_port()
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis_server: subprocess.Popen | None = None
+        if redis_url is None:
+            redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+            self.redis_server = start_redis_server(self.redis_port, directory)
+        self.redis_url = redis_url
         self.server_url = f"http://127.0.0.1:{self.server_port}"
         self.env.update(REDIS_URL=self.redis_url)
         self.started: list[subprocess.Popen] = []
-        self.redis_server = start_redis_server(self.redis_port, directory)
         self.server = self._start_server()
 
     def _start_server(self) -> subprocess.Popen:
@@ -57,6 +62,7 @@ class Cluster:
         self.server = self._start_server()
 
     def kill_redis(self) -> None:
+        assert self.redis_server is not None, "this cluster's Redis is not its own"
         self.redis_server.kill()
         self.redis_server.wait()
 
@@ -71,7 +77,8 @@ class Cluster:
     def close(self) -> None:
         self.stop_workers()
         stop(self.server)
-        stop(self.redis_server)
+        if self.redis_server is not None:
+            stop(self.redis_server)
 
     def worker(self, *options: str) -> subprocess.Popen:
         log = open(self.logs / f"worker-{len(self.started)}.log", "w")  # noqa: SIM115 - the worker's lifetime
@@ -135,9 +142,11 @@ def store_on(cluster: Cluster) -> Iterator:
 
 
 @contextlib.contextmanager
-def cluster_of(directory: Path, runner, workflow: Path = WORKFLOW) -> Iterator[Cluster]:
+def cluster_of(directory: Path, runner, workflow: Path = WORKFLOW,
+               redis_url: str | None = None) -> Iterator[Cluster]:
     """A cluster no other test's calls are in (a database of its own, a 2-second
-    lease), whose control plane `runner` sends its calls to."""
+    lease), whose control plane `runner` sends its calls to; on `redis_url` when
+    given, else on a redis-server of its own."""
     from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
@@ -145,7 +154,7 @@ def cluster_of(directory: Path, runner, workflow: Path = WORKFLOW) -> Iterator[C
     with fresh_database(directory) as database_url:
         cluster = Cluster(directory, {"DATABASE_URL": database_url,
                                       "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS)},
-                          workflow=workflow)
+                          workflow=workflow, redis_url=redis_url)
         client = ControlPlaneClient(cluster.server_url)
         runner.attach(client, RemoteCaller(client), CallContext())
         try:

@@ -163,3 +163,22 @@ def start_parallel_workers(server_url, redis_url, env, count, options=()):
         start_worker(server_url, redis_url, PARALLEL, "tests", TEST_COMMIT, env, options)
         for _ in range(count)
     ]
+
+
+#: Figures that tests measured (a failover's time to recover, ...), shown at the end.
+FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture()
+def report_figure(request):
+    """`report_figure(text)`: show `text`, with the test's name, in the run's summary."""
+    figures = request.config.stash.setdefault(FIGURES, [])
+    return lambda text: figures.append(f"{request.node.name}: {text}")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.section("figures measured")
+        for line in figures:
+            terminalreporter.write_line(line)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import redis
 
-from sdk.transport.connection import CONNECT_TIMEOUT_SECONDS, translating
+from sdk.transport.connection import CONNECT_TIMEOUT_SECONDS, connect, translating
 from sdk.transport.keys import worker_key
 
 #: RQ's job statuses, as callplane's scripts set them.
@@ -54,7 +54,7 @@ class RqWorkerRecord:
     def __init__(self, redis_url: str, name: str, queues: list[str]):
         from rq import Queue, Worker
 
-        connection = redis.Redis.from_url(redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        connection = connect(redis_url, decode=False, timeout=CONNECT_TIMEOUT_SECONDS)
         self._worker = Worker(
             [Queue(q, connection=connection, serializer=serializer()) for q in queues],
             connection=connection,
