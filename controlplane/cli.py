@@ -11,7 +11,7 @@ from controlplane.cli_client import SERVER_URL_HELP, ask, client_for, listed, se
 from controlplane.cli_declared import events, limits, schedules
 from controlplane.run_stage import DEFAULT_STAGE, run_stage
 from controlplane.server import DEFAULT_THREADS, SERVERS, serve
-from sdk.settings import Settings
+from sdk.settings import Settings, parse_age, shown_age
 from workers.main import worker
 
 
@@ -82,6 +82,39 @@ def upgrade():
     settings = Settings.from_env()
     migration = run_upgrade(settings.database_url)
     click.echo(f"{migration} ({shown(settings.database_url)})")
+
+
+class Age(click.ParamType):
+    """An age such as 30d (sdk.settings.parse_age)."""
+
+    name = "age"
+
+    def convert(self, value, param, ctx):
+        try:
+            return parse_age(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@db.command()
+@click.option("--older-than", "older_than", type=Age(), required=True,
+              help="Delete runs that finished longer ago than this: 30d, 12h, 90m, 2w.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+def prune(older_than, dry_run):
+    """Delete whole finished runs from DATABASE_URL (never one with a call still
+    pending or running), a few hundred rows per transaction."""
+    from controlplane.retention import Retention
+    from controlplane.store import make_engine
+    from controlplane.store.retention import RetentionRows
+
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        pruned = Retention(RetentionRows(engine), keep=None).prune(older_than, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {pruned.runs} run(s) that finished over {shown_age(older_than)} ago "
+               f"({pruned.rows} call row(s))")
 
 
 @main.group()

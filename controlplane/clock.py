@@ -13,18 +13,14 @@ a few times a second from its earliest end.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from datetime import datetime, timedelta
 
-from controlplane.errors import StoreUnavailable
+from controlplane.duty import holder_name, keep_doing
 from controlplane.events import Events
 from controlplane.limits import Limits
 from controlplane.schedules import ScheduleService
 from controlplane.store import utcnow
-from sdk.errors import RedisUnavailable
 from sdk.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -52,24 +48,14 @@ class Clock:
         self._events = events
         #: When kept events past their time are next dropped.
         self._events_at = utcnow()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._away = False
+        self.holder = holder_name()
         #: When the schedules are next looked at (the earliest next fire, or a second on).
         self._schedules_at = utcnow()
 
     def run(self, stopping: threading.Event) -> None:
         """Tick until `stopping` is set; Redis or the database away is waited out,
         never fatal."""
-        while not stopping.wait(TICK_SECONDS):
-            try:
-                self.tick()
-                self._away = False
-            except (RedisUnavailable, StoreUnavailable) as exc:
-                if not self._away:
-                    log.warning("clock: %s; delayed calls and schedules wait for it", exc)
-                self._away = True
-            except Exception:
-                log.exception("clock: a tick failed; going on")
+        keep_doing(self.tick, TICK_SECONDS, stopping, "clock", "delayed calls and schedules")
 
     def tick(self) -> int:
         """If this process holds the duty: move every call due by now to its queue,

@@ -14,12 +14,14 @@ from controlplane.limits import Limits
 from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
+from controlplane.retention import Retention
 from controlplane.schedules import ScheduleService
 from controlplane.sleeps import Sleeps
 from controlplane.steps import WaitSteps
 from controlplane.store import Store, make_engine
 from controlplane.store.events import EventRows
 from controlplane.store.limits import LimitRows
+from controlplane.store.retention import RetentionRows
 from controlplane.store.schedules import ScheduleRows
 from controlplane.waiting import CallWaiting
 from controlplane.why import CallWhy
@@ -60,10 +62,11 @@ class Services:
         self.schedules = ScheduleService(ScheduleRows(self.store.engine), self.creation,
                                          self.store, settings.lease_seconds)
         self.clock = Clock(self.transport, self.schedules, self.events, self.limits)
+        self.retention = Retention(RetentionRows(self.store.engine), settings.retention,
+                                   self.transport.duties)
         self.readiness = Readiness(settings.redis_url, self.store)
         self._stopping = threading.Event()
-        self._recorder_thread: threading.Thread | None = None
-        self._clock_thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def job_key(self) -> str:
         """The key this control plane signs jobs with: CALLPLANE_JOB_KEY, or the
@@ -71,24 +74,21 @@ class Services:
         return self.settings.job_key or self.store.job_key()
 
     def start(self) -> None:
-        """Subscribe to completions, start recording workers' reports and keeping
-        the clock (once per process)."""
-        if self._recorder_thread is not None:
+        """Subscribe to completions, start recording workers' reports, keeping the
+        clock and pruning old runs (once per process)."""
+        if self._threads:
             return
         self.waiters.start()
-        self._recorder_thread = threading.Thread(
-            target=self.recorder.run, args=(self._stopping,), name="callplane-recorder", daemon=True
-        )
-        self._recorder_thread.start()
-        self._clock_thread = threading.Thread(
-            target=self.clock.run, args=(self._stopping,), name="callplane-clock", daemon=True
-        )
-        self._clock_thread.start()
+        for name, target in (("recorder", self.recorder.run), ("clock", self.clock.run),
+                             ("retention", self.retention.run)):
+            thread = threading.Thread(target=target, args=(self._stopping,),
+                                      name=f"callplane-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stopping.set()
         self.waiters.stop()
-        for thread in (self._recorder_thread, self._clock_thread):
-            if thread is not None:
-                thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self.store.engine.dispose()

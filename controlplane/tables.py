@@ -7,6 +7,8 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 ID = sa.String(64)
+#: The rows that are runs (root calls).
+ROOTS = sa.text("parent_stage_run_id IS NULL")
 
 stage_runs = sa.Table(
     "stage_runs",
@@ -45,6 +47,8 @@ stage_runs = sa.Table(
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     # A child is its parent's call at a position: a re-run of the parent finds it.
     sa.Index("ux_stage_runs_parent_position", "parent_stage_run_id", "position", unique=True),
+    # The runs alone, by creation: listed newest first, pruned oldest first.
+    sa.Index("ix_stage_runs_roots", "created_at", postgresql_where=ROOTS, sqlite_where=ROOTS),
 )
 
 #: Attempts that ended without reporting (their worker or process was lost) or

@@ -6,8 +6,10 @@ Nothing else in callplane reads os.environ; every default has a name and a reaso
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, TypeVar
 
 #: A number read from the environment.
@@ -49,6 +51,9 @@ EVENT_KEEP_SECONDS = 24 * 3600.0
 #: Proxies whose X-Forwarded-Proto and X-Forwarded-For the control plane believes
 #: (FORWARDED_ALLOW_IPS, as gunicorn reads it; "*" for any, as behind a platform's router).
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+#: An age, as CALLPLANE_RETENTION and `callplane db prune --older-than` take it.
+AGE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Settings:
     #: A worker's code version, when its command line names none.
     repo_name: str | None = None
     commit_hash: str = DEFAULT_COMMIT
+    #: Finished runs older than this are deleted (controlplane.retention); None keeps all.
+    retention: timedelta | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +115,7 @@ class Settings:
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS") or DEFAULT_FORWARDED_ALLOW_IPS,
             repo_name=env.get("CALLPLANE_REPO_NAME") or None,
             commit_hash=env.get("CALLPLANE_COMMIT_HASH") or DEFAULT_COMMIT,
+            retention=_age(env, "CALLPLANE_RETENTION"),
         )
 
     def replace(self, **changes: Any) -> Settings:
@@ -129,6 +137,30 @@ def max_body_from_env() -> int:
 def environment_with(changes: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with `changes`: for a child process it starts."""
     return {**os.environ, **changes}
+
+
+def parse_age(text: str) -> timedelta:
+    """"30d" as 30 days (also s, m, h and w); ValueError for anything else."""
+    match = AGE.match(text)
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError(f"an age reads like '30d', '12h', '90m', '3600s' or '2w', not {text!r}")
+    return timedelta(seconds=int(match.group(1)) * AGE_UNITS[match.group(2)])
+
+
+def shown_age(age: timedelta) -> str:
+    """An age as parse_age reads it, in its largest whole unit ("30d")."""
+    seconds = int(age.total_seconds())
+    unit = next(u for u in ("w", "d", "h", "m", "s") if seconds % AGE_UNITS[u] == 0)
+    return f"{seconds // AGE_UNITS[unit]}{unit}"
+
+
+def _age(env: Mapping[str, str], name: str) -> timedelta | None:
+    if not env.get(name):
+        return None
+    try:
+        return parse_age(env[name])
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

@@ -143,17 +143,18 @@ def store_on(cluster: Cluster) -> Iterator:
 
 @contextlib.contextmanager
 def cluster_of(directory: Path, runner, workflow: Path = WORKFLOW,
-               redis_url: str | None = None) -> Iterator[Cluster]:
+               redis_url: str | None = None, env: dict[str, str] | None = None
+               ) -> Iterator[Cluster]:
     """A cluster no other test's calls are in (a database of its own, a 2-second
-    lease), whose control plane `runner` sends its calls to; on `redis_url` when
-    given, else on a redis-server of its own."""
+    lease, more of `env`), whose control plane `runner` sends its calls to; on
+    `redis_url` when given, else on a redis-server of its own."""
     from sdk.caller import RemoteCaller
     from sdk.client import ControlPlaneClient
     from sdk.context import CallContext
 
     with fresh_database(directory) as database_url:
         cluster = Cluster(directory, {"DATABASE_URL": database_url,
-                                      "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS)},
+                                      "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS), **(env or {})},
                           workflow=workflow, redis_url=redis_url)
         client = ControlPlaneClient(cluster.server_url)
         runner.attach(client, RemoteCaller(client), CallContext())

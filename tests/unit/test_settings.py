@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdk.settings import DEFAULT_SERVER_URL, Settings, environment_with
+from sdk.settings import DEFAULT_SERVER_URL, Settings, environment_with, parse_age, shown_age
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +46,24 @@ def test_options_given_on_a_command_line_win_and_none_keeps_the_setting():
 def test_a_child_process_environment_adds_to_this_ones():
     child = environment_with({"CALLPLANE_TEST_ONLY": "1"})
     assert child["CALLPLANE_TEST_ONLY"] == "1" and "PATH" in child
+
+
+@pytest.mark.parametrize(("text", "seconds", "shown"), [
+    ("30d", 30 * 86400, "30d"), ("12h", 12 * 3600, "12h"), (" 90 m ", 90 * 60, "90m"),
+    ("3600s", 3600, "1h"), ("2w", 14 * 86400, "2w"),
+])
+def test_an_age_reads_in_whole_units(text, seconds, shown):
+    assert parse_age(text).total_seconds() == seconds and shown_age(parse_age(text)) == shown
+
+
+@pytest.mark.parametrize("text", ["", "30", "0d", "-1d", "1.5h", "30 days", "soon"])
+def test_anything_else_is_not_an_age(text):
+    with pytest.raises(ValueError, match="an age reads like '30d'"):
+        parse_age(text)
+
+
+def test_retention_is_off_unless_set_and_named_when_wrong():
+    assert Settings.from_env({}).retention is None
+    assert Settings.from_env({"CALLPLANE_RETENTION": "7d"}).retention.days == 7
+    with pytest.raises(ValueError, match="^CALLPLANE_RETENTION: an age reads like"):
+        Settings.from_env({"CALLPLANE_RETENTION": "a week"})

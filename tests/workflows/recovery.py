@@ -207,3 +207,10 @@ def times_out_waiting(key, timeout):
 def waits_for_another_key(log, key):
     """Breaks the rule: waits for `key` in its first run, another key at the same position after."""
     return runner.wait_for_event(key if _log_execution(log) == 1 else key + "-other", timeout=1)
+
+
+@runner.stage
+def leaves_a_child(log, seconds):
+    """Finishes while the child it started naps on (a run with a call still running)."""
+    logged_nap.submit(log, seconds, "the child")
+    return "the parent is done"
