@@ -6,7 +6,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from controlplane import apidocs, health, pages
-from controlplane.api import calls, events, jobs, limits, runs, schedules
+from controlplane.api import calls, events, jobs, limits, runs, schedules, stats
 from controlplane.api.errors import register_error_handlers
 from controlplane.api.lane import CreateLane
 from controlplane.auth import require_token
@@ -31,12 +31,12 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         **apidocs.api_docs_config(),
     )
-    if settings.token:
-        require_token(app, settings.token)
+    if settings.token or settings.metrics_token:
+        require_token(app, settings.token, settings.metrics_token)
     services = Services(settings)
     app.extensions["callplane"] = services
     api = Api(app)
-    for resources in (calls, runs, jobs, schedules, events, limits):
+    for resources in (calls, runs, jobs, schedules, events, limits, stats):
         api.register_blueprint(resources.blp)
     register_error_handlers(app)
     app.wsgi_app = CreateLane(app.wsgi_app, services, settings.token,  # type: ignore[method-assign]
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     apidocs.serve_assets(app)
     app.register_blueprint(pages.blp)
     app.register_blueprint(health.blp)
+    app.register_blueprint(stats.scrape)
     mount_dashboard(app, settings.redis_url)
     if start_services:
         services.start()

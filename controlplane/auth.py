@@ -32,6 +32,8 @@ LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS = 10, 300
 #: Endpoints open to anyone: the sign-in page and what it needs to show, and the
 #: probes of load balancers and orchestrators.
 OPEN_ENDPOINTS = {"pages.login", "static", "health.health", "health.ready"}
+#: Prometheus' scrape target, which CALLPLANE_METRICS_TOKEN opens alone.
+METRICS_ENDPOINT = "scrape.metrics"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -59,15 +61,22 @@ def from_this_site() -> bool:
     return origin is None or urlsplit(origin).netloc == request.host
 
 
-def require_token(app: Flask, token: str) -> None:
-    expected = f"Bearer {token}".encode()
+def require_token(app: Flask, token: str | None, metrics_token: str | None = None) -> None:
+    """Every request carries `token` (or a browser session), except the open
+    endpoints; `metrics_token` opens GET /metrics alone, to a scraper. With only
+    a metrics token, only /metrics is guarded."""
+    expected = f"Bearer {token}".encode() if token else None
+    scraper = f"Bearer {metrics_token}".encode() if metrics_token else None
 
     @app.before_request
     def _check_token():
-        if request.endpoint in OPEN_ENDPOINTS:
-            return None
         given = request.headers.get("Authorization", "").encode()
-        if hmac.compare_digest(given, expected):
+        scraping = request.endpoint == METRICS_ENDPOINT
+        if scraping and scraper is not None and hmac.compare_digest(given, scraper):
+            return None
+        if request.endpoint in OPEN_ENDPOINTS or (expected is None and not scraping):
+            return None
+        if expected is not None and hmac.compare_digest(given, expected):
             return None
         if is_signed_in():
             if request.method in SAFE_METHODS or from_this_site():
@@ -80,6 +89,7 @@ def require_token(app: Flask, token: str) -> None:
             "this control plane requires a token: send the header "
             "'Authorization: Bearer <token>' (the SDK and workers send CALLPLANE_TOKEN), "
             "or sign in at /login in a browser"
+            + (" (a scraper of /metrics may send CALLPLANE_METRICS_TOKEN)" if scraping else "")
         ))
         answer.headers["WWW-Authenticate"] = "Bearer"
         return answer

@@ -11,6 +11,7 @@ import msgspec
 
 from controlplane.dispatch import Dispatch
 from controlplane.errors import CallConflict, DispatchUnavailable
+from controlplane.metrics import Metrics
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from controlplane.trees import tree_nodes
@@ -28,8 +29,10 @@ RECORDERS_POLL_SECONDS = 0.01
 
 
 class CallCommands:
-    def __init__(self, store: Store, reading: CallReading, transport: Transport, dispatch: Dispatch):
+    def __init__(self, store: Store, reading: CallReading, transport: Transport, dispatch: Dispatch,
+                 metrics: Metrics | None = None):
         self._store = store
+        self._metrics = metrics
         self._reading = reading
         self._transport = transport
         self._dispatch = dispatch
@@ -154,6 +157,9 @@ class CallCommands:
             at = utcnow()
             outcomes = [(c.queue, Outcome(c.id, c.stage, Status.CANCELLED, error=error,
                                           finished_at=at)) for c in cancelled]
+            if self._metrics is not None:
+                self._metrics.finished(msgspec.structs.replace(c, status=Status.CANCELLED,
+                                                               finished_at=at) for c in cancelled)
             try:
                 self._transport.jobs.cancel(outcomes, at)
                 self._dispatch.admit({c.gate for c in cancelled if c.gate})  # their slots came free

@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from controlplane.dispatch import Dispatch
 from controlplane.errors import CallConflict, CallNotFound
 from controlplane.limits import Limits
+from controlplane.metrics import Metrics
 from controlplane.reading import CallReading
 from controlplane.store import Store, utcnow
 from sdk.records import CallRecord, CallRequest
@@ -44,8 +45,9 @@ def call_id_of(request: CallRequest) -> str:
 
 class CallCreation:
     def __init__(self, store: Store, reading: CallReading, dispatch: Dispatch, lease_seconds: float,
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, metrics: Metrics | None = None):
         self._store = store
+        self._metrics = metrics
         self._limits = limits
         self._reading = reading
         self._dispatch = dispatch
@@ -75,6 +77,8 @@ class CallCreation:
                 return [self.create(request) for request in requests]
             return [self._existing(records[0], requests[0])]
         self._dispatch.enqueue(records)
+        if self._metrics is not None:
+            self._metrics.created(records)
         return [(record, True) for record in records]
 
     def _existing(self, record: CallRecord, request: CallRequest) -> tuple[CallRecord, bool]:

@@ -27,11 +27,12 @@ from datetime import datetime, timedelta
 import msgspec
 
 from controlplane.errors import StoreUnavailable
+from controlplane.metrics import Metrics
 from controlplane.recovery import Recovery
 from controlplane.store import Store, utcnow
 from sdk.errors import DecodeError, RedisUnavailable, UnrecordableOutcome
 from sdk.records import CallRecord, ErrorRecord, Outcome, to_json
-from sdk.reports import LostReport, Report, decode_reports
+from sdk.reports import LostReport, Report, RetryReport, decode_reports
 from sdk.transport import Transport
 from sdk.transport.events import Entry
 from sdk.waiters import Waiters
@@ -54,8 +55,9 @@ SWEEPS_PER_LEASE = 4
 
 class Recorder:
     def __init__(self, store: Store, transport: Transport, waiters: Waiters, recovery: Recovery,
-                 lease_seconds: float):
+                 lease_seconds: float, metrics: Metrics | None = None):
         self._store = store
+        self._metrics = metrics
         self._transport = transport
         self._waiters = waiters
         self._recovery = recovery
@@ -156,6 +158,9 @@ class Recorder:
             log.exception("recorder: a batch failed; recording its reports one by one")
             finished = self._one_by_one(reports, lease_until)
         self._waiters.deliver({call.id: call for call in finished})
+        if self._metrics is not None:
+            self._metrics.finished(finished)
+            self._metrics.retried(sum(isinstance(report, RetryReport) for _, report in reports))
         for call_id, report in lost:
             self._recovery.give_up(call_id, report.attempt, report.worker, report.error)
         self._transport.broadcasts.announce_recorded([call.id for call in finished],

@@ -23,6 +23,7 @@ import time
 from datetime import datetime, timedelta
 
 from controlplane.dispatch import Dispatch
+from controlplane.metrics import Metrics
 from controlplane.store import Store, utcnow
 from controlplane.store.limits import LimitRows
 from controlplane.store.rows import ExpiredLease
@@ -46,10 +47,12 @@ RESTORE_LIMIT = 100_000
 
 class Recovery:
     def __init__(self, store: Store, transport: Transport, lost_attempts: int, lease_seconds: float,
-                 dispatch: Dispatch | None = None, limits: LimitRows | None = None):
+                 dispatch: Dispatch | None = None, limits: LimitRows | None = None,
+                 metrics: Metrics | None = None):
         """`limits`: what restores the slots of running calls of limited stages
-        after Redis lost its data."""
+        after Redis lost its data; `metrics` counts the attempts given up."""
         self._store = store
+        self._metrics = metrics
         self._transport = transport
         self._dispatch = dispatch or Dispatch(transport)
         self._limits = limits
@@ -185,6 +188,10 @@ class Recovery:
         )
         if record is None:
             return None
+        if self._metrics is not None:
+            self._metrics.lost(record.stage)
+            if record.status.is_terminal:
+                self._metrics.finished([record])
         try:
             if record.status is Status.PENDING:
                 log.warning("call %s: attempt %d lost (%s); queued as attempt %d",

@@ -11,6 +11,7 @@ from controlplane.dispatch import Dispatch
 from controlplane.events import Events
 from controlplane.health import Readiness
 from controlplane.limits import Limits
+from controlplane.metrics import Metrics
 from controlplane.reading import CallReading
 from controlplane.recorder import Recorder
 from controlplane.recovery import Recovery
@@ -43,22 +44,25 @@ class Services:
         self.transport = Transport.from_url(settings.redis_url, signer)
         self.waiters = Waiters(self.transport, DONE_CHANNEL, settings.recheck_seconds)
         self.limits = Limits(LimitRows(self.store.engine), self.transport, settings.lease_seconds)
+        self.metrics = Metrics(self.transport.figures)
         dispatch = Dispatch(self.transport, self.limits)
         self.reading = CallReading(self.store, self.transport)
         self.creation = CallCreation(self.store, self.reading, dispatch, settings.lease_seconds,
-                                     self.limits)
+                                     self.limits, self.metrics)
         self.waiting = CallWaiting(self.store, self.reading, self.creation, self.waiters,
-                                   settings.max_wait_seconds)
+                                   settings.max_wait_seconds, self.metrics)
         self.why = CallWhy(self.store, self.reading, self.transport, self.limits)
-        self.commands = CallCommands(self.store, self.reading, self.transport, dispatch)
+        self.commands = CallCommands(self.store, self.reading, self.transport, dispatch,
+                                     self.metrics)
         steps = WaitSteps(self.store, self.reading, self.transport, dispatch, self.commands)
         self.sleeps = Sleeps(self.store, steps)
         self.events = Events(EventRows(self.store.engine), self.store, steps, self.commands,
                              settings.event_keep_seconds)
         self.recovery = Recovery(self.store, self.transport, settings.lost_attempts,
-                                 settings.lease_seconds, dispatch, LimitRows(self.store.engine))
+                                 settings.lease_seconds, dispatch, LimitRows(self.store.engine),
+                                 self.metrics)
         self.recorder = Recorder(self.store, self.transport, self.waiters, self.recovery,
-                                 settings.lease_seconds)
+                                 settings.lease_seconds, self.metrics)
         self.schedules = ScheduleService(ScheduleRows(self.store.engine), self.creation,
                                          self.store, settings.lease_seconds)
         self.clock = Clock(self.transport, self.schedules, self.events, self.limits)
@@ -80,7 +84,7 @@ class Services:
             return
         self.waiters.start()
         for name, target in (("recorder", self.recorder.run), ("clock", self.clock.run),
-                             ("retention", self.retention.run)):
+                             ("retention", self.retention.run), ("metrics", self.metrics.run)):
             thread = threading.Thread(target=target, args=(self._stopping,),
                                       name=f"callplane-{name}", daemon=True)
             thread.start()

@@ -15,6 +15,7 @@ import msgspec
 
 from controlplane.creation import CallCreation, call_id_of
 from controlplane.errors import CallNotFound
+from controlplane.metrics import Metrics
 from controlplane.reading import CallReading
 from controlplane.store import Store
 from sdk.records import CallRecord, CallRequest
@@ -29,15 +30,15 @@ BROADCAST_GRACE_SECONDS = 0.5
 
 class CallWaiting:
     def __init__(self, store: Store, reading: CallReading, creation: CallCreation,
-                 waiters: Waiters, max_wait_seconds: float):
+                 waiters: Waiters, max_wait_seconds: float, metrics: Metrics | None = None):
         self._store = store
         self._reading = reading
         self._creation = creation
         self._waiters = waiters
         self._max_wait = max_wait_seconds
-        #: Finished calls whose completion broadcast never reached a waiter here
-        #: (each found by reading the table instead); 0 while pub/sub loses nothing.
-        self.missed_wakeups = 0
+        #: Counts finished calls whose completion broadcast never reached a waiter
+        #: here (each found by reading the table instead).
+        self._metrics = metrics
 
     def wait(self, call_id: str, seconds: float | None) -> CallRecord:
         """The call, once it is finished or after `seconds` (capped by max_wait)."""
@@ -126,7 +127,8 @@ class CallWaiting:
                 break
             unheard -= woken or set()
         if unheard:
-            self.missed_wakeups += len(unheard)
+            if self._metrics is not None:
+                self._metrics.missed_wakeups(len(unheard))
             log.warning("missed wake-up: %d finished call(s) were never announced to this "
                         "waiter (e.g. %s); found by reading the table", len(unheard), min(unheard))
         return finished

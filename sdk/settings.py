@@ -79,6 +79,8 @@ class Settings:
     session_idle_seconds: int = SESSION_IDLE_SECONDS
     #: When set, every request must carry `Authorization: Bearer <token>`.
     token: str | None = None
+    #: When set, opens `GET /metrics` (alone) to a scraper that sends it.
+    metrics_token: str | None = None
     #: Listen beyond loopback without a token (only when told explicitly).
     allow_no_token: bool = False
     #: The control plane that clients, workers and the CLI talk to.
@@ -110,6 +112,7 @@ class Settings:
             session_idle_seconds=_positive(env, "CALLPLANE_SESSION_IDLE_SECONDS",
                                            SESSION_IDLE_SECONDS, int),
             token=env.get(TOKEN_VARIABLE) or None,
+            metrics_token=env.get("CALLPLANE_METRICS_TOKEN") or None,
             allow_no_token=env.get("CALLPLANE_ALLOW_NO_TOKEN", "").lower() in ("1", "true", "yes"),
             server_url=env.get("CALLPLANE_SERVER_URL") or DEFAULT_SERVER_URL,
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS") or DEFAULT_FORWARDED_ALLOW_IPS,

@@ -143,8 +143,8 @@ def store_on(cluster: Cluster) -> Iterator:
 
 @contextlib.contextmanager
 def cluster_of(directory: Path, runner, workflow: Path = WORKFLOW,
-               redis_url: str | None = None, env: dict[str, str] | None = None
-               ) -> Iterator[Cluster]:
+               redis_url: str | None = None, env: dict[str, str] | None = None,
+               server_options: tuple[str, ...] = ()) -> Iterator[Cluster]:
     """A cluster no other test's calls are in (a database of its own, a 2-second
     lease, more of `env`), whose control plane `runner` sends its calls to; on
     `redis_url` when given, else on a redis-server of its own."""
@@ -155,7 +155,7 @@ def cluster_of(directory: Path, runner, workflow: Path = WORKFLOW,
     with fresh_database(directory) as database_url:
         cluster = Cluster(directory, {"DATABASE_URL": database_url,
                                       "CALLPLANE_LEASE_SECONDS": str(LEASE_SECONDS), **(env or {})},
-                          workflow=workflow, redis_url=redis_url)
+                          server_options, workflow=workflow, redis_url=redis_url)
         client = ControlPlaneClient(cluster.server_url)
         runner.attach(client, RemoteCaller(client), CallContext())
         try:

@@ -85,11 +85,13 @@ def server_url(env, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def control_plane_with_token(env: dict[str, str], token: str, directory: Path):
-    """A second control plane on the session's Redis and database, requiring `token`."""
+def control_plane_with_token(env: dict[str, str], token: str | None, directory: Path,
+                             **more: str):
+    """A second control plane on the session's Redis and database, requiring
+    `token` (when given), with `more` of the environment."""
     port = free_port()
     with open(directory / "controlplane.log", "w") as log:
-        server = start_server(port, {**env, "CALLPLANE_TOKEN": token}, stdout=log,
+        server = start_server(port, {**env, "CALLPLANE_TOKEN": token or "", **more}, stdout=log,
                               stderr=subprocess.STDOUT)
         try:
             yield f"http://127.0.0.1:{port}"

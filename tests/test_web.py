@@ -9,6 +9,7 @@ printed) and, with CALLPLANE_SCREENSHOTS=DIR, copied to DIR.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -318,3 +319,24 @@ def test_a_run_waiting_for_an_event_says_so_and_why_on_the_runs_and_run_pages(gu
     assert page.text_content("#why-chain") == "awaits_approval pending waits for event approval:web"
     client.send_event("approval:web", {"approved": True})
     assert handle.result(timeout=30) == {"approved": True}
+
+
+def test_the_runs_page_shows_the_last_hour_of_throughput_and_latency(guarded_cluster, page):
+    from sdk.caller import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+    from tests.workflows import web
+
+    client = ControlPlaneClient(guarded_cluster, token=TOKEN)
+    web.runner.attach(client, RemoteCaller(client), CallContext())
+    assert [web.square.submit(i).result(timeout=30) for i in range(5)] == [0, 1, 4, 9, 16]
+    sign_in(page, guarded_cluster, "/")
+    page.wait_for_function(
+        "document.querySelectorAll('#finished-chart rect.finished').length === 60 && "
+        "[...document.querySelectorAll('#finished-chart rect.finished')]"
+        ".some(bar => Number(bar.getAttribute('height')) > 0)", timeout=15_000)
+    summary = page.text_content("#throughput-summary")
+    assert re.fullmatch(r"Backlog \d+ on \d+ queue\(s\), \d+ delayed, \d+ held by limits; "
+                        r"1 worker\(s\) alive; last hour: \d+ call\(s\) finished; latest minute "
+                        r"p50 \d+ (ms|s), p95 \d+ (ms|s)", summary), summary
+    assert page.locator("#latency-chart polyline.p95").get_attribute("points")

@@ -10,6 +10,7 @@ The control plane and the workers both use it; nothing else talks to Redis.
 - `sessions`: browsers' sessions and sign-in attempts;
 - `duties`: which control-plane process does each one-at-a-time duty;
 - `gates`: calls of limited stages, let in to their queues as their limits allow;
+- `figures`: the metrics' totals, and what the backlog is now;
 
 with every key name in `keys`, every Lua script in `lua/` (loaded by
 `scripts`), and RQ's job and worker layout in `rq_compat`.
@@ -26,6 +27,7 @@ from sdk.transport.duties import Duties
 from sdk.transport.events import Events
 from sdk.transport.gates import Gates
 from sdk.transport.jobs import Jobs
+from sdk.transport.metrics import Figures
 from sdk.transport.queues import JOB_GONE, Claimed, FinishReport, Queues
 from sdk.transport.rq_compat import RqWorkerRecord, RqWorkers
 from sdk.transport.scripts import Scripts
@@ -53,6 +55,7 @@ class Transport:
         self.sessions = Sessions(client)
         self.duties = Duties(client, scripts)
         self.gates = Gates(client, scripts)
+        self.figures = Figures(client)
 
     @classmethod
     def from_url(cls, url: str, signer: JobSigner | None = None) -> Transport:

@@ -13,6 +13,8 @@ QUEUES_SET = f"{RQ_PREFIX}:queues"
 JOB_PREFIX = f"{RQ_PREFIX}:job:"
 QUEUE_PREFIX = f"{RQ_PREFIX}:queue:"
 WORKER_PREFIX = f"{RQ_PREFIX}:worker:"
+#: RQ's set of every worker's key (a key whose worker stopped expires; its member stays a while).
+WORKERS_SET = f"{RQ_PREFIX}:workers"
 
 #: Workers' reports to the recorder (sdk.reports).
 EVENTS_STREAM = "callplane:events"
