@@ -45,8 +45,11 @@ def connect(url: str, *, decode: bool = True, timeout: float | None = None,
         "socket_keepalive": True,
         "health_check_interval": HEALTH_CHECK_SECONDS,
     }
-    if urlsplit(url).scheme == SENTINEL_SCHEME:
+    scheme = urlsplit(url).scheme
+    if scheme == SENTINEL_SCHEME:
         return _master_of(url, options)
+    if scheme == "unix":
+        del options["socket_keepalive"]  # a TCP option
     return redis.Redis.from_url(url, **options)
 
 

@@ -1,0 +1,37 @@
+"""The workload of the several-hosts tests, run on the client host: `calls`
+naps of `seconds` each, made in batches through the balancer; their ids and
+results go to `out` as JSON once all have finished.
+
+    python -m tests.hosts.client CALLS SECONDS LOG OUT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from sdk.caller import RemoteCaller
+from sdk.client import ControlPlaneClient
+from sdk.context import CallContext
+from tests.workflows import recovery
+
+#: How long the whole workload may take, outages included.
+TIMEOUT_SECONDS = 600
+
+
+def main(calls: int, seconds: float, log: str, out: str) -> None:
+    client = ControlPlaneClient(os.environ["CALLPLANE_SERVER_URL"])
+    recovery.runner.attach(client, RemoteCaller(client), CallContext())
+    started = time.monotonic()
+    handles = recovery.runner.submit(recovery.logged_nap,
+                                     [((log, seconds, i), {}) for i in range(calls)])
+    results = [handle.result(timeout=TIMEOUT_SECONDS) for handle in handles]
+    with open(out, "w") as file:
+        json.dump({"ids": [handle.id for handle in handles], "results": results,
+                   "seconds": time.monotonic() - started}, file)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -1,0 +1,85 @@
+"""callplane on several hosts (tests.hosts.deployment): 5,000 calls through a
+load balancer and two control planes, on three worker hosts; a worker host and
+then a control plane host are cut off the network mid-run. Every call finishes
+and is recorded once; the cut worker's calls run again elsewhere after their
+leases; the other control plane takes over the duties and the reports; the cut
+hosts coming back change nothing that was recorded (fencing)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from controlplane.local_cluster import wait_until
+from controlplane.store import make_engine
+from controlplane.tables import call_attempts, stage_runs
+from sdk.transport import Transport
+from tests.hosts.deployment import LEASE_SECONDS, PORT
+
+pytestmark = pytest.mark.hosts
+
+CALLS = 5000
+NAP_SECONDS = 0.004
+
+
+def _executions(log: Path) -> int:
+    return len(log.read_text().split()) if log.exists() else 0
+
+
+def _snapshot(engine: sa.Engine) -> tuple[list, list]:
+    """Every call's recorded state, and every earlier attempt."""
+    with engine.connect() as conn:
+        calls = conn.execute(sa.select(
+            stage_runs.c.id, stage_runs.c.status, stage_runs.c.attempt, stage_runs.c.worker,
+            stage_runs.c.result, stage_runs.c.finished_at).order_by(stage_runs.c.id)).all()
+        attempts = conn.execute(sa.select(call_attempts).order_by(
+            call_attempts.c.call_id, call_attempts.c.attempt)).all()
+    return calls, attempts
+
+
+def test_a_run_survives_a_worker_host_and_a_control_plane_host_cut_off(
+        deployment, tmp_path, report_figure):
+    workers = [deployment.worker_host(name) for name in ("w1", "w2", "w3")]
+    log, out = tmp_path / "executions", tmp_path / "results.json"
+    client = deployment.run_on_client("tests.hosts.client", str(CALLS), str(NAP_SECONDS),
+                                      str(log), str(out))
+    wait_until(lambda: _executions(log) >= CALLS // 5, "a fifth of the calls", client, 120)
+    cut_worker = workers[0]
+    cut_worker.cut()
+    wait_until(lambda: _executions(log) >= CALLS // 2, "half of the calls", client, 120)
+    cut_plane = deployment.control_planes[0]
+    cut_plane.cut()
+    duties = Transport.from_url(deployment.local_redis_url).duties
+    holder = duties.holder("clock")
+    time.sleep(LEASE_SECONDS * 2)  # past the clock's lease: a live control plane renews it
+    assert holder is not None and duties.holder("clock") is not None
+
+    client.wait(timeout=400)
+    assert client.returncode == 0, (deployment.logs / "tests.hosts.client.log").read_text()[-3000:]
+    answer = json.loads(out.read_text())
+    assert answer["results"] == list(range(CALLS))
+    engine = make_engine(deployment.local_database_url)
+    calls, attempts = _snapshot(engine)
+    assert len(calls) == CALLS and {call.status for call in calls} == {"succeeded"}
+    assert {call.id for call in calls} == set(answer["ids"])
+    # What the cut worker had taken ran again on another worker, as its next attempt.
+    cut_name = deployment.processes["w1"].worker_name
+    lost = [attempt for attempt in attempts if attempt.worker == cut_name]
+    assert lost and {attempt.status for attempt in lost} == {"lost"}
+    assert all(call.worker != cut_name for call in calls if call.id in {a.call_id for a in lost})
+
+    # The cut hosts come back: their late reports and claims change nothing.
+    cut_worker.plug()
+    cut_plane.plug()
+    wait_until(lambda: deployment.client.answers(
+        f"http://{cut_plane.address}:{PORT}/ready"), "the cut control plane back", timeout=60)
+    time.sleep(LEASE_SECONDS * 3)
+    assert _snapshot(engine) == (calls, attempts)
+    engine.dispose()
+    report_figure(f"{CALLS} calls over 3 worker hosts and 2 control planes, one of each cut "
+                  f"off mid-run: {answer['seconds']:.1f} s; {len(lost)} attempt(s) of the cut "
+                  f"worker ran again elsewhere")
