@@ -14,6 +14,10 @@
   lost its data (its epoch mark is gone) every pending call is checked at once;
   otherwise, every lease, the oldest 2,000 of those pending for longer than a
   lease are (a lost call stays pending, so it becomes one of the oldest).
+
+Every control plane's recorder sweeps, but one at a time does the work: the
+holder of the recovery duty (controlplane.duty), which another takes over half
+a lease after the holder stopped sweeping.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from datetime import datetime, timedelta
 
 from controlplane.dispatch import Dispatch
+from controlplane.duty import holder_name
 from controlplane.metrics import Metrics
 from controlplane.store import Store, utcnow
 from controlplane.store.limits import LimitRows
@@ -43,6 +48,7 @@ CHECK_PAGE = 500
 ROUTINE_CHECK_PAGES = 4
 #: Running calls of limited stages whose slots are restored after Redis lost its data.
 RESTORE_LIMIT = 100_000
+DUTY = "recovery"
 
 
 class Recovery:
@@ -61,6 +67,10 @@ class Recovery:
         self._next_check = 0.0
         #: Until when (monotonic) no lease is given up: a part was away (part_away).
         self._hold_until = 0.0
+        self.holder = holder_name()
+        #: The duty passes to another control plane half a lease after its holder
+        #: last swept (a recorder sweeps four times a lease).
+        self._duty_lease = lease_seconds / 2
 
     def part_away(self, exc: Exception) -> None:
         """The database or Redis could not be reached just now. Workers' heartbeats
@@ -78,7 +88,11 @@ class Recovery:
         return time.monotonic() < self._hold_until or self._transport.jobs.part_away()
 
     def sweep(self) -> None:
-        """Everything above that is due: called often (a few times a lease)."""
+        """Everything above that is due: called often (a few times a lease), and
+        done by the one control plane that holds the recovery duty (two that ever
+        overlap are safe: each step is fenced in the table)."""
+        if not self._transport.duties.hold(DUTY, self.holder, self._duty_lease):
+            return
         jobs = self._transport.jobs
         if not jobs.has_epoch():
             log.warning("Redis holds no epoch mark (it restarted empty, or is new): "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -345,3 +346,33 @@ def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away
     assert elsewhere.give_up_expired() == 1  # a lease after, a lease that ended is lost
     assert store.get(call_id).attempt == 2
     store.engine.dispose()
+
+
+def test_one_control_plane_at_a_time_sweeps_and_another_takes_over(redis_url, tmp_path):
+    from controlplane.migrate import upgrade
+    from controlplane.recovery import DUTY, Recovery
+    from controlplane.store import Store, make_engine
+    from sdk.transport import Transport
+
+    url = f"sqlite:///{tmp_path / 'callplane.db'}"
+    upgrade(url)
+    store = Store(make_engine(url))
+    transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + "/8")
+    transport.redis.flushdb()
+    lease = 0.6
+    call_id = new_call(store)
+    assert store.start(call_id, "w1", utcnow(), lease_until=utcnow() - timedelta(seconds=5))
+    here, elsewhere = (Recovery(store, transport, 3, lease) for _ in range(2))
+    here.sweep()
+    assert transport.duties.holder(DUTY) == here.holder
+    assert store.get(call_id).attempt == 2  # the holder gave the ended lease up
+    assert store.start(call_id, "w2", utcnow(), attempt=2,
+                       lease_until=utcnow() - timedelta(seconds=5))
+    elsewhere.sweep()  # not the holder: it does nothing
+    assert store.get(call_id).attempt == 2
+    time.sleep(lease / 2 + 0.1)  # the holder stopped sweeping: its duty lapses
+    elsewhere.sweep()
+    assert transport.duties.holder(DUTY) == elsewhere.holder
+    assert store.get(call_id).attempt == 3
+    store.engine.dispose()
+
