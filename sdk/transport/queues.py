@@ -28,7 +28,6 @@ from sdk.transport.keys import (
     FINISHED_CHANNEL,
     GATE_SEQUENCE_KEY,
     GATES_KEY,
-    JOB_PREFIX,
     QUEUES_SET,
     REJECTED_JOBS_KEY,
     RESULT_TTL_SECONDS,
@@ -52,6 +51,9 @@ log = logging.getLogger(__name__)
 
 #: What finish answers when the job is gone from Redis (it lost its keys).
 JOB_GONE = -1
+#: How often claim_next asks again with fresh hints when other workers took the
+#: calls it expected (then the worker's blocking pop takes over).
+CLAIM_TRIES = 3
 
 
 class Claimed(msgspec.Struct, frozen=True):
@@ -85,6 +87,9 @@ class Queues:
         self._redis = client
         self._scripts = scripts
         self._signer = signer
+        #: The ids last seen at each queue's head: the calls (and so the job keys)
+        #: claim_next may take (see claim_functions.lua).
+        self._hints: dict[str, list[str]] = {}
 
     def enqueue(self, messages: list[CallMessage], created_at: datetime,
                 due: Mapping[str, datetime] | None = None,
@@ -175,16 +180,25 @@ class Queues:
         """Atomically move a queued job to started; None if it is not claimable."""
         at = start.started_at
         answer = self._scripts.claim(
-            keys=[job_key(call_id), started_registry(queue), EVENTS_STREAM],
+            keys=[job_key(call_id), started_registry(queue), EVENTS_STREAM, queue_key(queue)],
             args=[start.worker, rq_compat.rq_timestamp(at), STARTED_SCORE,
                   call_id, start.body],
         )
-        return None if answer is None else self._genuine(queue, call_id, answer, start)
+        if answer is None:
+            return None
+        if answer[0] == "claimed":
+            self._hints[queue] = answer.pop()
+        return self._genuine(queue, call_id, answer, start)
 
     def claim_next(self, queues: list[str], start: StartReport) -> Claimed | None:
-        """Pop and claim the first claimable call of `queues`, without blocking."""
-        keys, args = self._claim_next_call(queues, start)
-        return self._claimed(self._scripts.claim_next(keys=keys, args=args), start)
+        """Pop and claim the first claimable call of `queues`, without blocking;
+        None when there is none, or other workers keep taking the ones expected."""
+        for _ in range(CLAIM_TRIES):
+            keys, args = self._claim_next_call(queues, start)
+            reply = self._scripts.claim_next(keys=keys, args=args)
+            if not self._missed(reply):
+                return self._claimed(reply, start)
+        return None
 
     def finish(self, report: FinishReport) -> int:
         """Record a started job's outcome: 1, or 0 if this worker no longer holds
@@ -201,23 +215,35 @@ class Queues:
         accepted, claimed = self._scripts.finish_and_claim_next(
             keys=finish_keys + claim_keys[1:], args=finish_args + claim_args
         )
+        if self._missed(claimed):
+            return accepted, self.claim_next(queues, start)
         return accepted, self._claimed(claimed, start)
 
-    @staticmethod
-    def _claim_next_call(queues: list[str], start: StartReport) -> tuple[list, list]:
+    def _claim_next_call(self, queues: list[str], start: StartReport) -> tuple[list, list]:
         keys = [EVENTS_STREAM]
-        for queue in queues:
-            keys += (queue_key(queue), started_registry(queue))
         at = start.started_at
-        args = [start.worker, rq_compat.rq_timestamp(at), STARTED_SCORE,
-                start.body, JOB_PREFIX]
+        args = [start.worker, rq_compat.rq_timestamp(at), STARTED_SCORE, start.body, len(queues)]
+        for queue in queues:
+            hints = self._hints.get(queue, [])
+            keys += (queue_key(queue), started_registry(queue), *map(job_key, hints))
+            args += (len(hints), *hints)
         return keys, args
+
+    def _missed(self, reply) -> bool:
+        """Whether claim_next found a call it did not expect at a queue's head;
+        its hints are then the queue's head as it is now."""
+        if not reply or reply[0] != "missed":
+            return False
+        self._hints[queue_of_key(reply[1])] = reply[2]
+        return True
 
     def _claimed(self, reply, start: StartReport) -> Claimed | None:
         if not reply:
             return None
-        key, call_id, *answer = reply
-        return self._genuine(queue_of_key(key), call_id, answer, start)
+        key, call_id, hints, *answer = reply
+        queue = queue_of_key(key)
+        self._hints[queue] = hints
+        return self._genuine(queue, call_id, answer, start)
 
     def _genuine(self, queue: str, call_id: str, answer: list[str], start: StartReport
                  ) -> Claimed | None:

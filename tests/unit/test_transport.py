@@ -3,6 +3,7 @@ tests/test_transport_redis.py)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import fakeredis
@@ -68,6 +69,33 @@ def test_finishing_a_call_claims_the_next_of_the_first_queue_that_has_one(transp
     assert accepted and (after.queue, after.call_id, after.data) == (low.queue, "l1", low.encode())
     assert transport.redis.hget(job_key("l1"), "worker_name") == "w1"
     assert queues.claim_next(order, start) is None
+
+
+def test_claim_next_pops_only_the_calls_it_expected_and_asks_again_when_others_took_them():
+    server = fakeredis.FakeServer()
+    mine, theirs = (Transport(fakeredis.FakeRedis(server=server, decode_responses=True))
+                    for _ in range(2))
+    now = datetime.now(timezone.utc)
+    messages = [CallMessage(id=f"c{i}", stage="s") for i in range(40)]
+    mine.queues.enqueue(messages, now)
+    queue = messages[0].queue
+    start = StartReport("w1", now)
+    assert mine.queues.claim_next([queue], start).call_id == "c0"  # a miss, then its hints
+    for i in range(1, 21):  # another worker takes more calls than the hints hold
+        assert theirs.queues.claim_next([queue], StartReport("w2", now)).call_id == f"c{i}"
+    assert mine.queues.claim_next([queue], start).call_id == "c21"
+    assert mine.redis.lrange(queue_key(queue), 0, 0) == ["c22"]
+
+
+def test_no_script_makes_a_key_from_its_arguments():
+    """Every key a script touches is one of its KEYS (Redis Cluster routes by them):
+    no script builds a key from ARGV, nor passes ARGV where a key goes."""
+    for path in LUA.iterdir():
+        if path.name.endswith(".lua"):
+            text = path.read_text()
+            assert not re.search(r"ARGV\[[^\]]+\]\s*\.\.|\.\.\s*ARGV\[", text), path.name
+            # (a channel is not a key: PUBLISH names one from ARGV)
+            assert not re.search(r"redis\.call\('(?!PUBLISH)\w+',\s*ARGV", text), path.name
 
 
 def test_take_removes_a_queued_call_once(transport):

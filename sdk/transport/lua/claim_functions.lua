@@ -4,9 +4,18 @@
 --
 -- claim_next pops and claims in one step, from the first of the queues (in
 -- priority order) that holds a claimable call, so a popped call is never left
--- unclaimed. Its KEYS from index k on are (queue, started registry) pairs; its
--- ARGV from index a on are worker, timestamp, registry score, start body and the
--- job key prefix (a job's key is known only once its id is popped).
+-- unclaimed. A script must declare every key it touches (Redis Cluster needs
+-- it), and a job's key is known only from its id: so the worker names the ids
+-- it last saw at the head of each queue (its hints, with their job keys), and
+-- the script pops a queue's head only when it is one of them. Any other head is
+-- answered {'missed', queue, the queue's first HINTS ids}, nothing changed, and
+-- the worker asks again with those. A claimed call's answer carries the new
+-- first ids of its queue.
+--
+-- Its KEYS from index k on are, per queue: the queue, its started registry,
+-- then the job key of each hint; its ARGV from index a on are worker,
+-- timestamp, registry score, start body, the number of queues, then per queue
+-- the number of hints and the hints' ids (in the order of their job keys).
 --
 -- A job is checked before anything changes: one that is not callplane's layout
 -- (data past ASCII, as pickle or text that is not UTF-8 is; no attempt) is
@@ -29,15 +38,25 @@ local function claim(job, started, stream, id, worker, at, score, body)
   redis.call('XADD', stream, '*', 'kind', 'start', 'id', id, 'body', body, 'attempt', attempt)
   return {'claimed', data, attempt, fields[4] or ''}
 end
+local HINTS = 16
 local function claim_next(stream, k, a)
-  for i = k, #KEYS, 2 do
-    local id = redis.call('LPOP', KEYS[i])
+  local key, arg = k, a + 5
+  for _ = 1, tonumber(ARGV[a + 4]) do
+    local queue, started, count = KEYS[key], KEYS[key + 1], tonumber(ARGV[arg])
+    local jobs = {}
+    for h = 1, count do jobs[ARGV[arg + h]] = KEYS[key + 1 + h] end
+    local id = redis.call('LINDEX', queue, 0)
     while id do
-      local answer = claim(ARGV[a + 4] .. id, KEYS[i + 1], stream, id,
-                           ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
-      if answer then return {KEYS[i], id, unpack(answer)} end
-      id = redis.call('LPOP', KEYS[i])
+      if not jobs[id] then return {'missed', queue, redis.call('LRANGE', queue, 0, HINTS - 1)} end
+      redis.call('LPOP', queue)
+      local answer = claim(jobs[id], started, stream, id, ARGV[a], ARGV[a + 1], ARGV[a + 2],
+                           ARGV[a + 3])
+      if answer then
+        return {queue, id, redis.call('LRANGE', queue, 0, HINTS - 1), unpack(answer)}
+      end
+      id = redis.call('LINDEX', queue, 0)
     end
+    key, arg = key + 2 + count, arg + 1 + count
   end
   return false
 end
