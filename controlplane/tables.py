@@ -23,7 +23,7 @@ stage_runs = sa.Table(
     sa.Column("parent_attempt", sa.Integer, nullable=True),
     sa.Column("stage", sa.String(200), nullable=False, index=True),
     sa.Column("arguments", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("error", sa.JSON, nullable=True),
     sa.Column("output", sa.Text, nullable=True),
@@ -47,6 +47,8 @@ stage_runs = sa.Table(
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     # A child is its parent's call at a position: a re-run of the parent finds it.
     sa.Index("ux_stage_runs_parent_position", "parent_stage_run_id", "position", unique=True),
+    # Calls by status in creation order: the pending ones, oldest first.
+    sa.Index("ix_stage_runs_status_created_at", "status", "created_at"),
     # The runs alone, by creation: listed newest first, pruned oldest first.
     sa.Index("ix_stage_runs_roots", "created_at", postgresql_where=ROOTS, sqlite_where=ROOTS),
 )
