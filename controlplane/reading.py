@@ -9,8 +9,8 @@ import msgspec
 
 from controlplane.errors import CallNotFound
 from controlplane.store import Store, utcnow
-from controlplane.store.reads import CallQuery, Page, RunQuery
-from controlplane.trees import TreeNode, tree_nodes
+from controlplane.store.reads import COUNT_LIMIT, CallQuery, Page, RunQuery
+from controlplane.trees import TreeNode, earlier_of, tree_of
 from sdk.errors import RedisUnavailable
 from sdk.records import CallDetails, CallRecord, CallSummary
 from sdk.transport import Transport
@@ -58,13 +58,15 @@ class CallReading:
                 for call in calls.values() if not call.finished]
 
     def list(self, query: CallQuery, offset: int, limit: int) -> Page:
-        """Calls, oldest first, one page, and how many match."""
-        return self._store.list(query, offset, limit)
+        """Calls, oldest first, one page, and how many match when that is at most
+        COUNT_LIMIT past the page (None: more)."""
+        return self._store.list(query, offset, limit, COUNT_LIMIT)
 
     def runs(self, query: RunQuery, offset: int, limit: int) -> Page:
-        """Runs (root calls), newest first, one page, and how many match; a run that
-        waits (delayed, sleeping, waiting for an event) says what for."""
-        runs, total = self._store.runs(query, offset, limit)
+        """Runs (root calls), newest first, one page, and how many match as `list`
+        counts them; a run that waits (delayed, sleeping, waiting for an event)
+        says what for."""
+        runs, total = self._store.runs(query, offset, limit, COUNT_LIMIT)
         return [self._with_wait(run) for run in runs], total
 
     def _with_wait(self, record: CallRecord) -> CallRecord:
@@ -75,9 +77,11 @@ class CallReading:
 
     def tree(self, call_id: str) -> list[TreeNode]:
         """The call and every call under it, depth-first, with their earlier attempts:
-        two queries for the whole run."""
-        root_id = self.get(call_id).root_stage_run_id
-        return tree_nodes(self._store.tree(root_id), call_id, self._store.attempts_in_run(root_id))
+        reading that subtree only (Store.subtree)."""
+        subtree = self._store.subtree(call_id)
+        if subtree is None:
+            raise CallNotFound(f"no call with id {call_id!r}")
+        return tree_of(subtree.calls, call_id, earlier_of(subtree.attempts))
 
     def run_of(self, call_id: str) -> list[CallRecord]:
         """Every call of the run `call_id` belongs to."""

@@ -15,7 +15,7 @@ from typing import Any
 import flask
 import msgspec
 
-from controlplane.trees import TreeNode
+from controlplane.trees import TreeNode, tree_json
 from sdk.records import CallDetails, CallRecord, json_text, plain
 from sdk.wire import RunMode, Status
 
@@ -75,9 +75,10 @@ def created_json(calls: list[CallRecord]) -> str:
 
 
 def tree_answer(call_id: str, nodes: list[TreeNode]) -> flask.Response:
-    """{"call_id": ..., "calls": [...]}, as TreeSchema documents it."""
-    return _response(json_text({"call_id": call_id, "calls": plain(nodes)}), 200)
+    """{"call_id": ..., "calls": [...]}, as TreeSchema documents it (msgspec: the
+    nodes' times are text already, see controlplane.trees)."""
+    return _response(tree_json(call_id, nodes), 200)
 
 
-def _response(text: str, status: int) -> flask.Response:
+def _response(text: str | bytes, status: int) -> flask.Response:
     return flask.Response(text, status=status, mimetype="application/json")

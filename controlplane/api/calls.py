@@ -9,7 +9,8 @@ import msgspec
 from flask.views import MethodView
 
 from controlplane.api.answers import call_answer, calls_answer, created_answer
-from controlplane.api.blueprint import BODY_ERRORS, CALL_ID, URI_TOO_LONG, ApiBlueprint, services
+from controlplane.api.blueprint import BODY_ERRORS, CALL_ID, URI_TOO_LONG, services
+from controlplane.api.paging import PageCount, PagedBlueprint
 from controlplane.schemas import (
     CallBatchCreateSchema,
     CallBatchSchema,
@@ -28,7 +29,7 @@ from controlplane.schemas import (
     WaitSchema,
 )
 
-blp = ApiBlueprint("calls", __name__, description="Calls of stages")
+blp = PagedBlueprint("calls", __name__, description="Calls of stages")
 
 
 @blp.route("/call")
@@ -68,11 +69,16 @@ class CallList(MethodView):
     @blp.paginate()
     @blp.refuses(URI_TOO_LONG)
     def get(self, query, pagination_parameters):
-        """Calls, oldest first, filtered by status, stage and parent (X-Pagination header)."""
+        """Calls, oldest first, filtered by status, stage and parent.
+
+        The X-Pagination header has `total`, `total_pages` and `last_page` when at
+        most 1,000 calls match past this page; with more it has only `page`,
+        `first_page`, `previous_page` and `next_page`: matching calls are never
+        all counted on a request."""
         calls, total = services().reading.list(
             query, pagination_parameters.first_item, pagination_parameters.page_size
         )
-        pagination_parameters.item_count = total
+        pagination_parameters.item_count = PageCount(total)
         return calls
 
     @blp.arguments(CallBatchCreateSchema())

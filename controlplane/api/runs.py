@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from controlplane.api.answers import tree_answer
-from controlplane.api.blueprint import CALL_ID, URI_TOO_LONG, ApiBlueprint, services
+from controlplane.api.blueprint import CALL_ID, URI_TOO_LONG, services
+from controlplane.api.paging import PageCount, PagedBlueprint
 from controlplane.schemas import CallSchema, RunListQuerySchema, TreeSchema, WaitNodeSchema
 from sdk.records import plain
 
-blp = ApiBlueprint("runs", __name__, description="Runs and call trees")
+blp = PagedBlueprint("runs", __name__, description="Runs and call trees")
 
 
 @blp.route("/call/<call_id>/tree", parameters=[CALL_ID])
@@ -40,9 +41,14 @@ class RunList(MethodView):
     @blp.refuses(URI_TOO_LONG)
     def get(self, query, pagination_parameters):
         """Runs (root calls), newest first, filtered by status, stage, time and code
-        version (X-Pagination header)."""
+        version.
+
+        The X-Pagination header has `total`, `total_pages` and `last_page` when at
+        most 1,000 runs match past this page; with more it has only `page`,
+        `first_page`, `previous_page` and `next_page`: matching runs are never all
+        counted on a request."""
         runs, total = services().reading.runs(
             query, pagination_parameters.first_item, pagination_parameters.page_size
         )
-        pagination_parameters.item_count = total
+        pagination_parameters.item_count = PageCount(total)
         return runs

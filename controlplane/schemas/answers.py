@@ -8,9 +8,17 @@ from marshmallow import Schema, fields
 from controlplane.schemas.requests import ArgumentsSchema, CallErrorSchema
 
 
+class IsoTime(fields.DateTime):
+    """A time as ISO 8601 text: a datetime, or text the database rendered so
+    already (a tree's times: see controlplane.store.sqltime)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value if isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
+
+
 class WaitingForSchema(Schema):
     kind = fields.String(metadata={"description": "delay (a delayed call), sleep, or event"})
-    until = fields.DateTime(allow_none=True, metadata={
+    until = IsoTime(allow_none=True, metadata={
         "description": "when it ends at the latest (an event's timeout; null: none)"})
     key = fields.String(allow_none=True, metadata={"description": "an event's key"})
 
@@ -21,7 +29,7 @@ def _waiting_for():
 
 
 def _not_before():
-    return fields.DateTime(
+    return IsoTime(
         allow_none=True, metadata={"description": "a delayed call: no worker starts it before then"}
     )
 
@@ -99,8 +107,8 @@ class AttemptBarSchema(Schema):
     attempt = fields.Integer()
     status = fields.String(metadata={"description": "lost or failed"})
     worker = fields.String(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    started_at = IsoTime(allow_none=True)
+    finished_at = IsoTime(allow_none=True)
 
 
 class TreeNodeSchema(Schema):
@@ -113,9 +121,9 @@ class TreeNodeSchema(Schema):
     attempt = fields.Integer()
     worker = fields.String(allow_none=True)
     run_mode = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = IsoTime()
+    started_at = IsoTime(allow_none=True)
+    finished_at = IsoTime(allow_none=True)
     duration_ms = fields.Float(allow_none=True)
     error = fields.String(allow_none=True, metadata={"description": "type: first line of message"})
     arguments = fields.String(allow_none=True, metadata={

@@ -52,12 +52,15 @@ function renderRuns(runs) {
     "No runs recorded yet. Run a workflow (callplane demo, or callplane run FILE) and it appears here."))]));
 }
 
+/* The header has a total only when the runs were few enough to count (see GET
+   /api/runs); otherwise its next_page says more follow. */
 function renderPager(pagination) {
-  const total = pagination.total || 0;
-  const pages = pagination.total_pages || 1;
-  document.getElementById("page-info").textContent = `page ${page} of ${pages} · ${total} runs`;
+  const counted = pagination.total !== undefined;
+  document.getElementById("page-info").textContent = counted
+    ? `page ${page} of ${pagination.total_pages || 1} · ${pagination.total} runs`
+    : `page ${page} · more than ${page * PAGE_SIZE} runs`;
   document.getElementById("newer").disabled = page <= 1;
-  document.getElementById("older").disabled = page >= pages;
+  document.getElementById("older").disabled = !pagination.next_page;
 }
 
 document.getElementById("newer").addEventListener("click", () => { page -= 1; loadRuns(); });

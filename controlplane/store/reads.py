@@ -13,11 +13,13 @@ from sqlalchemy.engine import Engine
 
 from controlplane.store.engine import translating
 from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
+from controlplane.store.sqltime import iso_text, milliseconds_between
 from controlplane.store.statements import ROWS, STATUSES
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
-from sdk.records import AttemptRecord, CallRecord
+from controlplane.trees import AttemptBar, TreeCall
+from sdk.records import Arguments, AttemptRecord, CallRecord, ErrorRecord
 from sdk.waits import STEP_STAGES
-from sdk.wire import Status
+from sdk.wire import RunMode, Status
 
 #: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
 IN_LIST_LIMIT = 500
@@ -26,16 +28,42 @@ IN_LIST_LIMIT = 500
 OFFSET_LIMIT = 2**63 - 1
 #: How deep a chain of calls run in place is followed down to its waiting step.
 MAX_CHAIN = 100
-#: What a call tree reads of each call: all but what may be large (its result and
-#: printed output), which a read of the one call shows.
+#: The calls of a run read whole (`tree`): all but what may be large (its result
+#: and printed output), which a read of the one call shows.
 _TREE_COLUMNS = tuple(c.name for c in stage_runs.c if c.name not in ("result", "output"))
-#: What a tree's timeline shows of an earlier attempt.
-_ATTEMPT_BAR_COLUMNS = ("call_id", "attempt", "status", "worker", "run_mode", "started_at",
-                        "finished_at")
+_c = stage_runs.c
+#: What a tree shows of each call (trees.TreeCall, in its order): times as text,
+#: its duration, and its JSON as text, which msgspec decodes faster than the driver.
+_TREE_CALL = (_c.id, _c.parent_stage_run_id, _c.position, _c.stage, _c.status, _c.attempt,
+              _c.worker, _c.run_mode, iso_text(_c.created_at), iso_text(_c.started_at),
+              iso_text(_c.finished_at), iso_text(_c.not_before),
+              milliseconds_between(_c.started_at, _c.finished_at),
+              sa.cast(_c.error, sa.Text), sa.cast(_c.arguments, sa.Text))
+#: What a tree's timeline shows of an earlier attempt (trees.AttemptBar), by call.
+_ATTEMPT_BAR = (call_attempts.c.call_id, call_attempts.c.attempt, call_attempts.c.status,
+                call_attempts.c.worker, iso_text(call_attempts.c.started_at),
+                iso_text(call_attempts.c.finished_at))
+_STATUS = {status.value: status for status in Status}
+_RUN_MODE = {mode.value: mode for mode in RunMode}
+_ARGUMENTS = msgspec.json.Decoder(list[Arguments])
+_ERROR = msgspec.json.Decoder(ErrorRecord | None)
+#: A list counts the calls that match up to this many past its page: an exact
+#: total when there are fewer, "more" otherwise (counting a million rows on each
+#: request took longer than the page).
+COUNT_LIMIT = 1_000
 #: What recovery needs of a running call to give up its attempt.
 _LEASE_COLUMNS = ("id", "attempt", "worker", "queue", "lease_expires_at")
 
-Page = tuple[list[CallRecord], int]
+#: A page of calls, and how many match in all (None: more than were counted).
+Page = tuple[list[CallRecord], int | None]
+
+
+class Subtree(msgspec.Struct, frozen=True):
+    """A call and every call under it, as a tree shows them, and their earlier
+    attempts (first first) by call."""
+
+    calls: list[TreeCall]
+    attempts: list[tuple[str, AttemptBar]]
 
 
 class CallQuery(msgspec.Struct, frozen=True):
@@ -97,16 +125,18 @@ class Reads:
                 found.update(entry(row) for row in rows)
         return found
 
-    def list(self, query: CallQuery, offset: int = 0, limit: int = 50) -> Page:
-        """One page of calls, oldest first, and the total count that matches."""
+    def list(self, query: CallQuery, offset: int = 0, limit: int = 50,
+             count_limit: int | None = None) -> Page:
+        """One page of calls, oldest first, and how many match (see _page)."""
         where = [stage_runs.c[column] == value for column, value in (
             ("status", query.status), ("stage", query.stage),
             ("parent_stage_run_id", query.parent_stage_run_id),
         ) if value]
-        return self._page(where, stage_runs.c.created_at, offset, limit)
+        return self._page(where, stage_runs.c.created_at, offset, limit, count_limit)
 
-    def runs(self, query: RunQuery, offset: int = 0, limit: int = 50) -> Page:
-        """One page of runs (root calls), newest first, and how many match."""
+    def runs(self, query: RunQuery, offset: int = 0, limit: int = 50,
+             count_limit: int | None = None) -> Page:
+        """One page of runs (root calls), newest first, and how many match (see _page)."""
         where = [stage_runs.c.parent_stage_run_id.is_(None)]
         where += [stage_runs.c[column] == value for column, value in (
             ("status", query.status), ("stage", query.stage), ("repo_name", query.repo_name),
@@ -116,17 +146,27 @@ class Reads:
             where.append(stage_runs.c.created_at >= in_utc(query.since))
         if query.until:
             where.append(stage_runs.c.created_at < in_utc(query.until))
-        return self._page(where, stage_runs.c.created_at.desc(), offset, limit)
+        return self._page(where, stage_runs.c.created_at.desc(), offset, limit, count_limit)
 
-    def _page(self, where: list, order: Any, offset: int, limit: int) -> Page:
-        """The calls matching `where` in `order` (then by id), one page, and their count."""
+    def _page(self, where: list, order: Any, offset: int, limit: int,
+              count_limit: int | None) -> Page:
+        """The calls matching `where` in `order` (then by id), one page, and their
+        count: exact with no `count_limit`; with one, counted only up to this page's
+        end plus `count_limit` rows (None past that), so a page never costs a count
+        of the whole table, and a None total still says a next page exists."""
         query = stage_runs.select().where(*where).order_by(order, stage_runs.c.id)
-        count = sa.select(sa.func.count()).select_from(stage_runs).where(*where)
+        offset = min(offset, OFFSET_LIMIT)
+        matching = sa.select(sa.literal(1)).select_from(stage_runs).where(*where)
+        if count_limit is not None:
+            matching = matching.limit(min(offset + limit + count_limit + 1, OFFSET_LIMIT))
+        count = sa.select(sa.func.count()).select_from(matching.subquery())
         with self.engine.connect() as conn:
-            page = query.offset(min(offset, OFFSET_LIMIT)).limit(limit)
-            calls = [call_of(row) for row in conn.execute(page)]
+            calls = [call_of(row) for row in conn.execute(query.offset(offset).limit(limit))]
+            if count_limit is not None and len(calls) < limit and (calls or not offset):
+                return calls, offset + len(calls)  # the last page: no count needed
             total = conn.execute(count).scalar_one()
-        return calls, total
+        counted_all = count_limit is None or total <= offset + limit + count_limit
+        return calls, total if counted_all else None
 
     def tree(self, root_id: str) -> list[CallRecord]:
         """Every call of one run, in creation order, without results and printed
@@ -139,16 +179,25 @@ class Reads:
         with self.engine.connect() as conn:
             return [call_of(row) for row in conn.execute(query)]
 
-    def attempts_in_run(self, root_id: str) -> list[AttemptRecord]:
-        """The earlier attempts of every call of one run, by call, first first."""
-        query = (
-            sa.select(*(call_attempts.c[name] for name in _ATTEMPT_BAR_COLUMNS))
-            .join(stage_runs, stage_runs.c.id == call_attempts.c.call_id)
-            .where(stage_runs.c.root_stage_run_id == root_id)
-            .order_by(call_attempts.c.call_id, call_attempts.c.attempt)
-        )
+    def subtree(self, call_id: str) -> Subtree | None:
+        """The call and every call under it, as a tree shows them (None: no such
+        call). A run's root reads its run by root_stage_run_id; any other call reads
+        down parent_stage_run_id with a recursive query, so the tree under a call
+        costs its own size, not its run's (both columns are indexed)."""
         with self.engine.connect() as conn:
-            return [attempt_of(row) for row in conn.execute(query)]
+            found = conn.execute(sa.select(stage_runs.c.parent_stage_run_id)
+                                 .where(stage_runs.c.id == call_id)).first()
+            if found is None:
+                return None
+            if found.parent_stage_run_id is None:
+                under = stage_runs.c.root_stage_run_id == call_id
+            else:
+                under = stage_runs.c.id.in_(sa.select(_below(call_id).c.id))
+            calls = _tree_calls(conn.execute(sa.select(*_TREE_CALL).where(under)).all())
+            attempts = conn.execute(
+                sa.select(*_ATTEMPT_BAR).join(stage_runs, stage_runs.c.id == call_attempts.c.call_id)
+                .where(under).order_by(call_attempts.c.call_id, call_attempts.c.attempt)).all()
+        return Subtree(calls, [(row[0], AttemptBar(*row[1:])) for row in attempts])
 
     def child_at(self, parent_id: str, position: int | None) -> CallRecord | None:
         """The child a call made at `position`, if any."""
@@ -243,3 +292,22 @@ class Reads:
         )
         with self.engine.connect() as conn:
             return [lease_of(row) for row in conn.execute(query)]
+
+
+def _below(call_id: str) -> sa.CTE:
+    """The ids of a call and every call under it: a recursive query down
+    parent_stage_run_id (SQLite and PostgreSQL alike)."""
+    top = sa.select(stage_runs.c.id).where(stage_runs.c.id == call_id).cte("below", recursive=True)
+    child = stage_runs.alias("child")
+    return top.union_all(sa.select(child.c.id).where(child.c.parent_stage_run_id == top.c.id))
+
+
+def _tree_calls(rows: list[sa.Row]) -> list[TreeCall]:
+    """Rows of _TREE_CALL as records; their arguments decoded in one pass (a
+    decode per row cost more than the decoding)."""
+    arguments = _ARGUMENTS.decode(f"[{','.join(row[-1] for row in rows)}]")
+    return [TreeCall(call_id, parent, position, stage, _STATUS[status], attempt, worker,
+                     _RUN_MODE[run_mode] if run_mode else None, created, started, finished,
+                     not_before, duration, _ERROR.decode(error) if error else None, args)
+            for (call_id, parent, position, stage, status, attempt, worker, run_mode, created,
+                 started, finished, not_before, duration, error, _), args in zip(rows, arguments)]
