@@ -1,4 +1,4 @@
-"""Deleting whole finished runs: which runs may go, and their rows a few hundred
+"""Deleting whole finished runs: which runs may go, and their rows a small batch
 per transaction, children before their parents, so that creates never wait
 long behind a prune (controlplane.retention decides when)."""
 
