@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from flask import Flask
 from flask_smorest import Api
 
@@ -49,6 +51,15 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     if start_services:
         services.start()
     return app
+
+
+def settle_heap() -> None:
+    """Leave everything a server process made before serving (modules, the app,
+    its pools) out of the collector's full passes, which otherwise walk it all
+    again whenever a request made many objects: the tree of a 10,000-call run
+    took about 40 ms longer every other time."""
+    gc.collect()
+    gc.freeze()
 
 
 def services_of(app: Flask) -> Services:

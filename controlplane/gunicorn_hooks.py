@@ -1,7 +1,7 @@
 """Gunicorn hooks for a plain `gunicorn 'controlplane.app:create_app()'` (the Procfile's web):
 each server process starts its own recorder and completion listener after forking."""
 
-from controlplane.app import services_of
+from controlplane.app import services_of, settle_heap
 from controlplane.auth import check_exposure
 from sdk.settings import Settings
 
@@ -16,6 +16,7 @@ def on_starting(server):
 
 def post_worker_init(worker):
     services_of(worker.wsgi).start()
+    settle_heap()
 
 
 def worker_exit(_server, worker):

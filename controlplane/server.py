@@ -19,7 +19,7 @@ from gunicorn.app.base import BaseApplication
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from controlplane import gunicorn_hooks
-from controlplane.app import create_app, services_of
+from controlplane.app import create_app, services_of, settle_heap
 from controlplane.auth import check_exposure
 from controlplane.migrate import upgrade
 from sdk.logs import configure_logging
@@ -75,7 +75,9 @@ def served_app(settings: Settings | None = None) -> Flask:
     multiprocessing.util.Finalize(services, services.stop, exitpriority=10)
     atexit.register(services.stop)
     app.wsgi_app = ProxyFixFrom(app.wsgi_app, settings.forwarded_allow_ips)  # type: ignore[method-assign]
+    settle_heap()
     return app
+
 
 
 class ProxyFixFrom:

@@ -27,7 +27,7 @@ ARGUMENTS_PREVIEW_CHARS = 80
 _ENCODER = msgspec.json.Encoder()
 
 
-class TreeCall(msgspec.Struct, frozen=True):
+class TreeCall(msgspec.Struct, frozen=True, gc=False):
     """What a tree reads of a call: its times as ISO 8601 text."""
 
     id: str
@@ -44,7 +44,10 @@ class TreeCall(msgspec.Struct, frozen=True):
     not_before: str | None
     duration_ms: float | None
     error: ErrorRecord | None
-    arguments: Arguments
+    #: Its arguments as a call writes them (see preview).
+    preview: str
+    #: The arguments themselves: read for the steps of waits only (what they wait for).
+    arguments: Arguments | None = None
 
     @classmethod
     def of(cls, call: CallRecord) -> TreeCall:
@@ -54,11 +57,11 @@ class TreeCall(msgspec.Struct, frozen=True):
             call.attempt, call.worker, call.run_mode, iso(call.created_at), iso(started),
             iso(finished), iso(call.not_before),
             (round((finished - started).total_seconds() * 1000, 3) if started and finished else None),
-            call.error, call.arguments,
+            call.error, preview(call.arguments), call.arguments,
         )
 
 
-class AttemptBar(msgspec.Struct, frozen=True):
+class AttemptBar(msgspec.Struct, frozen=True, gc=False):
     """An earlier attempt of a call, as a timeline draws it: its own bar."""
 
     attempt: int
@@ -68,7 +71,7 @@ class AttemptBar(msgspec.Struct, frozen=True):
     finished_at: str | None = None
 
 
-class Waiting(msgspec.Struct, frozen=True, omit_defaults=True):
+class Waiting(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """What a pending call waits for (sdk.waits.WaitingFor), its time as text."""
 
     kind: str
@@ -76,7 +79,7 @@ class Waiting(msgspec.Struct, frozen=True, omit_defaults=True):
     key: str | None = None
 
 
-class TreeNode(msgspec.Struct, frozen=True):
+class TreeNode(msgspec.Struct, frozen=True, gc=False):
     """A call in a tree: what a tree view shows of it (times as ISO 8601 text)."""
 
     id: str
@@ -110,7 +113,7 @@ class TreeNode(msgspec.Struct, frozen=True):
         return cls(
             call.id, call.stage, call.status, depth, call.parent_stage_run_id, call.position,
             call.attempt, call.worker, call.run_mode, call.created_at, call.started_at,
-            call.finished_at, call.duration_ms, summary(call.error), preview(call.arguments),
+            call.finished_at, call.duration_ms, summary(call.error), call.preview,
             earlier, call.not_before, waiting_for,
         )
 
@@ -182,7 +185,8 @@ def _waiting(call: TreeCall, children: dict[str | None, list[TreeCall]],
         return None
     step = _step(call, children)
     found = WaitingFor.of(call.status, datetime.fromisoformat(call.not_before),
-                          step and CallRecord(step.id, step.stage, step.status, step.arguments,
+                          step and CallRecord(step.id, step.stage, step.status,
+                                              step.arguments or Arguments(),
                                               not_before=_time(step.not_before)), now)
     return None if found is None else Waiting(found.kind, iso(found.until), found.key)
 
@@ -212,7 +216,25 @@ def preview(arguments: Arguments) -> str:
     """The arguments as a call writes them, "(1, "x", key=2)", shortened with "…"."""
     values = [_value_text(value) for value in arguments.args]
     values += [f"{name}={_value_text(value)}" for name, value in arguments.kwargs.items()]
-    text = f"({', '.join(values)})"
+    return _shortened(f"({', '.join(values)})")
+
+
+class RawArguments(msgspec.Struct, gc=False):
+    """Arguments as stored, each value left as its JSON text (msgspec.Raw)."""
+
+    args: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    kwargs: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
+
+
+def raw_preview(arguments: RawArguments) -> str:
+    """preview() of stored arguments, from their JSON text: no value decoded and
+    encoded again (the text is compact JSON, as the SDK sends it)."""
+    values = [bytes(value).decode() for value in arguments.args]
+    values += [f"{name}={bytes(value).decode()}" for name, value in arguments.kwargs.items()]
+    return _shortened(f"({', '.join(values)})")
+
+
+def _shortened(text: str) -> str:
     return text if len(text) <= ARGUMENTS_PREVIEW_CHARS else text[:ARGUMENTS_PREVIEW_CHARS - 1] + "…"
 
 

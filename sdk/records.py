@@ -84,7 +84,7 @@ def type_name(kind: type[BaseException]) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-class ErrorRecord(msgspec.Struct, frozen=True):
+class ErrorRecord(msgspec.Struct, frozen=True, gc=False):
     """An error as the audit record keeps it (an older or hand-written record that
     lacks a part reads as it always did: an Exception with no message)."""
 
@@ -116,7 +116,7 @@ class ErrorRecord(msgspec.Struct, frozen=True):
         return cls(kind.recorded_name(), message)
 
 
-class Arguments(msgspec.Struct, frozen=True):
+class Arguments(msgspec.Struct, frozen=True, gc=False):
     """A call's arguments, as `{"args": [...], "kwargs": {...}}` in the table and the API."""
 
     args: list[Any] = msgspec.field(default_factory=list)

@@ -16,7 +16,7 @@ from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, l
 from controlplane.store.sqltime import iso_text, milliseconds_between
 from controlplane.store.statements import ROWS, STATUSES
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
-from controlplane.trees import AttemptBar, TreeCall
+from controlplane.trees import AttemptBar, RawArguments, TreeCall, raw_preview
 from sdk.records import Arguments, AttemptRecord, CallRecord, ErrorRecord
 from sdk.waits import STEP_STAGES
 from sdk.wire import RunMode, Status
@@ -45,7 +45,8 @@ _ATTEMPT_BAR = (call_attempts.c.call_id, call_attempts.c.attempt, call_attempts.
                 iso_text(call_attempts.c.finished_at))
 _STATUS = {status.value: status for status in Status}
 _RUN_MODE = {mode.value: mode for mode in RunMode}
-_ARGUMENTS = msgspec.json.Decoder(list[Arguments])
+_RAW_ARGUMENTS = msgspec.json.Decoder(list[RawArguments])
+_STEP_ARGUMENTS = msgspec.json.Decoder(Arguments)
 _ERROR = msgspec.json.Decoder(ErrorRecord | None)
 #: A list counts the calls that match up to this many past its page: an exact
 #: total when there are fewer, "more" otherwise (counting a million rows on each
@@ -303,11 +304,13 @@ def _below(call_id: str) -> sa.CTE:
 
 
 def _tree_calls(rows: list[sa.Row]) -> list[TreeCall]:
-    """Rows of _TREE_CALL as records; their arguments decoded in one pass (a
-    decode per row cost more than the decoding)."""
-    arguments = _ARGUMENTS.decode(f"[{','.join(row[-1] for row in rows)}]")
+    """Rows of _TREE_CALL as records; their arguments read in one pass (a decode
+    per row cost more than the decoding), as text for their previews, and decoded
+    only for the steps of waits, which say what they wait for."""
+    arguments = _RAW_ARGUMENTS.decode(f"[{','.join(row[-1] for row in rows)}]")
     return [TreeCall(call_id, parent, position, stage, _STATUS[status], attempt, worker,
                      _RUN_MODE[run_mode] if run_mode else None, created, started, finished,
-                     not_before, duration, _ERROR.decode(error) if error else None, args)
+                     not_before, duration, _ERROR.decode(error) if error else None,
+                     raw_preview(raw), _STEP_ARGUMENTS.decode(text) if stage in STEP_STAGES else None)
             for (call_id, parent, position, stage, status, attempt, worker, run_mode, created,
-                 started, finished, not_before, duration, error, _), args in zip(rows, arguments)]
+                 started, finished, not_before, duration, error, text), raw in zip(rows, arguments)]
