@@ -102,7 +102,7 @@ class Age(click.ParamType):
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 def prune(older_than, dry_run):
     """Delete whole finished runs from DATABASE_URL (never one with a call still
-    pending or running), a few hundred rows per transaction."""
+    pending or running), 100 rows per transaction with pauses between."""
     from controlplane.retention import Retention
     from controlplane.store import make_engine
     from controlplane.store.retention import RetentionRows

@@ -47,7 +47,8 @@ class RetentionRows:
         call meanwhile (a call retried by hand) is left alone. How many calls
         went, and how many of them were runs (a run's own call goes last)."""
         with self.engine.begin() as conn:
-            runs = [run for run in runs if run not in self._unfinished(conn, runs)]
+            unfinished = self._unfinished(conn, runs)
+            runs = [run for run in runs if run not in unfinished]
             if not runs:
                 return 0, 0
             child = stage_runs.alias("child")
