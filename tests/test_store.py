@@ -316,27 +316,31 @@ def test_a_report_the_recorder_cannot_read_is_set_aside_and_the_rest_are_recorde
     assert f"finish {poisoned}: finish report is not" in shown.output
 
 
-def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away(
-    redis_url, tmp_path
-):
-    import time
-
-    from controlplane.errors import StoreUnavailable
+def _two_control_planes(redis_url: str, tmp_path, lease: float):
+    """A table of its own (the session's control plane sweeps the shared one), a
+    call running on w1 whose lease ended, and two control planes' recoveries."""
     from controlplane.migrate import upgrade
     from controlplane.recovery import Recovery
     from controlplane.store import Store, make_engine
     from sdk.transport import Transport
 
-    # A table of its own: the session's control plane sweeps the shared one.
     url = f"sqlite:///{tmp_path / 'callplane.db'}"
     upgrade(url)
     store = Store(make_engine(url))
     transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + "/8")
     transport.redis.flushdb()
-    lease = 0.5
     call_id = new_call(store)
     assert store.start(call_id, "w1", utcnow(), lease_until=utcnow() - timedelta(seconds=5))
-    here, elsewhere = (Recovery(store, transport, 3, lease) for _ in range(2))
+    return store, transport, call_id, *(Recovery(store, transport, 3, lease) for _ in range(2))
+
+
+def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away(
+    redis_url, tmp_path
+):
+    from controlplane.errors import StoreUnavailable
+
+    lease = 0.5
+    store, _, call_id, here, elsewhere = _two_control_planes(redis_url, tmp_path, lease)
     here.part_away(StoreUnavailable("the audit database is unavailable"))
     # Neither this control plane nor another gives the expired lease up meanwhile:
     # the worker's heartbeats may be waiting in Redis to be recorded.
@@ -349,20 +353,10 @@ def test_no_lease_is_given_up_within_a_lease_of_the_database_or_redis_being_away
 
 
 def test_one_control_plane_at_a_time_sweeps_and_another_takes_over(redis_url, tmp_path):
-    from controlplane.migrate import upgrade
-    from controlplane.recovery import DUTY, Recovery
-    from controlplane.store import Store, make_engine
-    from sdk.transport import Transport
+    from controlplane.recovery import DUTY
 
-    url = f"sqlite:///{tmp_path / 'callplane.db'}"
-    upgrade(url)
-    store = Store(make_engine(url))
-    transport = Transport.from_url(redis_url.rsplit("/", 1)[0] + "/8")
-    transport.redis.flushdb()
     lease = 0.6
-    call_id = new_call(store)
-    assert store.start(call_id, "w1", utcnow(), lease_until=utcnow() - timedelta(seconds=5))
-    here, elsewhere = (Recovery(store, transport, 3, lease) for _ in range(2))
+    store, transport, call_id, here, elsewhere = _two_control_planes(redis_url, tmp_path, lease)
     here.sweep()
     assert transport.duties.holder(DUTY) == here.holder
     assert store.get(call_id).attempt == 2  # the holder gave the ended lease up
