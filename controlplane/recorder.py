@@ -32,7 +32,7 @@ from controlplane.recovery import Recovery
 from controlplane.store import Store, utcnow
 from sdk.errors import DecodeError, RedisUnavailable, UnrecordableOutcome
 from sdk.records import CallRecord, ErrorRecord, Outcome, to_json
-from sdk.reports import LostReport, Report, RetryReport, decode_reports
+from sdk.reports import CreatedReport, LostReport, Report, RetryReport, decode_reports
 from sdk.transport import Transport
 from sdk.transport.events import Entry
 from sdk.waiters import Waiters
@@ -137,6 +137,7 @@ class Recorder:
         batch. A report that is not one callplane wrote is logged and dropped."""
         reports: list[tuple[str, Report]] = []
         lost: list[tuple[str, LostReport]] = []
+        made_here: list[CallRecord] = []
         for event_id, fields in events:
             try:
                 decoded = decode_reports(fields)
@@ -149,6 +150,10 @@ class Recorder:
                     lost.append((subject, report))
                 else:
                     reports.append((subject, report))
+                if isinstance(report, CreatedReport) and fields.get("kind") == "create":
+                    # A call a worker made in place, after the ancestors it names (its
+                    # finish carries the same creation again: counted here only).
+                    made_here.append(report.calls[-1])
         lease_until = utcnow() + self._lease
         try:
             finished = self._store.apply_reports(reports, lease_until)
@@ -161,6 +166,7 @@ class Recorder:
         if self._metrics is not None:
             self._metrics.finished(finished)
             self._metrics.retried(sum(isinstance(report, RetryReport) for _, report in reports))
+            self._metrics.created(made_here)
         for call_id, report in lost:
             self._recovery.give_up(call_id, report.attempt, report.worker, report.error)
         self._transport.broadcasts.announce_recorded([call.id for call in finished],
