@@ -54,6 +54,9 @@ JOB_GONE = -1
 #: How often claim_next asks again with fresh hints when other workers took the
 #: calls it expected (then the worker's blocking pop takes over).
 CLAIM_TRIES = 3
+#: How many of the ids expected at a queue's head a claim names (their job keys
+#: are its declared keys); the script sends fresh ones when fewer than 4 are left.
+HINTS_SENT = 8
 
 
 class Claimed(msgspec.Struct, frozen=True):
@@ -224,7 +227,7 @@ class Queues:
         at = start.started_at
         args = [start.worker, rq_compat.rq_timestamp(at), STARTED_SCORE, start.body, len(queues)]
         for queue in queues:
-            hints = self._hints.get(queue, [])
+            hints = self._hints.get(queue, [])[:HINTS_SENT]
             keys += (queue_key(queue), started_registry(queue), *map(job_key, hints))
             args += (len(hints), *hints)
         return keys, args
@@ -242,6 +245,9 @@ class Queues:
             return None
         key, call_id, hints, *answer = reply
         queue = queue_of_key(key)
+        if not hints:  # the ones after the call it got are still the next in line
+            known = self._hints.get(queue, [])
+            hints = known[known.index(call_id) + 1:] if call_id in known else []
         self._hints[queue] = hints
         return self._genuine(queue, call_id, answer, start)
 

@@ -10,7 +10,9 @@
 -- the script pops a queue's head only when it is one of them. Any other head is
 -- answered {'missed', queue, the queue's first HINTS ids}, nothing changed, and
 -- the worker asks again with those. A claimed call's answer carries the new
--- first ids of its queue.
+-- first ids of its queue when the worker named fewer than HINTS_LOW (its hints
+-- run out); otherwise an empty list, and the worker goes on with the ids after
+-- the one it got.
 --
 -- Its KEYS from index k on are, per queue: the queue, its started registry,
 -- then the job key of each hint; its ARGV from index a on are worker,
@@ -38,7 +40,7 @@ local function claim(job, started, stream, id, worker, at, score, body)
   redis.call('XADD', stream, '*', 'kind', 'start', 'id', id, 'body', body, 'attempt', attempt)
   return {'claimed', data, attempt, fields[4] or ''}
 end
-local HINTS = 16
+local HINTS, HINTS_LOW = 16, 4
 local function claim_next(stream, k, a)
   local key, arg = k, a + 5
   for _ = 1, tonumber(ARGV[a + 4]) do
@@ -52,7 +54,8 @@ local function claim_next(stream, k, a)
       local answer = claim(jobs[id], started, stream, id, ARGV[a], ARGV[a + 1], ARGV[a + 2],
                            ARGV[a + 3])
       if answer then
-        return {queue, id, redis.call('LRANGE', queue, 0, HINTS - 1), unpack(answer)}
+        local hints = count < HINTS_LOW and redis.call('LRANGE', queue, 0, HINTS - 1) or {}
+        return {queue, id, hints, unpack(answer)}
       end
       id = redis.call('LINDEX', queue, 0)
     end
