@@ -64,9 +64,17 @@ def test_metrics_count_calls_across_server_processes_and_show_the_backlog(tmp_pa
         requests.post(f"{cluster.server_url}/api/call/{later.id}/cancel", timeout=10)
         cluster.stop_workers()
         queued = [recovery.echo.submit(i) for i in range(3)]
-        wait_until(lambda: requests.get(f"{cluster.server_url}/api/stats", timeout=10)
-                   .json()["backlog"] == 3, "three calls on the queue")
-        stats = requests.get(f"{cluster.server_url}/api/stats", timeout=10).json()
+        seen = []
+
+        def backlog_of_three() -> bool:
+            seen.append(requests.get(f"{cluster.server_url}/api/stats", timeout=10).json())
+            return seen[-1]["backlog"] == 3
+
+        try:
+            wait_until(backlog_of_three, "three calls on the queue")
+        except RuntimeError:
+            raise AssertionError(f"the stats said {seen[-1]}") from None
+        stats = seen[-1]
         (queue,) = [q for q in stats["queues"] if q["depth"]]
         assert queue["depth"] == 3 and queue["oldest_age_seconds"] >= 0
         assert (stats["delayed"], stats["workers_alive"]) == (0, 0)
