@@ -46,6 +46,7 @@ OPERATIONS = [
     "GET /api/set-aside",
     "GET /api/limits",
     "POST /api/limits",
+    "GET /api/stats",
     "GET /api/schedules",
     "POST /api/schedules",
     "POST /api/schedules/{name}/pause",
