@@ -65,13 +65,22 @@ def start_redis_server(port: int, directory: Path, *options: str) -> subprocess.
     return process
 
 
+def server_command(port: int, *options: str) -> list[str]:
+    """`python -m controlplane` on `port`, with `options` (e.g. "--server", "gunicorn")."""
+    return [sys.executable, "-m", "controlplane", "--port", str(port), *options]
+
+
+def worker_command(server_url: str, workflow_file: str | Path, repo_name: str,
+                   commit_hash: str, name: str, *options: str) -> list[str]:
+    """`python -m sdk.worker` with the seed's flags, its name, and `options`."""
+    return [sys.executable, "-m", "sdk.worker", "--server-url", server_url,
+            "--repo-name", repo_name, "--workflow-file", str(workflow_file),
+            "--commit-hash", commit_hash, "--name", name, *options]
+
+
 def start_server(port: int, env: dict[str, str], *options: str, **popen) -> subprocess.Popen:
-    """`python -m controlplane` on `port` (with `options`, e.g. "--server", "gunicorn"),
-    returned once it answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "controlplane", "--port", str(port), *options],
-        env=environment_with(env), **popen,
-    )
+    """server_command, returned once it answers."""
+    process = subprocess.Popen(server_command(port, *options), env=environment_with(env), **popen)
     wait_until(lambda: http_answers(f"http://127.0.0.1:{port}/api/openapi.json"),
                "the control plane", process)
     return process
@@ -81,12 +90,10 @@ def start_worker(server_url: str, redis_url: str, workflow_file: str | Path,
                  repo_name: str = "callplane", commit_hash: str = "HEAD",
                  env: dict[str, str] | None = None, options: tuple[str, ...] = (),
                  **popen) -> subprocess.Popen:
-    """`python -m sdk.worker` with the seed's flags (and `options`), returned once RQ lists it."""
+    """worker_command, returned once RQ lists it."""
     name = f"worker-{uuid.uuid4().hex[:8]}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sdk.worker", "--server-url", server_url, "--repo-name", repo_name,
-         "--workflow-file", str(workflow_file), "--commit-hash", commit_hash, "--name", name,
-         *options],
+        worker_command(server_url, workflow_file, repo_name, commit_hash, name, *options),
         env=environment_with({**(env or {}), "REDIS_URL": redis_url}), **popen,
     )
     workers = Transport.from_url(redis_url).rq_workers

@@ -20,7 +20,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from controlplane.local_cluster import stop, wait_until
+from controlplane.local_cluster import server_command, stop, wait_until, worker_command
 from controlplane.local_postgres import postgres_binaries, private_postgres
 from controlplane.migrate import upgrade
 from sdk.transport import Transport
@@ -115,8 +115,8 @@ class Deployment:
 
     def start_control_plane(self, host: Host) -> None:
         self.processes[host.name] = host.popen(
-            [sys.executable, "-m", "controlplane", "--host", host.address, "--port", str(PORT),
-             "--no-migrate"], self.logs / f"{host.name}.log", self.env)
+            server_command(PORT, "--host", host.address, "--no-migrate"),
+            self.logs / f"{host.name}.log", self.env)
         wait_until(lambda: host.answers(f"http://{host.address}:{PORT}/ready"),
                    f"the control plane on {host.name}", self.processes[host.name])
 
@@ -125,9 +125,8 @@ class Deployment:
         host = self.workers[name] = self.network.host(name)
         worker_name = f"worker-{name}-{uuid.uuid4().hex[:6]}"
         process = host.popen(
-            [sys.executable, "-m", "sdk.worker", "--server-url", self.server_url,
-             "--repo-name", "tests", "--workflow-file", str(WORKFLOW), "--commit-hash",
-             TEST_COMMIT, "--name", worker_name], self.logs / f"{name}.log", self.env)
+            worker_command(self.server_url, WORKFLOW, "tests", TEST_COMMIT, worker_name),
+            self.logs / f"{name}.log", self.env)
         process.worker_name = worker_name
         self.processes[name] = process
         workers = Transport.from_url(self.local_redis_url).rq_workers
