@@ -16,8 +16,8 @@
   lease are (a lost call stays pending, so it becomes one of the oldest).
 
 Every control plane's recorder sweeps, but one at a time does the work: the
-holder of the recovery duty (controlplane.duty), which another takes over half
-a lease after the holder stopped sweeping.
+holder of the recovery duty (controlplane.duty), which another takes over a
+lease and a half after the holder stopped sweeping.
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ class Recovery:
         #: Until when (monotonic) no lease is given up: a part was away (part_away).
         self._hold_until = 0.0
         self.holder = holder_name()
-        #: The duty passes to another control plane half a lease after its holder
-        #: last swept (a recorder sweeps four times a lease).
-        self._duty_lease = lease_seconds / 2
+        #: The duty passes to another control plane a lease and a half after its
+        #: holder last swept (a busy recorder may sweep only a lease and a quarter apart).
+        self._duty_lease = lease_seconds * 1.5
 
     def part_away(self, exc: Exception) -> None:
         """The database or Redis could not be reached just now. Workers' heartbeats

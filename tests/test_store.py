@@ -364,7 +364,7 @@ def test_one_control_plane_at_a_time_sweeps_and_another_takes_over(redis_url, tm
                        lease_until=utcnow() - timedelta(seconds=5))
     elsewhere.sweep()  # not the holder: it does nothing
     assert store.get(call_id).attempt == 2
-    time.sleep(lease / 2 + 0.1)  # the holder stopped sweeping: its duty lapses
+    time.sleep(lease * 1.5 + 0.1)  # the holder stopped sweeping: its duty lapses
     elsewhere.sweep()
     assert transport.duties.holder(DUTY) == elsewhere.holder
     assert store.get(call_id).attempt == 3
