@@ -80,11 +80,12 @@ class ScheduleService:
             self._rows.fired(schedule.name, fire, following, None, late)
             return 0
         call = self._call(schedule, fire_key(schedule.name, fire))
-        if late > LATE_SECONDS:
+        late_seconds = late if late > LATE_SECONDS else None
+        if not self._rows.fired(schedule.name, fire, following, call.id, late_seconds):
+            return 0  # another control plane marked this fire first (its call is this one)
+        if late_seconds is not None:
             log.warning("schedule %r: its fire of %s was made %.1f s late (call %s)",
                         schedule.name, fire.isoformat(), late, call.id)
-        self._rows.fired(schedule.name, fire, following, call.id,
-                         late if late > LATE_SECONDS else None)
         return 1
 
     def _call(self, schedule: ScheduleRecord, key: str) -> CallRecord:
