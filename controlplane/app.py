@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from datetime import datetime
 
 from flask import Flask
 from flask_smorest import Api
@@ -17,10 +19,12 @@ from controlplane.services import Services
 from sdk.settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, start_services: bool = False) -> Flask:
+def create_app(settings: Settings | None = None, *, start_services: bool = False,
+               clock: Callable[[], datetime] | None = None) -> Flask:
     """Build a control plane: the REST API and its page (/api/docs), the web view
     (/), rq-dashboard (/rq). Background threads (recorder, completion listener)
-    start only when asked, so each server process starts its own after forking."""
+    start only when asked, so each server process starts its own after forking.
+    `clock`: the time its clock duty and schedules go by, when a test sets it."""
     settings = settings or Settings.from_env()
     app = Flask("controlplane")
     app.json.sort_keys = False  # a result's keys come back in the order the stage made them
@@ -35,7 +39,7 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     )
     if settings.token or settings.metrics_token:
         require_token(app, settings.token, settings.metrics_token)
-    services = Services(settings)
+    services = Services(settings, clock) if clock is not None else Services(settings)
     app.extensions["callplane"] = services
     api = Api(app)
     for resources in (calls, runs, jobs, schedules, events, limits, stats):

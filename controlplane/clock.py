@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from controlplane.duty import holder_name, keep_doing
@@ -41,16 +42,19 @@ PAGE = 500
 
 class Clock:
     def __init__(self, transport: Transport, schedules: ScheduleService | None = None,
-                 events: Events | None = None, limits: Limits | None = None):
+                 events: Events | None = None, limits: Limits | None = None,
+                 clock: Callable[[], datetime] = utcnow):
+        """`clock`: what time the duty takes it to be (a test sets it)."""
+        self._now = clock
         self._transport = transport
         self._limits = limits
         self._schedules = schedules
         self._events = events
         #: When kept events past their time are next dropped.
-        self._events_at = utcnow()
+        self._events_at = clock()
         self.holder = holder_name()
         #: When the schedules are next looked at (the earliest next fire, or a second on).
-        self._schedules_at = utcnow()
+        self._schedules_at = clock()
 
     def run(self, stopping: threading.Event) -> None:
         """Tick until `stopping` is set; Redis or the database away is waited out,
@@ -63,7 +67,7 @@ class Clock:
         many calls were queued or made."""
         if not self._transport.duties.hold(DUTY, self.holder, LEASE_SECONDS):
             return 0
-        now = utcnow()
+        now = self._now()
         made = self._promote(now) + self._fire(now)
         if self._limits is not None:  # after _promote: limited calls it moved wait at their gates
             made += self._limits.admit_due(now)

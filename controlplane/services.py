@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from controlplane.clock import Clock
 from controlplane.commands import CallCommands
@@ -19,7 +21,7 @@ from controlplane.retention import Retention
 from controlplane.schedules import ScheduleService
 from controlplane.sleeps import Sleeps
 from controlplane.steps import WaitSteps
-from controlplane.store import Store, make_engine
+from controlplane.store import Store, make_engine, utcnow
 from controlplane.store.events import EventRows
 from controlplane.store.limits import LimitRows
 from controlplane.store.retention import RetentionRows
@@ -37,7 +39,8 @@ class Services:
     """Store, Redis, waiters, what the API does with calls, and the recorder; start()
     runs their background threads."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow):
+        """`clock`: the time the clock duty and the schedules go by (a test sets it)."""
         self.settings = settings
         self.store = Store(make_engine(settings.database_url))
         signer = JobSigner(self.job_key)
@@ -64,8 +67,8 @@ class Services:
         self.recorder = Recorder(self.store, self.transport, self.waiters, self.recovery,
                                  settings.lease_seconds, self.metrics)
         self.schedules = ScheduleService(ScheduleRows(self.store.engine), self.creation,
-                                         self.store, settings.lease_seconds)
-        self.clock = Clock(self.transport, self.schedules, self.events, self.limits)
+                                         self.store, settings.lease_seconds, clock)
+        self.clock = Clock(self.transport, self.schedules, self.events, self.limits, clock)
         self.retention = Retention(RetentionRows(self.store.engine), settings.retention,
                                    self.transport.duties)
         self.readiness = Readiness(settings.redis_url, self.store)
