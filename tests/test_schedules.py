@@ -1,7 +1,8 @@
-"""Schedules: workers register their workflow file's schedules; the control plane
-holding the clock makes one call per fire time however many control planes run;
-a removed schedule lapses; pause, resume and trigger; a cron schedule's fires
-with an injected clock; bad schedules are refused and change nothing."""
+"""Schedules: workers register their workflow file's schedules; pause, resume and
+trigger; a cron schedule's fires with an injected clock; bad schedules are
+refused and change nothing. (One call per fire time with two control planes:
+tests/test_schedule_holders.py; a cron schedule on a served control plane:
+tests/test_schedule_time.py.)"""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ from controlplane.creation import CallCreation, call_id_of
 from controlplane.dispatch import Dispatch
 from controlplane.local_cluster import (
     environment_with,
-    free_port,
-    start_server,
     start_worker,
     stop,
     wait_until,
@@ -36,7 +35,6 @@ from controlplane.tables import stage_runs
 from sdk.records import Arguments, CallRequest
 from sdk.schedules import ScheduleDefinition
 from sdk.transport import Transport
-from tests.cluster import LEASE_SECONDS
 from tests.conftest import ROOT, TEST_COMMIT, fresh_database
 
 TIMED = ROOT / "tests" / "workflows" / "timed.py"
@@ -44,54 +42,12 @@ TIMED = ROOT / "tests" / "workflows" / "timed.py"
 
 def beats(database_url: str) -> list[str]:
     """The ids of the scheduled stage's calls, in the order they were made."""
-    engine = sa.create_engine(database_url)
+    engine = make_engine(database_url)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(stage_runs.c.id).where(stage_runs.c.stage == "beat")
                             .order_by(stage_runs.c.created_at)).scalars().all()
     engine.dispose()
     return rows
-
-
-def fire_ids(last_fire: datetime, count: int) -> list[str]:
-    """The call ids of a `every=1` schedule's fires, the last `count` up to `last_fire`."""
-    keys = [fire_key("heartbeat", last_fire - timedelta(seconds=k)) for k in range(count)]
-    return [call_id_of(CallRequest(stage="beat", idempotency_key=key)) for key in keys]
-
-
-def test_a_schedule_fires_once_per_fire_time_with_two_control_planes(run, tmp_path):
-    cluster = run
-    with open(tmp_path / "second.log", "w") as log:
-        second = start_server(free_port(), cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    worker = start_worker(cluster.server_url, cluster.redis_url, TIMED, "tests", TEST_COMMIT,
-                          cluster.env, stdout=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
-                          stderr=subprocess.STDOUT)
-    try:
-        database = cluster.env["DATABASE_URL"]
-        wait_until(lambda: len(beats(database)) >= 6, "six beats", timeout=30)
-        schedule = requests.get(f"{cluster.server_url}/api/schedules", timeout=10).json()
-        (heartbeat,) = [s for s in schedule if s["name"] == "heartbeat"]
-        assert heartbeat["active"] and not heartbeat["paused"] and heartbeat["every_seconds"] == 1
-        assert heartbeat["last_status"] in ("pending", "running", "succeeded")
-        assert heartbeat["next_fire_at"] > heartbeat["last_fire_at"]
-        made = beats(database)
-        last_fire = datetime.fromisoformat(heartbeat["last_fire_at"])
-    finally:
-        stop(second)
-    # Every call is one fire time of the schedule's beat (a second apart, however
-    # late each was made), the last ones in a row: none made twice, none off the beat.
-    on_beat = fire_ids(last_fire, len(made) + 30)
-    assert set(made) <= set(on_beat), "a call off the schedule's fire times"
-    assert on_beat[0] in made and len(made) >= 6
-
-    # The file no longer loaded by any worker: the schedule lapses within a few leases.
-    stop(worker)
-    lapse = LEASE_SECONDS * 3 + 1.5
-    time.sleep(lapse)
-    counted = len(beats(database))
-    time.sleep(2)
-    assert len(beats(database)) == counted
-    (heartbeat,) = requests.get(f"{cluster.server_url}/api/schedules", timeout=10).json()
-    assert not heartbeat["active"]
 
 
 def test_pause_resume_and_trigger_from_the_cli(run, tmp_path):
