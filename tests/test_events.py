@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -19,7 +20,7 @@ from controlplane.cli import main
 from controlplane.local_cluster import wait_until
 from controlplane.tables import event_waits, events
 from sdk.errors import CallplaneError, StageFailed
-from tests.cluster import executions
+from tests.cluster import LEASE_SECONDS, executions
 from tests.workflows import recovery
 
 
@@ -118,9 +119,12 @@ def test_a_worker_killed_while_its_call_waits_changes_nothing(run, store_of, tmp
     first.kill()
     first.wait()
     run.worker()
+    time.sleep(LEASE_SECONDS * 2)  # past the dead worker's lease: recovery has swept meanwhile
     send(run.server_url, key, "late")
     assert waiter.result(timeout=30)[1] == "late"
     assert len(executions(log)) == 2
+    assert store_of.get(waiter.id).attempt == 1  # run again by its event, not as lost
+    assert "lost" not in [attempt.status for attempt in store_of.attempts(waiter.id)]
 
 
 def test_a_cancelled_waiting_run_retried_by_hand_runs_now_and_waits_again(run, store_of, tmp_path):

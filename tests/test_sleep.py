@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from controlplane.cli import main
 from controlplane.local_cluster import wait_until
 from sdk.errors import StageFailed
-from tests.cluster import executions
+from tests.cluster import LEASE_SECONDS, executions
 from tests.workflows import recovery
 
 
@@ -61,7 +61,8 @@ def test_a_sleeping_call_gives_its_slot_back_and_resumes_with_its_values(run, st
 def test_a_worker_killed_during_the_sleep_changes_nothing(run, store_of, tmp_path):
     first = run.worker()
     log = tmp_path / "tokens"
-    sleeper = recovery.sleeps_between.submit(str(log), 3)
+    # Asleep for longer than two leases: recovery sweeps while its worker is dead.
+    sleeper = recovery.sleeps_between.submit(str(log), LEASE_SECONDS * 2 + 1)
     wait_until(lambda: sleeping(store_of, sleeper.id), "the call asleep")
     first.kill()
     first.wait()
@@ -69,6 +70,8 @@ def test_a_worker_killed_during_the_sleep_changes_nothing(run, store_of, tmp_pat
     before, after = sleeper.result(timeout=30)
     assert [before, after] == recorded_tokens(store_of, sleeper.id)
     assert len(executions(log)) == 2
+    assert store_of.get(sleeper.id).attempt == 1  # run again by its wake-up, not as lost
+    assert "lost" not in [attempt.status for attempt in store_of.attempts(sleeper.id)]
 
 
 def test_a_call_run_in_place_sleeps_with_the_call_it_runs_in(run, store_of, tmp_path):
