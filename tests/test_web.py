@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -340,3 +341,36 @@ def test_the_runs_page_shows_the_last_hour_of_throughput_and_latency(guarded_clu
                         r"\d+ worker\(s\) alive; last hour: \d+ call\(s\) finished; latest minute "
                         r"p50 [\d.]+ (ms|s), p95 [\d.]+ (ms|s)", summary), summary
     assert page.locator("#latency-chart polyline.p95").get_attribute("points")
+
+
+def test_a_delayed_call_and_a_sleeping_run_say_when_they_are_due(guarded_cluster, page):
+    from sdk.caller import RemoteCaller
+    from sdk.client import ControlPlaneClient
+    from sdk.context import CallContext
+    from tests.workflows import web
+
+    client = ControlPlaneClient(guarded_cluster, token=TOKEN)
+    web.runner.attach(client, RemoteCaller(client), CallContext())
+    delayed, sleeper = web.square.options(delay=600).submit(7), web.naps.submit(600)
+    try:
+        wait_until(lambda: (client.request("GET", f"/api/call/{sleeper.id}").get("waiting_for")
+                            or {}).get("kind") == "sleep", "the run asleep")
+        due = client.request("GET", f"/api/call/{delayed.id}")["not_before"]
+        until = client.request("GET", f"/api/call/{sleeper.id}")["waiting_for"]["until"]
+        (node,) = client.request("GET", f"/api/call/{delayed.id}/tree")["calls"]
+        assert node["waiting_for"]["kind"] == "delay"
+        assert datetime.fromisoformat(node["waiting_for"]["until"]) == datetime.fromisoformat(due)
+        sign_in(page, guarded_cluster, "/")
+        shown = {handle.id: f"{words} {page.evaluate('iso => new Date(iso).toLocaleString()', iso)}"
+                 for handle, words, iso in ((delayed, "due", due), (sleeper, "sleeping until", until))}
+        for call_id, text in shown.items():  # on the runs page, then on the run's own
+            page.goto(f"{guarded_cluster}/")
+            row = page.locator(f"#runs tr[data-call-id='{call_id}']")
+            row.wait_for()
+            assert row.locator("td").nth(3).text_content() == text
+            page.goto(f"{guarded_cluster}/calls/{call_id}")
+            page.wait_for_selector(f"#tree .row[data-call-id='{call_id}']")
+            assert text in page.text_content("#tree")
+    finally:
+        for handle in (delayed, sleeper):
+            client.request("POST", f"/api/call/{handle.id}/cancel")

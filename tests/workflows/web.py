@@ -82,3 +82,10 @@ def charge_card(customer, charge, declined):
 def awaits_approval(key):
     """Waits for a person's decision, sent as an event to `key`."""
     return runner.wait_for_event(key)
+
+
+@runner.stage
+def naps(seconds):
+    """Sleeps durably (the runs and run pages say until when), then says how long."""
+    runner.sleep(seconds)
+    return seconds
