@@ -5,6 +5,7 @@ so a workflow runs unchanged; an open API beyond loopback is refused."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 import requests
@@ -14,6 +15,7 @@ from controlplane.auth import LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS, SESSION_COOK
 from controlplane.local_cluster import stop
 from sdk.transport import Transport
 from tests.conftest import control_plane_with_token, redis_database, start_parallel_workers
+from tests.test_events import kept_events
 from tests.workflows import parallel
 
 TOKEN = "s3cret-token-for-tests"
@@ -36,6 +38,20 @@ def test_every_route_needs_the_token(guarded):
             assert TOKEN not in answer.text
     good = {"Authorization": f"Bearer {TOKEN}"}
     assert requests.get(guarded + "/api/runs", headers=good, timeout=10).status_code == 200
+
+
+def test_sending_an_event_needs_the_token_and_a_refused_one_delivers_nothing(guarded, store):
+    key = f"approval:{uuid.uuid4().hex[:12]}"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        answer = requests.post(f"{guarded}/api/events/{key}", json={"approved": True},
+                               headers=headers, timeout=10)
+        assert answer.status_code == 401, headers
+        assert "Authorization: Bearer" in answer.json()["message"] and TOKEN not in answer.text
+    assert kept_events(store, key) == []  # neither delivered nor kept
+    sent = requests.post(f"{guarded}/api/events/{key}", json={"approved": True}, timeout=10,
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    assert sent.status_code == 200 and sent.json()["delivered_to"] is None
+    assert kept_events(store, key) == [{"approved": True}]
 
 
 def test_the_sdk_and_workers_send_the_token_from_the_environment(
