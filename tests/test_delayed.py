@@ -70,6 +70,21 @@ def test_at_a_time_for_every_call_of_a_map_and_over_rest(run, store_of):
     requests.post(f"{run.server_url}/api/call/{later['id']}/cancel", timeout=10).raise_for_status()
 
 
+def test_a_stage_with_parameters_named_delay_and_at_takes_them_as_its_arguments(run, store_of):
+    run.worker()
+    handle = recovery.appointment.submit(delay=3600, at="noon")
+    record = store_of.get(handle.id)
+    assert record.not_before is None and record.arguments.kwargs == {"delay": 3600, "at": "noon"}
+    assert handle.result(timeout=30) == {"delay": 3600, "at": "noon"}
+    assert recovery.appointment(delay=60, at="dusk") == {"delay": 60, "at": "dusk"}
+    # options() still delays it, its arguments as given.
+    later = recovery.appointment.options(delay=1).submit(delay=0, at="now")
+    record = store_of.get(later.id)
+    assert abs((record.not_before - record.created_at).total_seconds() - 1) < 0.1
+    assert later.result(timeout=30) == {"delay": 0, "at": "now"}
+    assert_started_on_time(store_of.get(later.id))
+
+
 def test_a_delayed_child_is_queued_and_its_parent_waits_for_it(run, store_of):
     run.worker()
     handle = recovery.echo_later.submit("child", 1)

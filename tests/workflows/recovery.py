@@ -141,6 +141,12 @@ def echo_later(value, delay):
 
 
 @runner.stage
+def appointment(delay, at):
+    """Its own parameters are named as the options of `options()` are."""
+    return {"delay": delay, "at": at}
+
+
+@runner.stage
 def token(log):
     """A value made once and then recorded (a new one on every execution)."""
     _log_execution(log)
