@@ -16,6 +16,7 @@ from rq import Queue, Worker
 from rq.registry import clean_registries
 
 from controlplane.local_cluster import wait_until
+from controlplane.store import make_engine
 from controlplane.tables import stage_runs
 from sdk.errors import StageFailed
 from tests.cluster import LEASE_SECONDS, cluster_of
@@ -77,7 +78,7 @@ def table_counts(database_url: str) -> Counter:
     query = (sa.select(stage_runs.c.queue, stage_runs.c.status, sa.func.count())
              .where(sa.or_(stage_runs.c.run_mode.is_(None), stage_runs.c.run_mode != "inline"))
              .group_by(stage_runs.c.queue, stage_runs.c.status))
-    engine = sa.create_engine(database_url)
+    engine = make_engine(database_url)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     engine.dispose()
