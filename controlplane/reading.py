@@ -81,7 +81,7 @@ class CallReading:
         subtree = self._store.subtree(call_id)
         if subtree is None:
             raise CallNotFound(f"no call with id {call_id!r}")
-        return tree_of(subtree.calls, call_id, earlier_of(subtree.attempts))
+        return tree_of(subtree.calls, call_id, earlier_of(subtree.attempts), subtree.steps)
 
     def run_of(self, call_id: str) -> list[CallRecord]:
         """Every call of the run `call_id` belongs to."""

@@ -1,12 +1,13 @@
 """A call tree as a list of nodes, parent before children, and as terminal lines.
 
-The API reads a tree as TreeCall records (controlplane.store.reads `subtree`):
-what a node shows of a call, its times already ISO 8601 text and its duration
-computed by the database, since a tree of 10,000 calls must answer in tens of
-milliseconds and parsing and writing back 30,000 datetimes alone took 25 ms.
-The nodes are then cut from the calls in one pass, depth-first, and encoded
-with msgspec (tree_json). Calls read as CallRecords make the same nodes
-(tree_nodes), for the CLI's cancel and the demo.
+The API reads a tree's nodes straight from the table (controlplane.store.reads
+`subtree`): what a node shows of a call, its times already ISO 8601 text and its
+duration computed by the database, since a tree of 10,000 calls must answer in
+tens of milliseconds and parsing and writing back 30,000 datetimes alone took
+25 ms. tree_of then puts the nodes in order, depth-first, and fills in what
+depends on the others (depth, earlier attempts, what a waiting call waits
+for); msgspec encodes them (tree_json). Calls read as CallRecords make the same
+nodes (tree_nodes), for the CLI's cancel and the demo.
 """
 
 from __future__ import annotations
@@ -27,40 +28,6 @@ ARGUMENTS_PREVIEW_CHARS = 80
 _ENCODER = msgspec.json.Encoder()
 
 
-class TreeCall(msgspec.Struct, frozen=True, gc=False):
-    """What a tree reads of a call: its times as ISO 8601 text."""
-
-    id: str
-    parent_stage_run_id: str | None
-    position: int | None
-    stage: str
-    status: Status
-    attempt: int
-    worker: str | None
-    run_mode: RunMode | None
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    not_before: str | None
-    duration_ms: float | None
-    error: ErrorRecord | None
-    #: Its arguments as a call writes them (see preview).
-    preview: str
-    #: The arguments themselves: read for the steps of waits only (what they wait for).
-    arguments: Arguments | None = None
-
-    @classmethod
-    def of(cls, call: CallRecord) -> TreeCall:
-        started, finished = call.started_at, call.finished_at
-        return cls(
-            call.id, call.parent_stage_run_id, call.position, call.stage, call.status,
-            call.attempt, call.worker, call.run_mode, iso(call.created_at), iso(started),
-            iso(finished), iso(call.not_before),
-            (round((finished - started).total_seconds() * 1000, 3) if started and finished else None),
-            call.error, preview(call.arguments), call.arguments,
-        )
-
-
 class AttemptBar(msgspec.Struct, frozen=True, gc=False):
     """An earlier attempt of a call, as a timeline draws it: its own bar."""
 
@@ -79,13 +46,15 @@ class Waiting(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     key: str | None = None
 
 
-class TreeNode(msgspec.Struct, frozen=True, gc=False):
-    """A call in a tree: what a tree view shows of it (times as ISO 8601 text)."""
+class TreeNode(msgspec.Struct, gc=False):
+    """A call in a tree: what a tree view shows of it (times as ISO 8601 text).
+    Made from its row, then placed by tree_of, which sets its depth, earlier
+    attempts and wait (a node is never shared)."""
 
     id: str
     stage: str
     status: Status
-    depth: int
+    depth: int = 0
     parent_stage_run_id: str | None = None
     position: int | None = None
     attempt: int = 1
@@ -100,21 +69,23 @@ class TreeNode(msgspec.Struct, frozen=True, gc=False):
     error: str | None = None
     #: "(1, 'x', key=2)", shortened.
     arguments: str | None = None
-    #: The attempts before this one, first first.
-    earlier_attempts: list[AttemptBar] = msgspec.field(default_factory=list)
+    #: The attempts before this one, first first (a tuple: most calls have none,
+    #: and one empty tuple serves them all).
+    earlier_attempts: tuple[AttemptBar, ...] = ()
     #: A delayed call: no worker starts it before then.
     not_before: str | None = None
     #: While it waits: what for (its delay, a sleep, an event) and until when.
     waiting_for: Waiting | None = None
 
     @classmethod
-    def of(cls, call: TreeCall, depth: int, earlier: list[AttemptBar],
-           waiting_for: Waiting | None = None) -> TreeNode:
+    def of(cls, call: CallRecord) -> TreeNode:
+        started, finished = call.started_at, call.finished_at
         return cls(
-            call.id, call.stage, call.status, depth, call.parent_stage_run_id, call.position,
-            call.attempt, call.worker, call.run_mode, call.created_at, call.started_at,
-            call.finished_at, call.duration_ms, summary(call.error), call.preview,
-            earlier, call.not_before, waiting_for,
+            call.id, call.stage, call.status, 0, call.parent_stage_run_id, call.position,
+            call.attempt, call.worker, call.run_mode, iso(call.created_at), iso(started),
+            iso(finished),
+            (round((finished - started).total_seconds() * 1000, 3) if started and finished else None),
+            summary(call.error), preview(call.arguments), (), iso(call.not_before),
         )
 
 
@@ -137,56 +108,59 @@ def tree_nodes(calls: list[CallRecord], call_id: str,
                attempts: Iterable[AttemptRecord] = ()) -> list[TreeNode]:
     """The calls under `call_id` (itself first), depth-first, children in call order.
     `calls` are the calls of its run (or more), `attempts` their earlier attempts."""
-    return tree_of([TreeCall.of(call) for call in calls], call_id, earlier_of(
+    return tree_of([TreeNode.of(call) for call in calls], call_id, earlier_of(
         (a.call_id, AttemptBar(a.attempt, a.status, a.worker, iso(a.started_at), iso(a.finished_at)))
-        for a in attempts))
+        for a in attempts), {call.id: call.arguments for call in calls if call.stage in STEP_STAGES})
 
 
-def earlier_of(attempts: Iterable[tuple[str, AttemptBar]]) -> dict[str, list[AttemptBar]]:
+def earlier_of(attempts: Iterable[tuple[str, AttemptBar]]) -> dict[str, tuple[AttemptBar, ...]]:
     """Earlier attempts (first first) by call."""
     earlier: dict[str, list[AttemptBar]] = {}
     for call_id, bar in attempts:
         earlier.setdefault(call_id, []).append(bar)
-    return earlier
+    return {call_id: tuple(bars) for call_id, bars in earlier.items()}
 
 
-def tree_of(calls: list[TreeCall], call_id: str,
-            earlier: dict[str, list[AttemptBar]]) -> list[TreeNode]:
-    """The calls under `call_id` (itself first) among `calls`, depth-first,
-    children in call order."""
-    children: dict[str | None, list[TreeCall]] = {}
+def tree_of(nodes: list[TreeNode], call_id: str, earlier: dict[str, tuple[AttemptBar, ...]],
+            steps: dict[str, Arguments]) -> list[TreeNode]:
+    """The nodes under `call_id` (itself first) among `nodes`, depth-first, children
+    in call order, each given its depth, its earlier attempts and, while it waits,
+    what for. `steps` are the arguments of the sleeps and event waits among them."""
+    children: dict[str | None, list[TreeNode]] = {}
     top = None
-    for call in calls:
-        children.setdefault(call.parent_stage_run_id, []).append(call)
-        if call.id == call_id:
-            top = call
-    nodes: list[TreeNode] = []
+    for node in nodes:
+        children.setdefault(node.parent_stage_run_id, []).append(node)
+        if node.id == call_id:
+            top = node
+    ordered: list[TreeNode] = []
     stack = [(top, 0)] if top is not None else []
     now = datetime.now(timezone.utc)
     while stack:
-        call, depth = stack.pop()
-        nodes.append(TreeNode.of(call, depth, earlier.get(call.id, []), _waiting(call, children, now)))
-        below = children.get(call.id)
+        node, depth = stack.pop()
+        node.depth = depth
+        node.earlier_attempts = earlier.get(node.id, ())
+        if node.status is Status.PENDING and node.not_before is not None:
+            node.waiting_for = _waiting(node, children, steps, now)
+        ordered.append(node)
+        below = children.get(node.id)
         if below:
             below.sort(key=_in_call_order)
             stack.extend((child, depth + 1) for child in reversed(below))
-    return nodes
+    return ordered
 
 
-def _in_call_order(call: TreeCall) -> tuple[bool, int, str]:
-    return call.position is None, call.position or 0, call.created_at or ""
+def _in_call_order(node: TreeNode) -> tuple[bool, int, str]:
+    return node.position is None, node.position or 0, node.created_at or ""
 
 
-def _waiting(call: TreeCall, children: dict[str | None, list[TreeCall]],
-             now: datetime) -> Waiting | None:
+def _waiting(node: TreeNode, children: dict[str | None, list[TreeNode]],
+             steps: dict[str, Arguments], now: datetime) -> Waiting | None:
     """What a pending call waits for, as WaitingFor decides (read with its times
     as datetimes), and its step's time as the tree's text."""
-    if call.status is not Status.PENDING or call.not_before is None:
-        return None
-    step = _step(call, children)
-    found = WaitingFor.of(call.status, datetime.fromisoformat(call.not_before),
+    step = _step(node, children)
+    found = WaitingFor.of(node.status, _time(node.not_before),
                           step and CallRecord(step.id, step.stage, step.status,
-                                              step.arguments or Arguments(),
+                                              steps.get(step.id, Arguments()),
                                               not_before=_time(step.not_before)), now)
     return None if found is None else Waiting(found.kind, iso(found.until), found.key)
 
@@ -195,20 +169,20 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text is not None else None
 
 
-def _step(call: TreeCall, children: dict[str | None, list[TreeCall]]) -> TreeCall | None:
+def _step(node: TreeNode, children: dict[str | None, list[TreeNode]]) -> TreeNode | None:
     """The running sleep or event wait a suspended call waits in: its own, or that of
     the call it ran in place, suspended with it until the same time (as
     Reads.waiting_step finds it)."""
     for _ in range(len(children) + 1):
-        below = children.get(call.id, ())
+        below = children.get(node.id, ())
         step = next((c for c in below if c.stage in STEP_STAGES and c.status is Status.RUNNING), None)
         if step is not None:
             return step
         chained = next((c for c in below if c.status is Status.PENDING
-                        and c.not_before == call.not_before), None)
+                        and c.not_before == node.not_before), None)
         if chained is None:
             return None
-        call = chained
+        node = chained
     return None
 
 

@@ -370,3 +370,26 @@ def test_one_control_plane_at_a_time_sweeps_and_another_takes_over(redis_url, tm
     assert store.get(call_id).attempt == 3
     store.engine.dispose()
 
+
+
+def test_a_large_result_comes_in_chunks_of_the_size_asked_then_the_rest(store):
+    """controlplane.store.streaming: PostgreSQL streams the rows as it makes them,
+    SQLite hands them over in parts; both by the chunk, with bound values."""
+    import sqlalchemy as sa
+
+    from controlplane.store.streaming import chunks
+    from controlplane.tables import stage_runs
+
+    root = new_call(store)
+    children = [uuid.uuid4().hex for _ in range(449)]
+    store.insert([CallRecord(child, "s", Status.PENDING, root_stage_run_id=root,
+                             parent_stage_run_id=root, queue="any.s", created_at=utcnow())
+                  for child in children])
+    query = sa.select(stage_runs.c.id).where(stage_runs.c.root_stage_run_id == root)
+    with store.engine.connect() as conn:
+        parts = [[row[0] for row in chunk] for chunk in chunks(conn, query, 200)]
+        # The connection is still good for the next query.
+        assert conn.execute(sa.select(sa.func.count()).where(
+            stage_runs.c.root_stage_run_id == root)).scalar() == 450
+    assert [len(part) for part in parts] == [200, 200, 50]
+    assert sorted(sum(parts, [])) == sorted([root, *children])

@@ -3,7 +3,7 @@ what recovery looks for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +15,9 @@ from controlplane.store.engine import translating
 from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
 from controlplane.store.sqltime import iso_text, milliseconds_between
 from controlplane.store.statements import ROWS, STATUSES
+from controlplane.store.streaming import chunks
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
-from controlplane.trees import AttemptBar, RawArguments, TreeCall, raw_preview
+from controlplane.trees import AttemptBar, RawArguments, TreeNode, raw_preview, summary
 from sdk.records import Arguments, AttemptRecord, CallRecord, ErrorRecord
 from sdk.waits import STEP_STAGES
 from sdk.wire import RunMode, Status
@@ -26,14 +27,17 @@ IN_LIST_LIMIT = 500
 #: The largest OFFSET both databases take (a signed 64-bit integer); a page past
 #: the last row is empty whatever its number.
 OFFSET_LIMIT = 2**63 - 1
+#: The rows of a tree taken at a time (controlplane.store.streaming): small
+#: enough that Python starts on them while the database works on the rest.
+TREE_CHUNK = 200
 #: How deep a chain of calls run in place is followed down to its waiting step.
 MAX_CHAIN = 100
 #: The calls of a run read whole (`tree`): all but what may be large (its result
 #: and printed output), which a read of the one call shows.
 _TREE_COLUMNS = tuple(c.name for c in stage_runs.c if c.name not in ("result", "output"))
 _c = stage_runs.c
-#: What a tree shows of each call (trees.TreeCall, in its order): times as text,
-#: its duration, and its JSON as text, which msgspec decodes faster than the driver.
+#: What a tree shows of each call (trees.TreeNode): times as text, its
+#: duration, and its JSON as text, which msgspec decodes faster than the driver.
 _TREE_CALL = (_c.id, _c.parent_stage_run_id, _c.position, _c.stage, _c.status, _c.attempt,
               _c.worker, _c.run_mode, iso_text(_c.created_at), iso_text(_c.started_at),
               iso_text(_c.finished_at), iso_text(_c.not_before),
@@ -60,11 +64,13 @@ Page = tuple[list[CallRecord], int | None]
 
 
 class Subtree(msgspec.Struct, frozen=True):
-    """A call and every call under it, as a tree shows them, and their earlier
-    attempts (first first) by call."""
+    """A call and every call under it, as a tree shows them (not yet in order), their
+    earlier attempts (first first) by call, and the arguments of the sleeps and
+    event waits among them (what they wait for)."""
 
-    calls: list[TreeCall]
+    calls: list[TreeNode]
     attempts: list[tuple[str, AttemptBar]]
+    steps: dict[str, Arguments]
 
 
 class CallQuery(msgspec.Struct, frozen=True):
@@ -194,11 +200,13 @@ class Reads:
                 under = stage_runs.c.root_stage_run_id == call_id
             else:
                 under = stage_runs.c.id.in_(sa.select(_below(call_id).c.id))
-            calls = _tree_calls(conn.execute(sa.select(*_TREE_CALL).where(under)).all())
+            steps: dict[str, Arguments] = {}
+            calls = [node for chunk in chunks(conn, sa.select(*_TREE_CALL).where(under), TREE_CHUNK)
+                     for node in _tree_nodes(chunk, steps)]
             attempts = conn.execute(
                 sa.select(*_ATTEMPT_BAR).join(stage_runs, stage_runs.c.id == call_attempts.c.call_id)
                 .where(under).order_by(call_attempts.c.call_id, call_attempts.c.attempt)).all()
-        return Subtree(calls, [(row[0], AttemptBar(*row[1:])) for row in attempts])
+        return Subtree(calls, [(row[0], AttemptBar(*row[1:])) for row in attempts], steps)
 
     def child_at(self, parent_id: str, position: int | None) -> CallRecord | None:
         """The child a call made at `position`, if any."""
@@ -303,14 +311,18 @@ def _below(call_id: str) -> sa.CTE:
     return top.union_all(sa.select(child.c.id).where(child.c.parent_stage_run_id == top.c.id))
 
 
-def _tree_calls(rows: list[sa.Row]) -> list[TreeCall]:
-    """Rows of _TREE_CALL as records; their arguments read in one pass (a decode
-    per row cost more than the decoding), as text for their previews, and decoded
-    only for the steps of waits, which say what they wait for."""
+def _tree_nodes(rows: Sequence[Sequence[Any]], steps: dict[str, Arguments]) -> list[TreeNode]:
+    """Rows of _TREE_CALL as tree nodes; their arguments read in one pass per chunk
+    (a decode per row cost more than the decoding), as text for their previews,
+    and decoded only for the steps of waits, which say what they wait for (put in
+    `steps`)."""
     arguments = _RAW_ARGUMENTS.decode(f"[{','.join(row[-1] for row in rows)}]")
-    return [TreeCall(call_id, parent, position, stage, _STATUS[status], attempt, worker,
+    for row in rows:
+        if row[3] in STEP_STAGES:
+            steps[row[0]] = _STEP_ARGUMENTS.decode(row[-1])
+    return [TreeNode(call_id, stage, _STATUS[status], 0, parent, position, attempt, worker,
                      _RUN_MODE[run_mode] if run_mode else None, created, started, finished,
-                     not_before, duration, _ERROR.decode(error) if error else None,
-                     raw_preview(raw), _STEP_ARGUMENTS.decode(text) if stage in STEP_STAGES else None)
+                     duration, summary(_ERROR.decode(error)) if error else None, raw_preview(raw),
+                     (), not_before)
             for (call_id, parent, position, stage, status, attempt, worker, run_mode, created,
-                 started, finished, not_before, duration, error, text), raw in zip(rows, arguments)]
+                 started, finished, not_before, duration, error, _), raw in zip(rows, arguments)]
