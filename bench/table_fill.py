@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from controlplane.trees import preview
+from sdk.records import Arguments, json_text, plain
 from sdk.wire import queue_name
 
 #: The calls under each call of the big run's first level (the subtree asked for).
@@ -35,7 +37,7 @@ RETRIED_EVERY = 50
 FAILED_EVERY = 20
 REPO, COMMIT = "shop", "5f0c2a9e1b7d"
 COLUMNS = ("id", "parent_stage_run_id", "root_stage_run_id", "position", "parent_attempt", "stage",
-           "arguments", "status", "result", "error", "queue", "repo_name", "commit_hash", "worker",
+           "arguments", "arguments_preview", "status", "result", "error", "queue", "repo_name", "commit_hash", "worker",
            "run_mode", "attempt", "max_attempts", "created_at", "started_at", "finished_at")
 ATTEMPT_COLUMNS = ("call_id", "attempt", "status", "worker", "run_mode", "error", "started_at",
                    "finished_at")
@@ -69,10 +71,11 @@ class Call:
         done = self.status not in ("pending", "running")
         started = self.created + timedelta(milliseconds=1) if self.status != "pending" else None
         finished = started + timedelta(milliseconds=self.took_ms) if done else None
+        arguments = Arguments([argument, f"customer-{argument % 977}"],
+                              {"amount": round(argument * 0.37, 2)})
         return (
             self.id, self.parent, self.root, self.position, 1 if self.parent else None, self.stage,
-            json.dumps({"args": [argument, f"customer-{argument % 977}"],
-                        "kwargs": {"amount": round(argument * 0.37, 2)}}),
+            json_text(plain(arguments)), preview(arguments),
             self.status, json.dumps({"ok": True, "n": argument}) if self.status == "succeeded" else None,
             _ERROR if self.status == "failed" else None,
             queue_name(self.stage, REPO, COMMIT), REPO, COMMIT,

@@ -23,6 +23,9 @@ stage_runs = sa.Table(
     sa.Column("parent_attempt", sa.Integer, nullable=True),
     sa.Column("stage", sa.String(200), nullable=False, index=True),
     sa.Column("arguments", sa.JSON, nullable=False),
+    # The arguments as a tree shows them (controlplane.trees.preview), written with
+    # the call; NULL in rows written before migration 0012.
+    sa.Column("arguments_preview", sa.Text, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("error", sa.JSON, nullable=True),

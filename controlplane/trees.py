@@ -201,8 +201,9 @@ class RawArguments(msgspec.Struct, gc=False):
 
 
 def raw_preview(arguments: RawArguments) -> str:
-    """preview() of stored arguments, from their JSON text: no value decoded and
-    encoded again (the text is compact JSON, as the SDK sends it)."""
+    """preview() of stored arguments, from their JSON text, for rows written without
+    their preview (before migration 0012): each value's text as stored (a nested
+    value keeps the stored spacing, `{"a": 1}`), none decoded and encoded again."""
     values = [bytes(value).decode() for value in arguments.args]
     values += [f"{name}={bytes(value).decode()}" for name, value in arguments.kwargs.items()]
     return _shortened(f"({', '.join(values)})")

@@ -392,4 +392,40 @@ def test_a_large_result_comes_in_chunks_of_the_size_asked_then_the_rest(store):
         assert conn.execute(sa.select(sa.func.count()).where(
             stage_runs.c.root_stage_run_id == root)).scalar() == 450
     assert [len(part) for part in parts] == [200, 200, 50]
-    assert sorted(sum(parts, [])) == sorted([root, *children])
+    assert sorted(call_id for part in parts for call_id in part) == sorted([root, *children])
+
+
+def test_a_tree_shows_arguments_written_with_the_call_or_cut_from_older_rows(store):
+    """Rows written before migration 0012 have no stored preview: the tree cuts
+    one from their arguments' stored text (nested values as the database keeps
+    them); a sleep's arguments are read for what it waits for."""
+    from controlplane.tables import stage_runs
+    from sdk.records import Arguments
+    from sdk.waits import SLEEP_STAGE
+
+    root = new_call(store, arguments=Arguments([1, "x"], {"key": [2]}))
+    older, sleep = uuid.uuid4().hex, uuid.uuid4().hex
+    store.insert([CallRecord(older, "s", Status.PENDING, Arguments([None], {"k": {"a": 1}}),
+                             root_stage_run_id=root, parent_stage_run_id=root, position=0,
+                             queue="any.s", created_at=utcnow()),
+                  CallRecord(sleep, SLEEP_STAGE, Status.RUNNING, Arguments([5.0]),
+                             root_stage_run_id=root, parent_stage_run_id=root, position=1,
+                             queue="any.s", created_at=utcnow())])
+    with store.engine.begin() as conn:
+        conn.execute(stage_runs.update().where(stage_runs.c.id == older).values(arguments_preview=None))
+    subtree = store.subtree(root)
+    shown = {node.id: node.arguments for node in subtree.calls}
+    assert shown == {root: '(1, "x", key=[2])', older: '(null, k={"a": 1})', sleep: "(5.0)"}
+    assert subtree.steps == {sleep: Arguments([5.0])}
+
+
+@pytest.mark.parametrize("took", [timedelta(microseconds=1), timedelta(seconds=1, microseconds=1),
+                                  timedelta(days=2, microseconds=999_999)])
+def test_a_tree_reads_times_and_durations_as_python_writes_them(store, took):
+    """The database renders a tree's times and durations (controlplane.store.sqltime):
+    the same text and milliseconds as isoformat() and round(ms, 3) in Python."""
+    started = utcnow().replace(microsecond=123_457)
+    call_id = new_call(store, started_at=started, finished_at=started + took)
+    (node,) = store.subtree(call_id).calls
+    assert (node.started_at, node.finished_at) == (started.isoformat(), (started + took).isoformat())
+    assert node.duration_ms == round(took.total_seconds() * 1000, 3)

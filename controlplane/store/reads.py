@@ -34,7 +34,7 @@ TREE_CHUNK = 200
 MAX_CHAIN = 100
 #: The calls of a run read whole (`tree`): all but what may be large (its result
 #: and printed output), which a read of the one call shows.
-_TREE_COLUMNS = tuple(c.name for c in stage_runs.c if c.name not in ("result", "output"))
+_TREE_COLUMNS = tuple(c.name for c in stage_runs.c if c.name not in ("result", "output", "arguments_preview"))
 _c = stage_runs.c
 #: What a tree shows of each call (trees.TreeNode): times as text, its
 #: duration, and its JSON as text, which msgspec decodes faster than the driver.
@@ -42,7 +42,11 @@ _TREE_CALL = (_c.id, _c.parent_stage_run_id, _c.position, _c.stage, _c.status, _
               _c.worker, _c.run_mode, iso_text(_c.created_at), iso_text(_c.started_at),
               iso_text(_c.finished_at), iso_text(_c.not_before),
               milliseconds_between(_c.started_at, _c.finished_at),
-              sa.cast(_c.error, sa.Text), sa.cast(_c.arguments, sa.Text))
+              sa.cast(_c.error, sa.Text), _c.arguments_preview,
+              # The arguments themselves only where a tree needs them: rows without a
+              # preview (written before migration 0012), and the steps of waits.
+              sa.case((sa.or_(_c.arguments_preview.is_(None), _c.stage.in_(sorted(STEP_STAGES))),
+                       sa.cast(_c.arguments, sa.Text))))
 #: What a tree's timeline shows of an earlier attempt (trees.AttemptBar), by call.
 _ATTEMPT_BAR = (call_attempts.c.call_id, call_attempts.c.attempt, call_attempts.c.status,
                 call_attempts.c.worker, iso_text(call_attempts.c.started_at),
@@ -312,17 +316,18 @@ def _below(call_id: str) -> sa.CTE:
 
 
 def _tree_nodes(rows: Sequence[Sequence[Any]], steps: dict[str, Arguments]) -> list[TreeNode]:
-    """Rows of _TREE_CALL as tree nodes; their arguments read in one pass per chunk
-    (a decode per row cost more than the decoding), as text for their previews,
-    and decoded only for the steps of waits, which say what they wait for (put in
-    `steps`)."""
-    arguments = _RAW_ARGUMENTS.decode(f"[{','.join(row[-1] for row in rows)}]")
+    """Rows of _TREE_CALL as tree nodes. A row written without its preview has one
+    cut from its arguments' stored text (read in one pass per chunk: a decode per
+    row cost more than the decoding); the steps of waits have their arguments
+    decoded into `steps` (they say what the step waits for)."""
+    unpreviewed = [row[-1] for row in rows if row[-2] is None]
+    cut = iter(_RAW_ARGUMENTS.decode(f"[{','.join(unpreviewed)}]") if unpreviewed else ())
     for row in rows:
         if row[3] in STEP_STAGES:
             steps[row[0]] = _STEP_ARGUMENTS.decode(row[-1])
     return [TreeNode(call_id, stage, _STATUS[status], 0, parent, position, attempt, worker,
                      _RUN_MODE[run_mode] if run_mode else None, created, started, finished,
-                     duration, summary(_ERROR.decode(error)) if error else None, raw_preview(raw),
-                     (), not_before)
+                     duration, summary(_ERROR.decode(error)) if error else None,
+                     shown if shown is not None else raw_preview(next(cut)), (), not_before)
             for (call_id, parent, position, stage, status, attempt, worker, run_mode, created,
-                 started, finished, not_before, duration, error, _), raw in zip(rows, arguments)]
+                 started, finished, not_before, duration, error, shown, _) in rows]

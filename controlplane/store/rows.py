@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from controlplane.trees import preview
 from sdk.records import AttemptRecord, CallRecord, ErrorRecord, plain
 
 #: The timestamp columns (SQLite hands them back without their zone: UTC).
@@ -59,12 +60,14 @@ def lease_of(row: sa.Row) -> ExpiredLease:
 
 
 def row_of(record: CallRecord) -> dict[str, Any]:
-    """A new call's row for an INSERT: JSON as plain values, enums as their values.
-    A new call has no result or error yet: those columns are left out, so they are
-    SQL NULL (a bound None would be stored as JSON null)."""
+    """A new call's row for an INSERT: JSON as plain values, enums as their values,
+    and the preview of its arguments that its tree shows. A new call has no result
+    or error yet: those columns are left out, so they are SQL NULL (a bound None
+    would be stored as JSON null)."""
     row = msgspec.structs.asdict(record)
     del row["result"], row["error"]
     row["arguments"] = plain(record.arguments)
+    row["arguments_preview"] = preview(record.arguments)
     row["status"] = record.status.value
     row["run_mode"] = record.run_mode.value if record.run_mode else None
     return row

@@ -45,8 +45,10 @@ def _iso_text_sqlite(element, compiler, **kw):
 @compiles(milliseconds_between, "postgresql")
 def _between_postgresql(element, compiler, **kw):
     start, end = (compiler.process(clause, **kw) for clause in element.clauses)
-    return (f"CAST(round(CAST(extract(epoch FROM {end} - {start}) * 1000 AS numeric), 3) "
-            "AS double precision)")
+    # date_part is double precision arithmetic (extract's numeric took half again
+    # as long); whole microseconds divided by 1000 are the milliseconds to the
+    # microsecond, as Python's round(ms, 3) gives them.
+    return f"round(date_part('epoch', {end} - {start}) * 1000000) / 1000"
 
 
 @compiles(milliseconds_between, "sqlite")
