@@ -16,11 +16,12 @@ from controlplane.api.lane import CreateLane
 from controlplane.auth import require_token
 from controlplane.dashboard import mount_dashboard
 from controlplane.services import Services
+from controlplane.store import utcnow
 from sdk.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, start_services: bool = False,
-               clock: Callable[[], datetime] | None = None) -> Flask:
+               clock: Callable[[], datetime] = utcnow) -> Flask:
     """Build a control plane: the REST API and its page (/api/docs), the web view
     (/), rq-dashboard (/rq). Background threads (recorder, completion listener)
     start only when asked, so each server process starts its own after forking.
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, *, start_services: bool = False
     )
     if settings.token or settings.metrics_token:
         require_token(app, settings.token, settings.metrics_token)
-    services = Services(settings, clock) if clock is not None else Services(settings)
+    services = Services(settings, clock)
     app.extensions["callplane"] = services
     api = Api(app)
     for resources in (calls, runs, jobs, schedules, events, limits, stats):
