@@ -419,12 +419,14 @@ def test_a_tree_shows_arguments_written_with_the_call_or_cut_from_older_rows(sto
     assert subtree.steps == {sleep: Arguments([5.0])}
 
 
-@pytest.mark.parametrize("took", [timedelta(microseconds=1), timedelta(seconds=1, microseconds=1),
-                                  timedelta(days=2, microseconds=999_999)])
-def test_a_tree_reads_times_and_durations_as_python_writes_them(store, took):
+@pytest.mark.parametrize(("microsecond", "took"), [
+    (123_457, timedelta(microseconds=1)), (0, timedelta(seconds=1, microseconds=1)),
+    (120_000, timedelta(days=2, microseconds=999_999)), (999_999, timedelta(microseconds=1))])
+def test_a_tree_reads_times_and_durations_as_python_writes_them(store, microsecond, took):
     """The database renders a tree's times and durations (controlplane.store.sqltime):
-    the same text and milliseconds as isoformat() and round(ms, 3) in Python."""
-    started = utcnow().replace(microsecond=123_457)
+    the same text and milliseconds as isoformat() and round(ms, 3) in Python, with
+    or without microseconds, and with trailing zeros."""
+    started = utcnow().replace(microsecond=microsecond)
     call_id = new_call(store, started_at=started, finished_at=started + took)
     (node,) = store.subtree(call_id).calls
     assert (node.started_at, node.finished_at) == (started.isoformat(), (started + took).isoformat())

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from controlplane.store.engine import translating
 from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
-from controlplane.store.sqltime import iso_text, milliseconds_between
+from controlplane.store.sqltime import iso_of, milliseconds_between, utc_text
 from controlplane.store.statements import ROWS, STATUSES
 from controlplane.store.streaming import chunks
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
@@ -39,8 +39,8 @@ _c = stage_runs.c
 #: What a tree shows of each call (trees.TreeNode): times as text, its
 #: duration, and its JSON as text, which msgspec decodes faster than the driver.
 _TREE_CALL = (_c.id, _c.parent_stage_run_id, _c.position, _c.stage, _c.status, _c.attempt,
-              _c.worker, _c.run_mode, iso_text(_c.created_at), iso_text(_c.started_at),
-              iso_text(_c.finished_at), iso_text(_c.not_before),
+              _c.worker, _c.run_mode, utc_text(_c.created_at), utc_text(_c.started_at),
+              utc_text(_c.finished_at), utc_text(_c.not_before),
               milliseconds_between(_c.started_at, _c.finished_at),
               sa.cast(_c.error, sa.Text), _c.arguments_preview,
               # The arguments themselves only where a tree needs them: rows without a
@@ -49,8 +49,8 @@ _TREE_CALL = (_c.id, _c.parent_stage_run_id, _c.position, _c.stage, _c.status, _
                        sa.cast(_c.arguments, sa.Text))))
 #: What a tree's timeline shows of an earlier attempt (trees.AttemptBar), by call.
 _ATTEMPT_BAR = (call_attempts.c.call_id, call_attempts.c.attempt, call_attempts.c.status,
-                call_attempts.c.worker, iso_text(call_attempts.c.started_at),
-                iso_text(call_attempts.c.finished_at))
+                call_attempts.c.worker, utc_text(call_attempts.c.started_at),
+                utc_text(call_attempts.c.finished_at))
 _STATUS = {status.value: status for status in Status}
 _RUN_MODE = {mode.value: mode for mode in RunMode}
 _RAW_ARGUMENTS = msgspec.json.Decoder(list[RawArguments])
@@ -210,7 +210,8 @@ class Reads:
             attempts = conn.execute(
                 sa.select(*_ATTEMPT_BAR).join(stage_runs, stage_runs.c.id == call_attempts.c.call_id)
                 .where(under).order_by(call_attempts.c.call_id, call_attempts.c.attempt)).all()
-        return Subtree(calls, [(row[0], AttemptBar(*row[1:])) for row in attempts], steps)
+        return Subtree(calls, [(call_id, AttemptBar(attempt, status, worker, iso_of(started), iso_of(finished)))
+                               for call_id, attempt, status, worker, started, finished in attempts], steps)
 
     def child_at(self, parent_id: str, position: int | None) -> CallRecord | None:
         """The child a call made at `position`, if any."""
@@ -326,8 +327,8 @@ def _tree_nodes(rows: Sequence[Sequence[Any]], steps: dict[str, Arguments]) -> l
         if row[3] in STEP_STAGES:
             steps[row[0]] = _STEP_ARGUMENTS.decode(row[-1])
     return [TreeNode(call_id, stage, _STATUS[status], 0, parent, position, attempt, worker,
-                     _RUN_MODE[run_mode] if run_mode else None, created, started, finished,
-                     duration, summary(_ERROR.decode(error)) if error else None,
-                     shown if shown is not None else raw_preview(next(cut)), (), not_before)
+                     _RUN_MODE[run_mode] if run_mode else None, iso_of(created), iso_of(started),
+                     iso_of(finished), duration, summary(_ERROR.decode(error)) if error else None,
+                     shown if shown is not None else raw_preview(next(cut)), (), iso_of(not_before))
             for (call_id, parent, position, stage, status, attempt, worker, run_mode, created,
                  started, finished, not_before, duration, error, shown, _) in rows]
