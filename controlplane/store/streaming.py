@@ -29,12 +29,12 @@ def chunks(conn: Connection, query: Select, size: int) -> Iterator[Sequence[Sequ
         yield from conn.execute(query).partitions(size)
         return
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    cursor = conn.connection.driver_connection.cursor()
     chunk: list[Sequence[Any]] = []
-    for row in cursor.stream(str(compiled), compiled.params, size=size):
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
+    with conn.connection.driver_connection.cursor() as cursor:
+        for row in cursor.stream(str(compiled), compiled.params, size=size):
+            chunk.append(row)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
     if chunk:
         yield chunk
