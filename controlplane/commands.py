@@ -72,6 +72,8 @@ class CallCommands:
                 "a stale attempt cannot finish it"
             )
         finished = self._reading.get(call_id)
+        if self._metrics is not None:
+            self._metrics.finished([finished])
         try:
             self._transport.jobs.settle(record.queue, finished.outcome())
             self._dispatch.admit({record.gate} if record.gate else set())  # its slot came free

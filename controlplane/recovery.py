@@ -184,6 +184,8 @@ class Recovery:
                     "its outcome from its job", lease.id, lease.attempt)
         finished = self._store.apply_reports([(lease.id, outcome)])
         if finished:
+            if self._metrics is not None:
+                self._metrics.finished(finished)
             self._transport.broadcasts.announce_recorded([call.id for call in finished])
             return False
         return True

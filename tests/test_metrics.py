@@ -37,27 +37,29 @@ def test_metrics_count_calls_across_server_processes_and_show_the_backlog(tmp_pa
         later = recovery.echo.options(delay=600).submit("later")
         failed.exception(timeout=30)
 
-        created = ("callplane_calls_created_total", (("stage", "echo"),))
-        failures = ("callplane_calls_finished_total", (("stage", "raises_unlisted"),
-                                                       ("status", "failed")))
+        expected = {
+            ("callplane_calls_created_total", (("stage", "echo"),)): 21,
+            ("callplane_calls_finished_total", (("stage", "raises_unlisted"), ("status", "failed"))): 1,
+            ("callplane_calls_finished_total", (("stage", "calls_flaky"), ("status", "succeeded"))): 1,
+            ("callplane_calls_finished_total", (("stage", "echo"), ("status", "succeeded"))): 20,
+            # flaky ran in its parent's slot: the worker reported its creation
+            ("callplane_calls_created_total", (("stage", "flaky"),)): 1,
+            ("callplane_retries_total", ()): 2,
+            ("callplane_run_seconds_count", (("stage", "echo"),)): 20,
+            ("callplane_queue_wait_seconds_bucket", (("le", "+Inf"), ("stage", "echo"))): 20,
+        }
 
         def counted() -> dict:
             """The samples once every process added what it counted (each does so
-            every second)."""
+            every second, and the two may each have recorded some of the calls)."""
             samples = scrape(cluster.server_url)
-            return samples if (samples.get(created), samples.get(failures)) == (21, 1) else {}
+            return samples if all(samples.get(key) == n for key, n in expected.items()) else {}
 
-        wait_until(counted, "every process's counts added", timeout=10)
-        samples = counted()
-        # flaky ran in its parent's slot: the worker reported its creation
-        assert samples[("callplane_calls_created_total", (("stage", "flaky"),))] == 1
-        assert samples[("callplane_calls_finished_total",
-                        (("stage", "echo"), ("status", "succeeded")))] == 20
-        assert samples[("callplane_calls_finished_total",
-                        (("stage", "calls_flaky"), ("status", "succeeded")))] == 1
-        assert samples[("callplane_retries_total", ())] == 2
-        assert samples[("callplane_run_seconds_count", (("stage", "echo"),))] == 20
-        assert samples[("callplane_queue_wait_seconds_bucket", (("le", "+Inf"), ("stage", "echo")))] == 20
+        try:
+            wait_until(counted, "every process's counts added", timeout=10)
+        finally:
+            samples = scrape(cluster.server_url)
+            assert {key: samples.get(key) for key in expected} == expected
         assert samples[("callplane_calls_delayed", ())] == 1
         assert samples[("callplane_workers_alive", ())] == 1
 
@@ -106,3 +108,17 @@ def test_a_metrics_token_alone_guards_metrics_alone(env, tmp_path):
         assert requests.get(f"{url}/metrics", timeout=10).status_code == 401
         assert scrape(url, Authorization=f"Bearer {SCRAPER}")
         assert requests.get(f"{url}/api/stats", timeout=10).status_code == 200
+
+
+def test_a_call_finished_over_http_is_counted(tmp_path):
+    """POST /api/call/<id>/finish, a worker driving its calls over HTTP, counts the
+    finish like the recorder's."""
+    with cluster_of(tmp_path, recovery.runner) as cluster:
+        url = cluster.server_url
+        call = requests.post(f"{url}/api/call", json={"stage": "by_hand"}, timeout=10).json()
+        requests.post(f"{url}/api/call/{call['id']}/start", json={"worker": "hand"},
+                      timeout=10).raise_for_status()
+        requests.post(f"{url}/api/call/{call['id']}/finish", json={"status": "succeeded"},
+                      timeout=10).raise_for_status()
+        finished = ("callplane_calls_finished_total", (("stage", "by_hand"), ("status", "succeeded")))
+        wait_until(lambda: scrape(url).get(finished) == 1, "the finish counted", timeout=10)
