@@ -33,11 +33,13 @@ TOKEN = "a-token-for-the-hosts"
 PORT = 5001
 REDIS_PORT = 6379
 LEASE_SECONDS = 2
-#: PostgreSQL notices a cut-off client within seconds (not the two hours of the
-#: kernel's default keepalive), so its locks do not outlive it: a real deployment
-#: wants the same.
+#: PostgreSQL notices a cut-off client within seconds, idle (keepalives, not the
+#: kernel's two hours) or sending it rows (tcp_user_timeout, not the kernel's
+#: quarter of an hour of retransmits), so its locks do not outlive it: a real
+#: deployment wants the same.
 POSTGRES_SETTINGS = ("tcp_keepalives_idle=2", "tcp_keepalives_interval=1",
-                     "tcp_keepalives_count=3", "idle_in_transaction_session_timeout=10s")
+                     "tcp_keepalives_count=3", "tcp_user_timeout=5000",
+                     "idle_in_transaction_session_timeout=10s")
 HAPROXY = """\
 global
     maxconn 4096
@@ -132,6 +134,18 @@ class Deployment:
         workers = Transport.from_url(self.local_redis_url).rq_workers
         wait_until(lambda: workers.registered(worker_name), f"the worker on {name}", process)
         return host
+
+    def pids(self, name: str) -> set[str]:
+        """The process started on host `name` and every process under it (a
+        control plane's server runs its app in a worker process of its own)."""
+        found, todo = set(), [str(self.processes[name].pid)]
+        while todo:
+            pid = todo.pop()
+            found.add(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                with contextlib.suppress(OSError):
+                    todo += (task / "children").read_text().split()
+        return found
 
     def run_on_client(self, module: str, *args: str) -> subprocess.Popen:
         """`python -m module args` on the client host, from the checkout's root."""
