@@ -14,7 +14,9 @@ not separate, and reaches HTTP from a host's namespace (curl).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -153,9 +155,14 @@ class Deployment:
                                  self.logs / f"{module}.log", self.env, cwd=ROOT)
 
     def close(self) -> None:
+        """Stop every process, then kill what is left of its group: a server whose
+        host is cut off may outlast its graceful stop, and its worker processes
+        would outlive it (made orphans, not stopped)."""
         for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 stop(process, timeout=10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         self._stack.close()
 
     def _start_redis(self) -> None:

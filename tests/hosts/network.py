@@ -44,10 +44,12 @@ class Host:
 
     def popen(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None,
               cwd: Path | None = None) -> subprocess.Popen:
-        """Start `argv` on this host, its output in `log`."""
+        """Start `argv` on this host, its output in `log`, as the leader of a
+        process group of its own (see Deployment.close)."""
         with open(log, "ab") as output:
             return subprocess.Popen(self.command(argv), stdout=output, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **(env or {})}, cwd=cwd)
+                                    env={**os.environ, **(env or {})}, cwd=cwd,
+                                    start_new_session=True)
 
     def answers(self, url: str, timeout: float = 2.0) -> bool:
         """Whether an HTTP GET of `url` from this host answers 200."""
