@@ -48,16 +48,16 @@ def _utc_text_sqlite(element, compiler, **kw):
 
 def iso_of(text: str | None) -> str | None:
     """utc_text's text as datetime.isoformat() writes the time: with six digits of
-    microseconds, or none when they are zero."""
+    microseconds, or none when they are zero. (A tree calls it 30,000 times: each
+    case is one or two C-level string operations.)"""
     if text is None:
         return None
-    if len(text) == 26 and not text.endswith(".000000"):
-        return f"{text[:10]}T{text[11:]}+00:00"
-    if len(text) == 19:
-        return f"{text[:10]}T{text[11:]}+00:00"
-    if text.endswith(".000000"):
-        return f"{text[:10]}T{text[11:19]}+00:00"
-    return f"{text[:10]}T{text[11:]:0<15}+00:00"
+    if len(text) == 26:
+        if text.endswith("000000"):  # SQLite's whole second
+            return text[:10] + "T" + text[11:19] + "+00:00"
+    elif len(text) > 19:  # PostgreSQL leaves off the fraction's trailing zeros
+        text = text.ljust(26, "0")
+    return text.replace(" ", "T") + "+00:00"
 
 
 @compiles(milliseconds_between, "postgresql")
