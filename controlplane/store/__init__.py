@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from controlplane.store.engine import make_engine, normalise_url, utcnow
 from controlplane.store.reads import Reads
+from controlplane.store.tree_reads import NodeCache
 from controlplane.store.writes import Writes
 
 __all__ = ["Store", "make_engine", "normalise_url", "utcnow"]
@@ -21,3 +22,4 @@ class Store(Reads, Writes):
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.nodes = NodeCache() if engine.dialect.name == "postgresql" else None

@@ -3,7 +3,7 @@ what recovery looks for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,49 +13,29 @@ from sqlalchemy.engine import Engine
 
 from controlplane.store.engine import translating
 from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
-from controlplane.store.sqltime import iso_of, milliseconds_between, utc_text
+from controlplane.store.sqltime import iso_of, utc_text
 from controlplane.store.statements import ROWS, STATUSES
-from controlplane.store.streaming import chunks
+from controlplane.store.tree_reads import NodeCache, read_nodes
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
-from controlplane.trees import AttemptBar, RawArguments, TreeNode, raw_preview, summary
-from sdk.records import Arguments, AttemptRecord, CallRecord, ErrorRecord
+from controlplane.trees import AttemptBar, TreeNode
+from sdk.records import Arguments, AttemptRecord, CallRecord
 from sdk.waits import STEP_STAGES
-from sdk.wire import RunMode, Status
+from sdk.wire import Status
 
 #: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
 IN_LIST_LIMIT = 500
 #: The largest OFFSET both databases take (a signed 64-bit integer); a page past
 #: the last row is empty whatever its number.
 OFFSET_LIMIT = 2**63 - 1
-#: The rows of a tree taken at a time (controlplane.store.streaming): small
-#: enough that Python starts on them while the database works on the rest.
-TREE_CHUNK = 200
 #: How deep a chain of calls run in place is followed down to its waiting step.
 MAX_CHAIN = 100
 #: The calls of a run read whole (`tree`): all but what may be large (its result
 #: and printed output), which a read of the one call shows.
 _TREE_COLUMNS = tuple(c.name for c in stage_runs.c if c.name not in ("result", "output", "arguments_preview"))
-_c = stage_runs.c
-#: What a tree shows of each call (trees.TreeNode): times as text, its
-#: duration, and its JSON as text, which msgspec decodes faster than the driver.
-_TREE_CALL = (_c.id, _c.parent_stage_run_id, _c.position, _c.stage, _c.status, _c.attempt,
-              _c.worker, _c.run_mode, utc_text(_c.created_at), utc_text(_c.started_at),
-              utc_text(_c.finished_at), utc_text(_c.not_before),
-              milliseconds_between(_c.started_at, _c.finished_at),
-              sa.cast(_c.error, sa.Text), _c.arguments_preview,
-              # The arguments themselves only where a tree needs them: rows without a
-              # preview (written before migration 0012), and the steps of waits.
-              sa.case((sa.or_(_c.arguments_preview.is_(None), _c.stage.in_(sorted(STEP_STAGES))),
-                       sa.cast(_c.arguments, sa.Text))))
 #: What a tree's timeline shows of an earlier attempt (trees.AttemptBar), by call.
 _ATTEMPT_BAR = (call_attempts.c.call_id, call_attempts.c.attempt, call_attempts.c.status,
                 call_attempts.c.worker, utc_text(call_attempts.c.started_at),
                 utc_text(call_attempts.c.finished_at))
-_STATUS = {status.value: status for status in Status}
-_RUN_MODE = {mode.value: mode for mode in RunMode}
-_RAW_ARGUMENTS = msgspec.json.Decoder(list[RawArguments])
-_STEP_ARGUMENTS = msgspec.json.Decoder(Arguments)
-_ERROR = msgspec.json.Decoder(ErrorRecord | None)
 #: A list counts the calls that match up to this many past its page: an exact
 #: total when there are fewer, "more" otherwise (counting a million rows on each
 #: request took longer than the page).
@@ -99,6 +79,8 @@ class RunQuery(msgspec.Struct, frozen=True):
 @translating
 class Reads:
     engine: Engine
+    #: The nodes of trees read lately, where the database has row versions.
+    nodes: NodeCache | None
 
     def job_key(self) -> str:
         """The key that signs the jobs this database's control planes queue."""
@@ -205,8 +187,8 @@ class Reads:
             else:
                 under = stage_runs.c.id.in_(sa.select(_below(call_id).c.id))
             steps: dict[str, Arguments] = {}
-            calls = [node for chunk in chunks(conn, sa.select(*_TREE_CALL).where(under), TREE_CHUNK)
-                     for node in _tree_nodes(chunk, steps)]
+            calls = (read_nodes(conn, under, steps) if self.nodes is None
+                     else self.nodes.read(conn, call_id, under, steps))
             attempts = conn.execute(
                 sa.select(*_ATTEMPT_BAR).join(stage_runs, stage_runs.c.id == call_attempts.c.call_id)
                 .where(under).order_by(call_attempts.c.call_id, call_attempts.c.attempt)).all()
@@ -314,21 +296,3 @@ def _below(call_id: str) -> sa.CTE:
     top = sa.select(stage_runs.c.id).where(stage_runs.c.id == call_id).cte("below", recursive=True)
     child = stage_runs.alias("child")
     return top.union_all(sa.select(child.c.id).where(child.c.parent_stage_run_id == top.c.id))
-
-
-def _tree_nodes(rows: Sequence[Sequence[Any]], steps: dict[str, Arguments]) -> list[TreeNode]:
-    """Rows of _TREE_CALL as tree nodes. A row written without its preview has one
-    cut from its arguments' stored text (read in one pass per chunk: a decode per
-    row cost more than the decoding); the steps of waits have their arguments
-    decoded into `steps` (they say what the step waits for)."""
-    unpreviewed = [row[-1] for row in rows if row[-2] is None]
-    cut = iter(_RAW_ARGUMENTS.decode(f"[{','.join(unpreviewed)}]") if unpreviewed else ())
-    for row in rows:
-        if row[3] in STEP_STAGES:
-            steps[row[0]] = _STEP_ARGUMENTS.decode(row[-1])
-    return [TreeNode(call_id, stage, _STATUS[status], 0, parent, position, attempt, worker,
-                     _RUN_MODE[run_mode] if run_mode else None, iso_of(created), iso_of(started),
-                     iso_of(finished), duration, summary(_ERROR.decode(error)) if error else None,
-                     shown if shown is not None else raw_preview(next(cut)), (), iso_of(not_before))
-            for (call_id, parent, position, stage, status, attempt, worker, run_mode, created,
-                 started, finished, not_before, duration, error, shown, _) in rows]
