@@ -51,6 +51,11 @@ def _holders(duties: Duties, seconds: float) -> list[tuple[float, dict[str, str 
     return timeline
 
 
+def _rows(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(stage_runs)).scalar_one()
+
+
 def _snapshot(engine: sa.Engine) -> tuple[list, list]:
     """Every call's recorded state, and every earlier attempt."""
     with engine.connect() as conn:
@@ -64,10 +69,14 @@ def _snapshot(engine: sa.Engine) -> tuple[list, list]:
 
 def test_a_run_survives_a_worker_host_and_a_control_plane_host_cut_off(
         deployment, tmp_path, report_figure):
-    workers = [deployment.worker_host(name) for name in ("w1", "w2", "w3")]
     log, out = tmp_path / "executions", tmp_path / "results.json"
     client = deployment.run_on_client("tests.hosts.client", str(CALLS), str(NAP_SECONDS),
                                       str(log), str(out))
+    # The workers start once every call is queued, so that the worker cut off
+    # holds a call then (with the queue run dry it might have waited for one).
+    engine = make_engine(deployment.local_database_url)
+    wait_until(lambda: _rows(engine) == CALLS, "every call made", client, 120)
+    workers = [deployment.worker_host(name) for name in ("w1", "w2", "w3")]
     wait_until(lambda: _executions(log) >= CALLS // 5, "a fifth of the calls", client, 120)
     cut_worker = workers[0]
     cut_worker.cut()
@@ -88,7 +97,6 @@ def test_a_run_survives_a_worker_host_and_a_control_plane_host_cut_off(
     assert client.returncode == 0, (deployment.logs / "tests.hosts.client.log").read_text()[-3000:]
     answer = json.loads(out.read_text())
     assert answer["results"] == list(range(CALLS))
-    engine = make_engine(deployment.local_database_url)
     calls, attempts = _snapshot(engine)
     assert len(calls) == CALLS and {call.status for call in calls} == {"succeeded"}
     assert {call.id for call in calls} == set(answer["ids"])
