@@ -122,18 +122,29 @@ class NodeCache:
         versions = sa.select(_c.id, _VERSION).where(where)
         for chunk in chunks(conn, versions, VERSIONS_CHUNK):
             for call_id, version in chunk:
-                kept_version, node = self._kept.get(call_id, _NONE_KEPT)
-                if kept_version != version or node is None:
+                node = self._unchanged(call_id, version, steps)
+                if node is None:
                     changed.append(call_id)
-                    continue
-                nodes.append(_copy(node))
-                if node.stage in STEP_STAGES:
-                    steps[call_id] = self._steps[call_id]
+                else:
+                    nodes.append(node)
         if len(changed) > len(nodes):  # mostly new to this process: read it whole
             return self._read_whole(conn, where, steps)
         for page in _pages(changed, CHANGED_PAGE):
             nodes += self._read_whole(conn, _c.id.in_(page), steps)
         return nodes
+
+    def _unchanged(self, call_id: str, version: str, steps: dict[str, Arguments]) -> TreeNode | None:
+        """A copy of the call's kept node if its row is still at `version` (a
+        step's arguments, kept too, go into `steps`); None if it must be read."""
+        kept_version, node = self._kept.get(call_id, _NONE_KEPT)
+        if node is None or kept_version != version:
+            return None
+        if node.stage in STEP_STAGES:
+            step = self._steps.get(call_id)
+            if step is None:  # let go of since the node was looked up
+                return None
+            steps[call_id] = step
+        return _copy(node)
 
     def _read_whole(self, conn: Connection, where: sa.ColumnElement[bool],
                     steps: dict[str, Arguments]) -> list[TreeNode]:
@@ -152,7 +163,7 @@ class NodeCache:
                 for call_id in list(islice(self._kept, overflow)):
                     del self._kept[call_id]
                     self._steps.pop(call_id, None)
-            self._steps.update(steps)
+            self._steps.update((call_id, steps[call_id]) for call_id, _ in kept if call_id in steps)
             self._kept.update(kept)
 
 
