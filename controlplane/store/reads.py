@@ -15,6 +15,7 @@ from controlplane.store.engine import translating
 from controlplane.store.rows import ExpiredLease, attempt_of, call_of, in_utc, lease_of
 from controlplane.store.sqltime import iso_of, utc_text
 from controlplane.store.statements import ROWS, STATUSES
+from controlplane.store.streaming import id_pages
 from controlplane.store.tree_reads import NodeCache, read_nodes
 from controlplane.tables import call_attempts, callplane_secrets, stage_runs
 from controlplane.trees import AttemptBar, TreeNode
@@ -22,8 +23,6 @@ from sdk.records import Arguments, AttemptRecord, CallRecord
 from sdk.waits import STEP_STAGES
 from sdk.wire import Status
 
-#: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
-IN_LIST_LIMIT = 500
 #: The largest OFFSET both databases take (a signed 64-bit integer); a page past
 #: the last row is empty whatever its number.
 OFFSET_LIMIT = 2**63 - 1
@@ -113,9 +112,8 @@ class Reads:
         ids = list(call_ids)
         found = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), IN_LIST_LIMIT):
-                rows = conn.execute(query, {"p_ids": ids[start:start + IN_LIST_LIMIT]})
-                found.update(entry(row) for row in rows)
+            for page in id_pages(ids):
+                found.update(entry(row) for row in conn.execute(query, {"p_ids": page}))
         return found
 
     def list(self, query: CallQuery, offset: int = 0, limit: int = 50,

@@ -7,6 +7,7 @@ streaming (libpq 17's chunked rows mode) hands the rows over a few hundred at a
 time while the server computes the rest, so the server's work and Python's
 overlap on two cores: the tree's read took about half the time. Other drivers
 (SQLite's, in process) have nothing to overlap and get their result in parts.
+Many ids asked for at once go in parts too (`id_pages`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
+#: Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
+IN_LIST_LIMIT = 500
 #: libpq's first version with chunked rows (psycopg's stream(size=...)).
 _CHUNKED_LIBPQ = 170_000
 
@@ -38,3 +41,9 @@ def chunks(conn: Connection, query: Select, size: int) -> Iterator[Sequence[Sequ
                 chunk = []
     if chunk:
         yield chunk
+
+
+def id_pages(ids: list[str]) -> Iterator[list[str]]:
+    """`ids` in lists of IN_LIST_LIMIT at most, for `IN (...)`."""
+    for start in range(0, len(ids), IN_LIST_LIMIT):
+        yield ids[start:start + IN_LIST_LIMIT]

@@ -15,7 +15,7 @@ versions: its trees are always read whole.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from itertools import islice
 from typing import Any
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from controlplane.store.sqltime import iso_of, milliseconds_between, utc_text
-from controlplane.store.streaming import chunks
+from controlplane.store.streaming import chunks, id_pages
 from controlplane.tables import stage_runs
 from controlplane.trees import RawArguments, TreeNode, raw_preview, summary
 from sdk.records import Arguments, ErrorRecord
@@ -36,8 +36,6 @@ from sdk.wire import RunMode, Status
 TREE_CHUNK = 200
 #: Ids and versions taken at a time.
 VERSIONS_CHUNK = 1_000
-#: Ids per `IN (...)` list of changed calls.
-CHANGED_PAGE = 500
 #: Nodes kept per server process (about 0.7 KB each): five runs of 10,000 calls.
 CAPACITY = 50_000
 
@@ -129,7 +127,7 @@ class NodeCache:
                     nodes.append(node)
         if len(changed) > len(nodes):  # mostly new to this process: read it whole
             return self._read_whole(conn, where, steps)
-        for page in _pages(changed, CHANGED_PAGE):
+        for page in id_pages(changed):
             nodes += self._read_whole(conn, _c.id.in_(page), steps)
         return nodes
 
@@ -165,8 +163,3 @@ class NodeCache:
                     self._steps.pop(call_id, None)
             self._steps.update((call_id, steps[call_id]) for call_id, _ in kept if call_id in steps)
             self._kept.update(kept)
-
-
-def _pages(ids: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
